@@ -1,0 +1,61 @@
+/*
+ * http.h - the one libcurl client.  Every call is a fresh exchange on a
+ * per-thread easy handle; TLS verification is always on and plain http:// is
+ * refused unless the host is loopback.  Bodies are size-capped.
+ */
+#ifndef BANANAFS_API_HTTP_H
+#define BANANAFS_API_HTTP_H
+
+#include <stddef.h>
+
+struct http_opts {
+	double connect_timeout_s;	/* seconds; 0 = libcurl default */
+	double timeout_s;		/* whole exchange, seconds */
+	size_t max_body;		/* answer cap in bytes; above it the call fails */
+};
+
+struct http_req {
+	const char *method;		/* "GET", "POST", "DELETE" */
+	char *url;			/* owned by whoever built it */
+	char *headers[8];		/* "Name: value", NULL-terminated; owned; may hold the key */
+	char *body;			/* owned; may be NULL */
+	size_t body_len;
+};
+
+struct http_resp {
+	long status;			/* HTTP status; 0 when no answer */
+	char *body;			/* NUL-terminated, owned */
+	size_t len;			/* bytes in body, without the NUL */
+	double retry_after_s;		/* Retry-After header in seconds; < 0 when absent */
+	char request_id[128];		/* x-request-id / x-goog-request-id header, if any */
+	char upload_url[512];		/* x-goog-upload-url header, if any */
+};
+
+enum http_fail {
+	HTTP_OK = 0,
+	HTTP_FAIL_URL,			/* bad URL, or http:// to a non-loopback host */
+	HTTP_FAIL_CONNECT,		/* could not connect / resolve */
+	HTTP_FAIL_TIMEOUT,
+	HTTP_FAIL_TOO_BIG,		/* answer over max_body */
+	HTTP_FAIL_TRANSFER,		/* reset mid-body and other transfer errors */
+};
+
+/* Call once from main before threads start; returns 0 or -1. */
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/*
+ * Performs req.  Returns HTTP_OK when any HTTP answer arrived (whatever its
+ * status); otherwise a failure code and a message in errbuf.  *resp is filled
+ * either way and must be released with http_resp_free().
+ */
+enum http_fail http_perform(const struct http_opts *o, const struct http_req *req,
+			    struct http_resp *resp, char *errbuf, size_t errlen);
+
+/* True for http://127.x, http://localhost, http://[::1], and every https:// URL. */
+int http_url_allowed(const char *url);
+
+void http_req_free(struct http_req *req);	/* wipes key headers before free */
+void http_resp_free(struct http_resp *resp);
+
+#endif

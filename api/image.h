@@ -1,0 +1,42 @@
+/*
+ * image.h - checking untrusted image bytes and turning them into the PNG the
+ * user asked for (libpng, libjpeg-turbo, libwebp; never hand-written codecs).
+ */
+#ifndef BANANAFS_API_IMAGE_H
+#define BANANAFS_API_IMAGE_H
+
+#include <stddef.h>
+
+/* "image/png", "image/jpeg", "image/webp" from magic bytes; NULL otherwise. */
+const char *image_sniff(const unsigned char *b, size_t len);
+/* "png", "jpg", "webp" for a mime type; "bin" otherwise. */
+const char *image_ext(const char *mime);
+
+/*
+ * Checks signature and header and reads the pixel size (PNG IHDR, JPEG SOF,
+ * WebP VP8/VP8L/VP8X).  Returns 0, or -1 with a reason in err.
+ */
+int image_check(const unsigned char *b, size_t len, int *w, int *h, char *err, size_t errlen);
+
+struct png_text {
+	const char *key;		/* "prompt", "model", ... (Latin-1 keyword) */
+	const char *value;		/* UTF-8; written as iTXt */
+};
+
+/*
+ * Writes b (PNG, JPEG or WebP) as a PNG file at path with the text chunks.
+ * A PNG input keeps its pixels untouched.  Returns 0, or -1 with err set.
+ * Writes path directly: callers write to a temp name and rename.
+ */
+int image_write_png(const unsigned char *b, size_t len, const struct png_text *text, int ntext,
+		    const char *path, char *err, size_t errlen);
+
+/*
+ * Base64 decode with checks: rejects bad characters and bad length.
+ * Returns a malloc'd buffer and its length, or NULL.
+ */
+unsigned char *base64_decode(const char *s, size_t slen, size_t *outlen);
+/* Base64 encode into a malloc'd NUL-terminated string. */
+char *base64_encode(const unsigned char *b, size_t len);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * prices.h - the price table: data with its check date and source.
+ * Unknown prices are reported as unknown (< 0), never invented.
+ */
+#ifndef BANANAFS_API_PRICES_H
+#define BANANAFS_API_PRICES_H
+
+#include "api/request.h"
+
+/* USD for one image, or -1 when unknown.  Batch and flex are half of standard. */
+double price_usd(const char *model, const char *size, enum route route);
+/* Override or add one price (config [prices]); 0 or -1. */
+int price_set(const char *model, const char *size, enum route route, double usd);
+/* Writes the table as text ("model size route usd date source" lines) into a malloc'd string. */
+char *prices_render(void);
+extern const char prices_checked[];	/* "2026-07-01" */
+
+#endif

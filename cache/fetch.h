@@ -1,0 +1,93 @@
+/*
+ * fetch.h - the never-pay-twice pipeline for one image request:
+ *   (1) cached object -> done, free;
+ *   (2) same key in flight -> wait for it;
+ *   (3) budget reserve -> ledger "sent" line (fsynced) -> request,
+ *       with the retry policy and the mount-wide limiter;
+ *   then the object is stored under its key and the outcome is ledgered.
+ * Fallback model/size after capacity failures; dry run prices only.
+ * FUSE-free: fs/ publishes the object and turns failures into NAME.error.
+ */
+#ifndef BANANAFS_CACHE_FETCH_H
+#define BANANAFS_CACHE_FETCH_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include "api/http.h"
+#include "api/request.h"
+#include "api/retry.h"
+#include "api/route.h"
+#include "cache/budget.h"
+#include "cache/config.h"
+#include "cache/inflight.h"
+#include "cache/key.h"
+#include "cache/ledger.h"
+#include "cache/store.h"
+
+struct fetch_stats {
+	long hits, misses, coalesced, sent, ok, failed, refused, dry_run;
+};
+
+struct fetch_ctx {
+	const struct config *cfg;
+	struct store *store;
+	struct ledger ledger;
+	struct budget budget;
+	struct inflight inflight;
+	struct limiter limiter;
+	struct retry_policy policy;
+	const struct clock_ops *clk;
+	struct http_opts http;
+	struct api_endpoint google;	/* endpoint + api key */
+	struct api_endpoint gateway;	/* gateway_url + gateway key, bearer */
+	pthread_mutex_t stats_mu;
+	struct fetch_stats stats;	/* protected by stats_mu */
+};
+
+/* Opens ledger (summing it into the budget), limiter, inflight.  0 or -1 with err. */
+int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
+	       const struct clock_ops *clk, char *err, size_t errlen);
+void fetch_close(struct fetch_ctx *f);
+
+enum fetch_result { FETCH_OK, FETCH_FAILED, FETCH_REFUSED_BUDGET, FETCH_DRY_RUN };
+enum fetch_source { SRC_NONE, SRC_CACHE, SRC_COALESCED, SRC_GENERATED };
+
+struct fetch_outcome {
+	enum fetch_result result;
+	enum fetch_source source;
+	struct cache_key key;		/* key of what was made (the fallback's key after fallback) */
+	char key_hex[KEY_HEX_LEN];
+	struct object_info obj;		/* valid when result == FETCH_OK */
+	double cost_usd;		/* estimated price (dry run, refused) or settled; < 0 unknown */
+	char model_used[64];
+	char size_used[8];
+	bool fallback;			/* true when model_used/size_used are the fallback */
+	int attempts;			/* HTTP attempts made */
+	struct gen_result res;		/* last attempt's details on failure */
+	char why[512];			/* budget refusal text */
+};
+
+/* Called when the request changes state: "running", "waiting-quota". */
+typedef void (*fetch_status_fn)(void *arg, const char *status);
+
+/*
+ * Runs the pipeline for rq.  prompt_hash is the hex hash of rq->prompt for
+ * the ledger; reason is NULL or why this is a deliberate resend ("resume
+ * after crash", "regen").  Always fills *out (free with fetch_outcome_free)
+ * and returns out->result.
+ */
+enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+			      const char *reason, fetch_status_fn status, void *arg,
+			      struct fetch_outcome *out);
+void fetch_outcome_free(struct fetch_outcome *out);
+
+/*
+ * The text of NAME.error for a failed or refused outcome: what happened,
+ * HTTP and API status, request id, whose problem, next move, the model's
+ * own text.  Never the key.  malloc'd.
+ */
+char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq);
+
+void fetch_stats_get(struct fetch_ctx *f, struct fetch_stats *st);
+
+#endif

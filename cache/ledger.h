@@ -1,0 +1,55 @@
+/*
+ * ledger.h - STORE/ledger.jsonl: one JSON object a line, appended and
+ * fdatasync'd before the call returns.  Never holds a key.
+ */
+#ifndef BANANAFS_CACHE_LEDGER_H
+#define BANANAFS_CACHE_LEDGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+struct ledger {
+	int fd;				/* O_APPEND */
+	char *path;
+	pthread_mutex_t mu;		/* one line at a time */
+};
+
+/* One line.  NULL strings and negative numbers are left out of the JSON. */
+struct ledger_rec {
+	time_t time;			/* filled with now when 0 */
+	const char *job;		/* job id */
+	const char *key;		/* cache key hex */
+	const char *model, *route, *size, *aspect;
+	const char *prompt_hash;	/* hex XXH3-128 of the normalised prompt */
+	const char *prompt;		/* full text, only with ledger_prompts = full */
+	const char *outcome;		/* sent ok cached coalesced failed refused-budget dry-run */
+	const char *reason;		/* why a resend happened: "retry after 429", "resume after crash", "regen" */
+	long http_status;		/* -1 = none */
+	const char *api_status;
+	const char *request_id;
+	const char *error_class;	/* err_class_name() on failure */
+	int attempt;			/* 1-based attempt number; 0 = none */
+	double latency_s;		/* < 0 = none */
+	double cost_usd;		/* estimated (sent) or settled (ok, billed failure); < 0 = unknown */
+	bool billed;			/* this line's cost is money spent (ok lines, billed failures) */
+	const char *fallback;		/* model actually used when fallback happened */
+	long in_tokens, out_tokens;	/* -1 = absent */
+};
+
+/* Opens (creating 0600) for appending.  0 or -1 with err. */
+int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen);
+void ledger_close(struct ledger *l);
+/* Appends one line and fdatasyncs.  0, or -1 (the caller must not send the request). */
+int ledger_append(struct ledger *l, const struct ledger_rec *r);
+
+struct ledger_totals {
+	double spent_today_usd;		/* billed lines since local midnight */
+	double spent_total_usd;
+	long lines, torn;		/* torn: lines that were not valid JSON (e.g. last line after a crash) */
+};
+
+/* Sums billed lines of the file at path. A torn line is counted, never fatal. 0 or -1. */
+int ledger_totals(const char *path, time_t now, struct ledger_totals *t);
+
+#endif

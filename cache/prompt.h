@@ -1,0 +1,69 @@
+/*
+ * prompt.h - what a prompt file means: which names are prompts, the
+ * optional "---" header, and the normalised text.
+ */
+#ifndef BANANAFS_CACHE_PROMPT_H
+#define BANANAFS_CACHE_PROMPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "api/request.h"
+
+#define PROMPT_MAX_BYTES (32 * 1024)	/* larger prompts are refused */
+#define PROMPT_MAX_INPUTS 8
+#define PROMPT_MAX_N 8
+#define INPUT_MAX_BYTES (20 * 1024 * 1024)
+
+struct prompt {
+	char *text;			/* normalised: header removed, white space trimmed; owned */
+	size_t len;			/* bytes */
+	char aspect[8];			/* "" = not set in the header */
+	int n;				/* 1 when not set */
+	int variant;			/* 0 when not set */
+	enum route route;
+	bool route_set;
+	char *inputs[PROMPT_MAX_INPUTS];	/* paths relative to the prompt's folder; owned */
+	int ninputs;
+};
+
+/*
+ * True when a file name (no slash) starts a generation: ends in ".txt",
+ * is not hidden (".x"), and is not a backup/temp (~, .swp, .swx, .tmp, .part).
+ */
+bool prompt_name_triggers(const char *name);
+
+enum prompt_err {
+	PROMPT_OK = 0,
+	PROMPT_EMPTY,			/* nothing to send (not an error the user pays for) */
+	PROMPT_TOO_BIG,
+	PROMPT_BAD_UTF8,
+	PROMPT_BAD_HEADER,		/* unknown key, bad value, unterminated header: err names the line */
+};
+
+/*
+ * Parses buf (the whole file).  On PROMPT_OK *p is filled and must be freed
+ * with prompt_free().  Otherwise err holds a one-line reason such as
+ * "line 3: unknown key 'aspet' (known: aspect, n, input, variant, route)".
+ * Leading/trailing white space of the text is dropped, so "echo" and
+ * "printf" give the same request.  Header values are checked against the
+ * model only later (prompt_check).
+ */
+enum prompt_err prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen);
+
+/* Checks aspect and size against the model table; 0 or -1 with err. */
+int prompt_check(const struct prompt *p, const char *model, const char *size, const char *aspect,
+		 char *err, size_t errlen);
+
+/*
+ * Loads the reference images named by p->inputs.  tree_fd is the store's
+ * tree folder; dir is the prompt's folder relative to it.  Paths resolve
+ * beneath tree_fd only (openat2 RESOLVE_BENEATH); anything but a regular
+ * file of at most INPUT_MAX_BYTES is refused (FIFO, /dev/zero, symlink out).
+ * On success refs[i].data are malloc'd (free with prompt_free_inputs).
+ */
+int prompt_load_inputs(const struct prompt *p, int tree_fd, const char *dir,
+		       struct ref_image *refs, char *err, size_t errlen);
+void prompt_free_inputs(struct ref_image *refs, int n);
+void prompt_free(struct prompt *p);
+
+#endif

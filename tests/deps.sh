@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages bananafs needs to build and test, when missing.
+set -e
+PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
+libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib1g-dev
+libmicrohttpd-dev libcmocka-dev python3 python3-pytest mandoc inotify-tools attr
+clang libclang-rt-14-dev valgrind"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing
