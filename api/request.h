@@ -2,7 +2,7 @@
  * request.h - one image request and its answer, as the core sees them.
  *
  * These two structs are the contract between the prompt parser (cache/prompt.c),
- * the cache key (cache/key.c), the routes (api/*.c) and the fetch pipeline
+ * the cache key (cache/key.c), the routes (the api/ route files) and the fetch pipeline
  * (cache/fetch.c).  They hold no FUSE type and no secret.
  */
 #ifndef BANANAFS_API_REQUEST_H

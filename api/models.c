@@ -1,0 +1,185 @@
+/*
+ * models.c - the one table of image models, sizes, aspects and pixel sizes.
+ *
+ * Built-in rows come first; models_add (config, start-up only) appends or
+ * replaces.  After start-up the table is read-only, so readers take no lock.
+ */
+#include "api/models.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MODELS_MAX 32
+
+static struct model_info table[MODELS_MAX] = {
+	{ "gemini-3-pro-image", "pro", "Nano Banana Pro", { "1K", "2K", "4K" }, 3, false },
+	{ "gemini-3.1-flash-image", "flash", "Nano Banana 2", { "512", "1K", "2K", "4K" }, 4, true },
+	{ "gemini-3.1-flash-lite-image", "lite", "Nano Banana 2 Lite", { "1K" }, 1, false },
+	{ "gemini-nano-banana-2.1", "", "Nano Banana 2.1", { "1K", "2K", "4K" }, 3, true },
+	{ "gemini-2.5-flash-image", "legacy", "Nano Banana (legacy)", { "1K" }, 1, false },
+};
+static size_t nmodels = 5;
+
+static const char *const aspects[] = {
+	"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+	"1:4", "4:1", "1:8", "8:1",	/* wide: only for models with wide_aspects */
+};
+#define NASPECTS 14
+#define NBASIC 10
+
+static const char *const sizes[] = { "512", "1K", "2K", "4K" };
+
+/* gemini-wire.md 5.2, Gemini 3 table: [aspect][size] = {w, h} */
+static const int px3[NASPECTS][4][2] = {
+	{ { 512, 512 }, { 1024, 1024 }, { 2048, 2048 }, { 4096, 4096 } },
+	{ { 424, 632 }, { 848, 1264 }, { 1696, 2528 }, { 3392, 5056 } },
+	{ { 632, 424 }, { 1264, 848 }, { 2528, 1696 }, { 5056, 3392 } },
+	{ { 448, 600 }, { 896, 1200 }, { 1792, 2400 }, { 3584, 4800 } },
+	{ { 600, 448 }, { 1200, 896 }, { 2400, 1792 }, { 4800, 3584 } },
+	{ { 464, 576 }, { 928, 1152 }, { 1856, 2304 }, { 3712, 4608 } },
+	{ { 576, 464 }, { 1152, 928 }, { 2304, 1856 }, { 4608, 3712 } },
+	{ { 384, 688 }, { 768, 1376 }, { 1536, 2752 }, { 3072, 5504 } },
+	{ { 688, 384 }, { 1376, 768 }, { 2752, 1536 }, { 5504, 3072 } },
+	{ { 792, 336 }, { 1584, 672 }, { 3168, 1344 }, { 6336, 2688 } },
+	{ { 256, 1024 }, { 512, 2048 }, { 1024, 4096 }, { 2048, 8192 } },
+	{ { 1024, 256 }, { 2048, 512 }, { 4096, 1024 }, { 8192, 2048 } },
+	{ { 192, 1536 }, { 384, 3072 }, { 768, 6144 }, { 1536, 12288 } },
+	{ { 1536, 192 }, { 3072, 384 }, { 6144, 768 }, { 12288, 1536 } },
+};
+
+/* gemini-2.5-flash-image: one size (~1K), ten aspects */
+static const int px25[NBASIC][2] = {
+	{ 1024, 1024 }, { 832, 1248 }, { 1248, 832 }, { 864, 1184 }, { 1184, 864 },
+	{ 896, 1152 }, { 1152, 896 }, { 768, 1344 }, { 1344, 768 }, { 1536, 672 },
+};
+
+static int aspect_index(const char *a)
+{
+	for (int i = 0; a && i < NASPECTS; i++)
+		if (strcmp(a, aspects[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int size_index(const char *s)
+{
+	for (int i = 0; s && i < 4; i++)
+		if (strcmp(s, sizes[i]) == 0)
+			return i;
+	return -1;
+}
+
+size_t models_count(void)
+{
+	return nmodels;
+}
+
+const struct model_info *models_at(size_t i)
+{
+	return i < nmodels ? &table[i] : NULL;
+}
+
+const struct model_info *models_find(const char *name)
+{
+	if (!name || !*name)
+		return NULL;
+	for (size_t i = 0; i < nmodels; i++)
+		if (strcmp(table[i].id, name) == 0)
+			return &table[i];
+	for (size_t i = 0; i < nmodels; i++)
+		if (table[i].alias[0] && strcmp(table[i].alias, name) == 0)
+			return &table[i];
+	return NULL;
+}
+
+int models_add(const char *id, const char *sizes_csv, const char *alias, bool wide_aspects)
+{
+	struct model_info m;
+
+	memset(&m, 0, sizeof(m));
+	if (!id || !*id || strlen(id) >= sizeof(m.id) || strchr(id, '/') || !sizes_csv)
+		return -1;
+	if (alias && strlen(alias) >= sizeof(m.alias))
+		return -1;
+	snprintf(m.id, sizeof(m.id), "%s", id);
+	snprintf(m.alias, sizeof(m.alias), "%s", alias ? alias : "");
+	snprintf(m.label, sizeof(m.label), "%s", id);
+	m.wide_aspects = wide_aspects;
+
+	/* "1K,2K" or "1K, 2K": every item must be one of the four sizes, no repeats */
+	const char *p = sizes_csv;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, ", ");
+		char one[8];
+		if (n >= sizeof(one))
+			return -1;
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if (size_index(one) < 0 || model_has_size(&m, one) || m.nsizes >= MODEL_MAX_SIZES)
+			return -1;
+		memcpy(m.sizes[m.nsizes++], one, n + 1);	/* n <= 3: a known size */
+		p += n;
+	}
+	if (m.nsizes == 0)
+		return -1;
+
+	for (size_t i = 0; i < nmodels; i++) {
+		if (strcmp(table[i].id, id) == 0) {
+			if (!m.alias[0])	/* keep a built-in alias unless a new one is given */
+				memcpy(m.alias, table[i].alias, sizeof(m.alias));
+			memcpy(m.label, table[i].label, sizeof(m.label));
+			table[i] = m;
+			return 0;
+		}
+	}
+	if (m.alias[0] && models_find(m.alias))
+		return -1;	/* alias taken by another model */
+	if (nmodels >= MODELS_MAX)
+		return -1;
+	table[nmodels++] = m;
+	return 0;
+}
+
+bool model_has_size(const struct model_info *m, const char *size)
+{
+	for (int i = 0; m && size && i < m->nsizes; i++)
+		if (strcmp(m->sizes[i], size) == 0)
+			return true;
+	return false;
+}
+
+bool aspect_valid(const char *aspect)
+{
+	return aspect_index(aspect) >= 0;
+}
+
+bool model_has_aspect(const struct model_info *m, const char *aspect)
+{
+	int i = aspect_index(aspect);
+	if (!m || i < 0)
+		return false;
+	return i < NBASIC || m->wide_aspects;
+}
+
+int model_pixels(const char *model, const char *size, const char *aspect, int *w, int *h)
+{
+	const struct model_info *m = models_find(model);
+	int a = aspect_index(aspect), s = size_index(size);
+
+	if (!m || a < 0 || s < 0 || !model_has_aspect(m, aspect))
+		return -1;
+	if (strcmp(m->id, "gemini-2.5-flash-image") == 0) {
+		if (strcmp(size, "1K") != 0)
+			return -1;
+		*w = px25[a][0];
+		*h = px25[a][1];
+		return 0;
+	}
+	*w = px3[a][s][0];
+	*h = px3[a][s][1];
+	return 0;
+}
