@@ -1,0 +1,170 @@
+/*
+ * key.c - the cache key.
+ *
+ * The cache key names one image: the object a request would produce.  It is
+ * XXH3-128 over a canonical encoding of everything that changes the pixels:
+ *
+ *   - KEY_FORMAT_VERSION (bump it when this encoding changes: old objects
+ *     then simply stop matching, nothing is misread),
+ *   - the resolved model id ("gemini-3-pro-image", never the alias "pro"),
+ *   - the image size ("1K") and the aspect ("16:9"),
+ *   - the candidate count n and this candidate's index (1..n),
+ *   - the variant (0 unless the prompt asks for a fresh image),
+ *   - the normalised prompt text (header removed, white space trimmed, so
+ *     `echo` and `printf` give one key),
+ *   - the number of reference images and the content hash of each, in the
+ *     order the header names them (order changes the request).
+ *
+ * What is NOT in it, on purpose:
+ *   - the route: standard, flex, batch, generate and gateway ask the same
+ *     model for the same image, so an image bought through Batch serves a
+ *     later Standard request without a second payment;
+ *   - the prompt's file name and folder: the same text in two projects is one
+ *     image, paid once;
+ *   - the reference images' names and mime types: only their bytes matter.
+ *
+ * Encoding: every field is a 1-byte tag, a 4-byte little-endian length and
+ * the bytes (integers as 8-byte little-endian two's complement).  Because
+ * every field carries its length and its tag, no two different requests can
+ * produce the same byte stream ("ab"+"c" vs "a"+"bc" differ), so a collision
+ * needs a real XXH3-128 collision.  XXH3 is not a cryptographic hash; the
+ * key guards against paying twice, not against an attacker who can already
+ * write prompt files.
+ *
+ * The key may be logged, shown in xattrs, PNG text chunks and the ledger: it
+ * is a hash of the request and reveals neither the prompt nor any key.  It
+ * survives restarts and upgrades as long as KEY_FORMAT_VERSION is unchanged.
+ */
+#include "cache/key.h"
+
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack: no malloc to fail */
+#include <xxhash.h>
+
+enum key_tag {
+	KT_VERSION = 'V',
+	KT_MODEL = 'M',
+	KT_SIZE = 'S',
+	KT_ASPECT = 'A',
+	KT_N = 'N',
+	KT_INDEX = 'I',
+	KT_VARIANT = 'v',
+	KT_PROMPT = 'P',
+	KT_NREFS = 'R',
+	KT_REF = 'H',
+};
+
+static void
+key_put(XXH3_state_t *st, enum key_tag tag, const void *b, size_t len)
+{
+	unsigned char hdr[5];
+	uint32_t l = (uint32_t)len;
+
+	hdr[0] = (unsigned char)tag;
+	hdr[1] = (unsigned char)(l & 0xff);
+	hdr[2] = (unsigned char)((l >> 8) & 0xff);
+	hdr[3] = (unsigned char)((l >> 16) & 0xff);
+	hdr[4] = (unsigned char)((l >> 24) & 0xff);
+	XXH3_128bits_update(st, hdr, sizeof(hdr));
+	if (len > 0)
+		XXH3_128bits_update(st, b, len);
+}
+
+static void
+key_put_int(XXH3_state_t *st, enum key_tag tag, long long v)
+{
+	unsigned char b[8];
+	unsigned long long u = (unsigned long long)v;
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)((u >> (8 * i)) & 0xff);
+	key_put(st, tag, b, sizeof(b));
+}
+
+static void
+key_put_str(XXH3_state_t *st, enum key_tag tag, const char *s)
+{
+	/* NULL and "" encode alike: both mean "not given". */
+	key_put(st, tag, s, s != NULL ? strlen(s) : 0);
+}
+
+void
+key_compute(const struct gen_request *rq, struct cache_key *out)
+{
+	XXH3_state_t st;
+	XXH128_hash_t h;
+	XXH128_canonical_t c;
+	int nrefs = rq->refs != NULL && rq->nrefs > 0 ? rq->nrefs : 0;
+
+	/* A stack state avoids a malloc that could fail; reset initialises it. */
+	XXH3_128bits_reset(&st);
+	key_put_int(&st, KT_VERSION, KEY_FORMAT_VERSION);
+	key_put_str(&st, KT_MODEL, rq->model);
+	key_put_str(&st, KT_SIZE, rq->size);
+	key_put_str(&st, KT_ASPECT, rq->aspect);
+	key_put_int(&st, KT_N, rq->n);
+	key_put_int(&st, KT_INDEX, rq->index);
+	key_put_int(&st, KT_VARIANT, rq->variant);
+	key_put(&st, KT_PROMPT, rq->prompt, rq->prompt != NULL ? rq->prompt_len : 0);
+	key_put_int(&st, KT_NREFS, nrefs);
+	for (int i = 0; i < nrefs; i++)
+		key_put(&st, KT_REF, rq->refs[i].hash, sizeof(rq->refs[i].hash));
+	/* rq->route is deliberately left out: see the comment at the top. */
+
+	h = XXH3_128bits_digest(&st);
+	XXH128_canonicalFromHash(&c, h);
+	_Static_assert(sizeof(c.digest) == sizeof(out->b), "canonical XXH128 is 16 bytes");
+	memcpy(out->b, c.digest, sizeof(out->b));
+}
+
+void
+key_hex(const struct cache_key *k, char out[KEY_HEX_LEN])
+{
+	static const char hexd[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < sizeof(k->b); i++) {
+		out[2 * i] = hexd[k->b[i] >> 4];
+		out[2 * i + 1] = hexd[k->b[i] & 0xf];
+	}
+	out[KEY_HEX_LEN - 1] = '\0';
+}
+
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int
+key_from_hex(const char *s, struct cache_key *out)
+{
+	struct cache_key k;
+
+	if (s == NULL || strlen(s) != KEY_HEX_LEN - 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(k.b); i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		k.b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*out = k;			/* untouched on failure */
+	return 0;
+}
+
+void
+key_hash_bytes(const void *b, size_t len, uint8_t out[16])
+{
+	XXH128_hash_t h = XXH3_128bits(b, len);
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, h);
+	memcpy(out, c.digest, 16);
+}
