@@ -24,4 +24,17 @@ int journal_finish(struct store *s, int64_t id);
 /* Calls fn for every pending job, oldest first. */
 int journal_pending(struct store *s, int (*fn)(int64_t id, const char *relpath, int regen, int attempts, void *arg), void *arg);
 
+/*
+ * Batch state for the Batch route (additive): one row per remote batch
+ * name ("batches/123"), its last known state and an opaque body (e.g. the
+ * JSON of the jobs it carries).  put replaces state, and body unless body
+ * is NULL.  get: 1 and malloc'd *state/*body (either may be NULL), 0 when
+ * absent, -1 on error.  foreach walks oldest first.
+ */
+int journal_batch_put(struct store *s, const char *name, const char *state, const char *body);
+int journal_batch_get(struct store *s, const char *name, char **state, char **body);
+int journal_batch_delete(struct store *s, const char *name);
+int journal_batch_foreach(struct store *s, int (*fn)(const char *name, const char *state, const char *body,
+						     void *arg), void *arg);
+
 #endif

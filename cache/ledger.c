@@ -1,0 +1,250 @@
+/*
+ * ledger.c - STORE/ledger.jsonl, the record of every cent.
+ *
+ * Invariants:
+ *  - one record is one line, written by a single write() on an O_APPEND fd
+ *    (so concurrent appends never interleave) and fdatasync'd before
+ *    ledger_append returns; a failed write or fdatasync returns -1 and the
+ *    caller MUST NOT send the request it was about to record;
+ *  - the file is mode 0600 and never holds a key (no field carries one);
+ *  - readers tolerate a torn last line (crash mid-write): it is counted,
+ *    skipped, never fatal.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/ledger.h"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (l->fd < 0) {
+		seterr(err, errlen, "ledger: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* umask-proof, and tighten a file someone loosened */
+	if (fchmod(l->fd, 0600) < 0) {
+		seterr(err, errlen, "ledger: chmod %s: %s", path, strerror(errno));
+		goto out_close;
+	}
+	l->path = strdup(path);
+	if (!l->path) {
+		seterr(err, errlen, "ledger: out of memory");
+		goto out_close;
+	}
+	if (pthread_mutex_init(&l->mu, NULL) != 0) {
+		seterr(err, errlen, "ledger: mutex init failed");
+		goto out_free_path;
+	}
+	return 0;
+
+out_free_path:
+	free(l->path);
+	l->path = NULL;
+out_close:
+	close(l->fd);
+	l->fd = -1;
+	return -1;
+}
+
+void ledger_close(struct ledger *l)
+{
+	if (!l->path)
+		return;
+	close(l->fd);
+	l->fd = -1;
+	pthread_mutex_destroy(&l->mu);
+	free(l->path);
+	l->path = NULL;
+}
+
+static int add_str(cJSON *o, const char *name, const char *v)
+{
+	if (!v || !*v)
+		return 0;
+	return cJSON_AddStringToObject(o, name, v) ? 0 : -1;
+}
+
+static int add_num(cJSON *o, const char *name, double v)
+{
+	return cJSON_AddNumberToObject(o, name, v) ? 0 : -1;
+}
+
+/* Rounds money to micro-dollars so 0.1+0.2 prints as 0.3, not 0.30000000000000004. */
+static double usd_round(double v)
+{
+	return (double)(long long)(v * 1e6 + (v < 0 ? -0.5 : 0.5)) / 1e6;
+}
+
+static char *render(const struct ledger_rec *r)
+{
+	char when[32];
+	struct tm tm;
+	time_t t = r->time ? r->time : time(NULL);
+	cJSON *o = cJSON_CreateObject();
+	char *line = NULL;
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	if (!gmtime_r(&t, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		goto out_delete;
+	bad |= add_str(o, "time", when);
+	bad |= add_str(o, "job", r->job);
+	bad |= add_str(o, "key", r->key);
+	bad |= add_str(o, "model", r->model);
+	bad |= add_str(o, "route", r->route);
+	bad |= add_str(o, "size", r->size);
+	bad |= add_str(o, "aspect", r->aspect);
+	bad |= add_str(o, "prompt_hash", r->prompt_hash);
+	bad |= add_str(o, "prompt", r->prompt);
+	bad |= add_str(o, "outcome", r->outcome);
+	bad |= add_str(o, "reason", r->reason);
+	if (r->http_status > 0)
+		bad |= add_num(o, "http_status", (double)r->http_status);
+	bad |= add_str(o, "api_status", r->api_status);
+	bad |= add_str(o, "request_id", r->request_id);
+	bad |= add_str(o, "error_class", r->error_class);
+	if (r->attempt > 0)
+		bad |= add_num(o, "attempt", r->attempt);
+	if (r->latency_s >= 0)
+		bad |= add_num(o, "latency_s", (double)(long long)(r->latency_s * 1000 + 0.5) / 1000);
+	if (r->cost_usd >= 0)
+		bad |= add_num(o, "cost_usd", usd_round(r->cost_usd));
+	bad |= cJSON_AddBoolToObject(o, "billed", r->billed) ? 0 : -1;
+	bad |= add_str(o, "fallback", r->fallback);
+	if (r->in_tokens >= 0)
+		bad |= add_num(o, "in_tokens", (double)r->in_tokens);
+	if (r->out_tokens >= 0)
+		bad |= add_num(o, "out_tokens", (double)r->out_tokens);
+	if (!bad)
+		line = cJSON_PrintUnformatted(o);
+out_delete:
+	cJSON_Delete(o);
+	return line;
+}
+
+int ledger_append(struct ledger *l, const struct ledger_rec *r)
+{
+	char *json, *line;
+	size_t len;
+	ssize_t n;
+	int rc = -1;
+
+	if (!l->path || l->fd < 0)
+		return -1;
+	json = render(r);
+	if (!json)
+		return -1;
+	len = strlen(json);
+	line = malloc(len + 2);
+	if (!line) {
+		cJSON_free(json);
+		return -1;
+	}
+	memcpy(line, json, len);
+	line[len++] = '\n';
+	line[len] = '\0';
+	cJSON_free(json);
+
+	pthread_mutex_lock(&l->mu);
+	/* One write() for the whole line; a short write is a failure, not retried. */
+	do
+		n = write(l->fd, line, len);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)len && fdatasync(l->fd) == 0)
+		rc = 0;
+	pthread_mutex_unlock(&l->mu);
+	free(line);
+	return rc;
+}
+
+/* Local midnight of the day holding now. */
+static time_t local_midnight(time_t now)
+{
+	struct tm tm;
+
+	if (!localtime_r(&now, &tm))
+		return now;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	return mktime(&tm);
+}
+
+/* "2026-11-25T10:00:00Z" -> time_t; -1 on a bad string. */
+static time_t parse_time(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return (time_t)-1;
+	return timegm(&tm);
+}
+
+int ledger_totals(const char *path, time_t now, struct ledger_totals *t)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	time_t midnight = local_midnight(now);
+
+	memset(t, 0, sizeof(*t));
+	fp = fopen(path, "re");
+	if (!fp)
+		return errno == ENOENT ? 0 : -1;	/* a new store has spent nothing */
+	while ((n = getline(&buf, &cap, fp)) >= 0) {
+		cJSON *o, *billed, *cost, *when;
+		time_t tt;
+
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (n == 0)
+			continue;
+		t->lines++;
+		o = cJSON_ParseWithLength(buf, (size_t)n);
+		if (!o || !cJSON_IsObject(o)) {
+			t->torn++;
+			cJSON_Delete(o);
+			continue;
+		}
+		billed = cJSON_GetObjectItemCaseSensitive(o, "billed");
+		cost = cJSON_GetObjectItemCaseSensitive(o, "cost_usd");
+		if (cJSON_IsTrue(billed) && cJSON_IsNumber(cost) && cost->valuedouble > 0) {
+			t->spent_total_usd += cost->valuedouble;
+			when = cJSON_GetObjectItemCaseSensitive(o, "time");
+			tt = cJSON_IsString(when) ? parse_time(when->valuestring) : (time_t)-1;
+			if (tt != (time_t)-1 && tt >= midnight)
+				t->spent_today_usd += cost->valuedouble;
+		}
+		cJSON_Delete(o);
+	}
+	free(buf);
+	fclose(fp);
+	return 0;
+}
