@@ -28,7 +28,7 @@ int journal_pending(struct store *s, int (*fn)(int64_t id, const char *relpath, 
  * Batch state for the Batch route (additive): one row per remote batch
  * name ("batches/123"), its last known state and an opaque body (e.g. the
  * JSON of the jobs it carries).  put replaces state, and body unless body
- * is NULL.  get: 1 and malloc'd *state/*body (either may be NULL), 0 when
+ * is NULL.  get: 1 and malloc'd *state and *body (either may be NULL), 0 when
  * absent, -1 on error.  foreach walks oldest first.
  */
 int journal_batch_put(struct store *s, const char *name, const char *state, const char *body);
