@@ -1,0 +1,670 @@
+/*
+ * fetch.c - the never-pay-twice pipeline.
+ *
+ * Why this order.  An image costs up to a quarter of a dollar, and the
+ * same request can arrive many times: an editor saves twice, a user copies
+ * a prompt into another folder, the daemon restarts while a job runs, four
+ * threads pick up four copies of one prompt.  Each of them must end with
+ * the one image, and only one of them may pay.  So every request walks the
+ * same gates, cheapest first, and each gate is re-checked at the point
+ * where the state it guards could have changed:
+ *
+ *   1. The cache.  key_compute() hashes everything that changes the image
+ *      (not the route); an object under that key is the answer, free.
+ *   2. In flight.  If another thread owns the key we wait for it, then look
+ *      in the cache again.  A hit is "coalesced"; a miss means the owner
+ *      failed, and one waiter becomes the next owner (a bounded number of
+ *      times, so a run of failures cannot spin forever).
+ *   3. The cache again, as owner: another owner may have finished between
+ *      our first lookup and our inflight_begin.
+ *   4. Dry run: price it, ledger it, send nothing.
+ *   5. The budget.  The estimated price is reserved under one lock, so
+ *      concurrent owners can never pass a limit together.  An unknown price
+ *      (a gateway nobody priced) passes only when no limit is set.
+ *   6. The ledger, then the wire.  A "sent" line is fsynced BEFORE each
+ *      attempt: after a crash the ledger may show a request that never left,
+ *      never the other way round.  If that line cannot be written we do not
+ *      send.  The mount-wide limiter spaces the attempts; a per-minute 429
+ *      pauses every thread of the mount (quota is per project, not per
+ *      request).  Resends follow the retry policy only, and each carries its
+ *      reason on its own "sent" line.
+ *   7. Fallback, after capacity failures only: the same request with the
+ *      configured model/size has another key, so it walks gates 1-6 again
+ *      (it may be cached, or in flight for someone else).
+ *   8. The outcome.  A made image is stored under its key (temp, fsync,
+ *      rename) before anyone is told; the reservation is settled into
+ *      spending; an "ok" line records the money.  A failure releases the
+ *      reservation, except where the route bills failures (a gateway that
+ *      charges every HTTP 200).  inflight_done() wakes the waiters last, so
+ *      they find the object already in the store.
+ *
+ * Money on failure paths: a request we could not store after a 200 with an
+ * image was still paid, so it is settled and ledgered as billed.
+ *
+ * Nothing here holds a lock across the network.  No key (API key) ever
+ * enters a ledger line, an outcome or an error text.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/errors.h"
+#include "api/image.h"
+#include "api/models.h"
+#include "api/prices.h"
+#include "cache/fetch.h"
+
+/* How many times a waiter may become owner after owners before it failed. */
+#define FETCH_MAX_TAKEOVERS 4
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
+	       const struct clock_ops *clk, char *err, size_t errlen)
+{
+	struct ledger_totals t;
+	char *path = NULL;
+	time_t now = time(NULL);
+
+	memset(f, 0, sizeof(*f));
+	f->cfg = cfg;
+	f->store = s;
+	f->clk = clk ? clk : &clock_real;
+	f->ledger.fd = -1;
+	if (asprintf(&path, "%s/ledger.jsonl", s->dir) < 0) {
+		seterr(err, errlen, "fetch: out of memory");
+		return -1;
+	}
+	if (ledger_open(&f->ledger, path, err, errlen) < 0)
+		goto out_free_path;
+	if (ledger_totals(path, now, &t) < 0) {
+		seterr(err, errlen, "fetch: cannot read the ledger %s", path);
+		goto out_close_ledger;
+	}
+	if (limiter_init(&f->limiter, cfg->max_inflight > 0 ? cfg->max_inflight : 1,
+			 cfg->rpm > 0 ? cfg->rpm : 0, f->clk) < 0) {
+		seterr(err, errlen, "fetch: cannot set up the limiter");
+		goto out_close_ledger;
+	}
+	budget_init(&f->budget, cfg->budget_daily_usd, cfg->budget_total_usd,
+		    t.spent_today_usd, t.spent_total_usd, now);
+	inflight_init(&f->inflight);
+	pthread_mutex_init(&f->stats_mu, NULL);
+
+	f->policy.max_attempts = cfg->retries > 0 ? cfg->retries : 1;
+	f->policy.base_s = cfg->backoff_base_s;
+	f->policy.cap_s = cfg->backoff_cap_s;
+	f->http.connect_timeout_s = cfg->connect_timeout_s;
+	f->http.timeout_s = cfg->timeout_s;
+	f->http.max_body = cfg->max_response_bytes;
+	f->google.base_url = cfg->endpoint;
+	f->google.api_version = cfg->api_version;
+	f->google.api_key = cfg->api_key;
+	f->google.bearer = 0;
+	f->gateway.base_url = cfg->gateway_url;
+	f->gateway.api_version = "v1";
+	f->gateway.api_key = cfg->gateway_key;
+	f->gateway.bearer = 1;
+	free(path);
+	return 0;
+
+out_close_ledger:
+	ledger_close(&f->ledger);
+out_free_path:
+	free(path);
+	return -1;
+}
+
+void fetch_close(struct fetch_ctx *f)
+{
+	if (!f->cfg)
+		return;
+	limiter_destroy(&f->limiter);
+	inflight_destroy(&f->inflight);
+	budget_destroy(&f->budget);
+	ledger_close(&f->ledger);
+	pthread_mutex_destroy(&f->stats_mu);
+	f->cfg = NULL;
+}
+
+void fetch_outcome_free(struct fetch_outcome *out)
+{
+	gen_result_free(&out->res);
+}
+
+void fetch_stats_get(struct fetch_ctx *f, struct fetch_stats *st)
+{
+	pthread_mutex_lock(&f->stats_mu);
+	*st = f->stats;
+	pthread_mutex_unlock(&f->stats_mu);
+}
+
+#define STAT_INC(f, field)                          \
+	do {                                        \
+		pthread_mutex_lock(&(f)->stats_mu); \
+		(f)->stats.field++;                 \
+		pthread_mutex_unlock(&(f)->stats_mu); \
+	} while (0)
+
+/* --- one request's walk through the gates --------------------------------- */
+
+/* What every ledger line of one walk shares. */
+struct walk {
+	struct fetch_ctx *f;
+	const struct gen_request *rq;
+	const char *job_id;
+	const char *reason;		/* caller's reason for attempt 1 */
+	fetch_status_fn status;
+	void *arg;
+	char key_hex[KEY_HEX_LEN];
+	char prompt_hash[KEY_HEX_LEN];
+	const char *fallback;		/* "MODEL SIZE" on a fallback walk, else NULL */
+};
+
+static void status_say(const struct walk *w, const char *what)
+{
+	if (w->status)
+		w->status(w->arg, what);
+}
+
+static void rec_init(const struct walk *w, struct ledger_rec *r, const char *outcome)
+{
+	memset(r, 0, sizeof(*r));
+	r->job = w->job_id;
+	r->key = w->key_hex;
+	r->model = w->rq->model;
+	r->route = route_name(w->rq->route);
+	r->size = w->rq->size;
+	r->aspect = w->rq->aspect;
+	r->prompt_hash = w->prompt_hash;
+	r->prompt = w->f->cfg->ledger_prompts_full ? w->rq->prompt : NULL;
+	r->outcome = outcome;
+	r->http_status = -1;
+	r->latency_s = -1;
+	r->cost_usd = -1;
+	r->fallback = w->fallback;
+	r->in_tokens = r->out_tokens = -1;
+}
+
+/* A line whose failure would not change what we do (nothing is sent after it). */
+static void ledger_note(const struct walk *w, const char *outcome, double cost)
+{
+	struct ledger_rec r;
+
+	rec_init(w, &r, outcome);
+	r.cost_usd = cost;
+	ledger_append(&w->f->ledger, &r);
+}
+
+static const struct api_endpoint *endpoint_for(struct fetch_ctx *f, enum route r)
+{
+	return r == ROUTE_GATEWAY ? &f->gateway : &f->google;
+}
+
+/* "retry after 429", "retry after 503", "retry after network error". */
+static void resend_reason(const struct gen_result *res, char *buf, size_t len)
+{
+	if (res->http_status > 0)
+		snprintf(buf, len, "retry after %ld", res->http_status);
+	else if (res->cls == ERR_NETWORK)
+		snprintf(buf, len, "retry after network error");
+	else
+		snprintf(buf, len, "retry after %s", err_class_name(res->cls));
+}
+
+struct pub_arg {
+	const struct walk *w;
+	const struct gen_result *res;
+	char err[256];
+};
+
+/* Writes our PNG with the text chunks that say where it came from. */
+static int write_pub_png(const char *tmp_path, void *varg)
+{
+	struct pub_arg *a = varg;
+	const struct gen_request *rq = a->w->rq;
+	struct png_text t[9];
+	int n = 0;
+
+	t[n++] = (struct png_text){ "prompt", rq->prompt ? rq->prompt : "" };
+	t[n++] = (struct png_text){ "model", rq->model };
+	t[n++] = (struct png_text){ "size", rq->size };
+	t[n++] = (struct png_text){ "aspect", rq->aspect };
+	t[n++] = (struct png_text){ "route", route_name(rq->route) };
+	t[n++] = (struct png_text){ "key", a->w->key_hex };
+	if (a->res->text && *a->res->text)
+		t[n++] = (struct png_text){ "text", a->res->text };
+	t[n++] = (struct png_text){ "Software", "bananafs" };
+	return image_write_png(a->res->image, a->res->image_len, t, n, tmp_path, a->err, sizeof(a->err));
+}
+
+/*
+ * The attempt loop (gate 6) and the outcome (gate 8) for a key we own with
+ * est reserved.  Fills out; returns true when the object is stored.
+ */
+static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out)
+{
+	struct fetch_ctx *f = w->f;
+	const struct config *cfg = f->cfg;
+	const struct gen_request *rq = w->rq;
+	struct gen_result *res = &out->res;
+	struct ledger_rec r;
+	char why[64];
+	const char *reason = w->reason;
+	double t0 = 0, latency = -1, d;
+	bool waited, ok = false, billed = false;
+	int attempt;
+
+	for (attempt = 1;; attempt++) {
+		gen_result_free(res);
+		memset(res, 0, sizeof(*res));
+		res->quota_value = -1;
+		res->retry_after_s = -1;
+		res->in_tokens = res->out_tokens = res->thought_tokens = -1;
+
+		if (limiter_next_wait(&f->limiter) > 0)
+			status_say(w, "waiting-quota");
+		waited = false;
+		limiter_acquire(&f->limiter, &waited);
+
+		/* The intent is on disk before the request leaves, or it does not leave. */
+		rec_init(w, &r, "sent");
+		r.attempt = attempt;
+		r.reason = reason;
+		r.cost_usd = est;
+		if (ledger_append(&f->ledger, &r) < 0) {
+			limiter_release(&f->limiter);
+			gen_result_fail(res, ERR_NONE, "could not write the ledger %s; nothing was sent",
+					f->ledger.path ? f->ledger.path : "");
+			break;
+		}
+		status_say(w, "running");
+		out->attempts = attempt;
+		STAT_INC(f, sent);
+		t0 = f->clk->now(f->clk->ctx);
+		api_attempt(&f->http, endpoint_for(f, rq->route), rq, res);
+		latency = f->clk->now(f->clk->ctx) - t0;
+		limiter_release(&f->limiter);
+
+		if (res->cls == ERR_NONE && res->image && res->image_len > 0) {
+			ok = true;
+			break;
+		}
+		if (res->cls == ERR_NONE)	/* 2xx without an image the route did not classify */
+			gen_result_fail(res, ERR_NO_IMAGE, "the answer held no image");
+
+		d = retry_delay(&f->policy, res, attempt + 1, f->clk);
+		/* Per-minute quota belongs to the project: pause every thread of the mount. */
+		if (res->cls == ERR_QUOTA_MINUTE)
+			limiter_pause(&f->limiter, res->retry_after_s >= 0 ? res->retry_after_s : (d > 0 ? d : 0));
+		if (d < 0)
+			break;
+		resend_reason(res, why, sizeof(why));
+		reason = why;
+		if (res->cls == ERR_QUOTA_MINUTE)
+			status_say(w, "waiting-quota");
+		f->clk->sleep(f->clk->ctx, d);
+	}
+
+	if (ok) {
+		struct pub_arg pa = { .w = w, .res = res };
+		const char *mime = res->mime[0] ? res->mime : image_sniff(res->image, res->image_len);
+		const char *ext = image_ext(mime);
+		char err[512];
+
+		if (store_put(f->store, &out->key, res->image, res->image_len, ext,
+			      cfg->output_original ? ext : "png",
+			      cfg->output_original ? NULL : write_pub_png, &pa,
+			      res->width, res->height, &out->obj, err, sizeof(err)) < 0) {
+			/* Paid for, but unusable or unstorable: billed, failed. */
+			gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s", err,
+					pa.err[0] ? ": " : "", pa.err);
+			ok = false;
+			billed = true;
+		}
+		free(res->image);	/* the store has it now; keep text and ids */
+		res->image = NULL;
+		res->image_len = 0;
+	} else if (rq->route == ROUTE_GATEWAY && cfg->gateway_bills_failures && res->http_status == 200) {
+		billed = true;		/* some providers charge every HTTP 200, image or not */
+	}
+
+	budget_settle(&f->budget, est, (ok || billed) ? est : 0, time(NULL));
+	out->cost_usd = (ok || billed) ? est : 0;
+
+	rec_init(w, &r, ok ? "ok" : "failed");
+	r.billed = ok || billed;
+	r.cost_usd = (ok || billed) ? est : 0;
+	r.http_status = res->http_status > 0 ? res->http_status : -1;
+	r.api_status = res->api_status;
+	r.request_id = res->request_id;
+	r.error_class = ok ? NULL : err_class_name(res->cls);
+	r.attempt = out->attempts;
+	r.latency_s = latency;
+	r.in_tokens = res->in_tokens;
+	r.out_tokens = res->out_tokens;
+	ledger_append(&f->ledger, &r);
+	return ok;
+}
+
+/* Gates 1-6 and 8 for one request.  Fills out (key, result, source, ...). */
+static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
+{
+	struct fetch_ctx *f = w->f;
+	const struct gen_request *rq = w->rq;
+	bool owner_ok = false, ok;
+	double est;
+	int takeovers = 0, rc;
+
+	key_compute(rq, &out->key);
+	key_hex(&out->key, out->key_hex);
+	memcpy(w->key_hex, out->key_hex, KEY_HEX_LEN);
+	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);
+	snprintf(out->size_used, sizeof(out->size_used), "%s", rq->size);
+
+	/* 1. cached: free, always allowed */
+	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc == 1) {
+		out->source = SRC_CACHE;
+		out->cost_usd = 0;
+		ledger_note(w, "cached", 0);
+		return out->result = FETCH_OK;
+	}
+	STAT_INC(f, misses);
+
+	/* 2. in flight: wait for the owner, then look again */
+	while (!inflight_begin(&f->inflight, &out->key, &owner_ok)) {
+		if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+			out->source = SRC_COALESCED;
+			out->cost_usd = 0;
+			ledger_note(w, "coalesced", 0);
+			return out->result = FETCH_OK;
+		}
+		if (++takeovers > FETCH_MAX_TAKEOVERS) {
+			gen_result_fail(&out->res, ERR_NONE, "the same request failed %d times for other "
+					"prompts; not sending it again now", takeovers);
+			ledger_note(w, "failed", 0);
+			return out->result = FETCH_FAILED;
+		}
+	}
+
+	/* 3. owner now: someone may have finished between 1 and 2 */
+	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+		inflight_done(&f->inflight, &out->key, true);
+		out->source = SRC_CACHE;
+		out->cost_usd = 0;
+		ledger_note(w, "cached", 0);
+		return out->result = FETCH_OK;
+	}
+
+	est = price_usd(rq->model, rq->size, rq->route);
+
+	/* 4. dry run: the price, nothing sent */
+	if (f->cfg->dry_run) {
+		inflight_done(&f->inflight, &out->key, false);
+		out->cost_usd = est;
+		ledger_note(w, "dry-run", est);
+		return out->result = FETCH_DRY_RUN;
+	}
+
+	/* 5. budget */
+	if (budget_reserve(&f->budget, est, time(NULL), out->why, sizeof(out->why)) < 0) {
+		if (est < 0)
+			snprintf(out->why, sizeof(out->why), "price unknown for %s %s %s; set it in [prices] "
+				 "or remove the budget", rq->model, rq->size, route_name(rq->route));
+		inflight_done(&f->inflight, &out->key, false);
+		out->cost_usd = est;
+		ledger_note(w, "refused-budget", est);
+		return out->result = FETCH_REFUSED_BUDGET;
+	}
+
+	/* 6 and 8 */
+	out->source = SRC_GENERATED;
+	ok = send_and_store(w, est, out);
+	inflight_done(&f->inflight, &out->key, ok);
+	return out->result = ok ? FETCH_OK : FETCH_FAILED;
+}
+
+/* Rank of a size string for "nearest size": 512 < 1K < 2K < 4K. */
+static int size_rank(const char *s)
+{
+	static const char *order[] = { "512", "1K", "2K", "4K" };
+	size_t i;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (strcmp(s, order[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * The fallback request for rq: model and size from the config, the size
+ * moved to the model's nearest one.  false when there is none, or it is
+ * the same request, or the model cannot draw this aspect.
+ */
+static bool fallback_request(const struct config *cfg, const struct gen_request *rq,
+			     struct gen_request *fb)
+{
+	const struct model_info *m;
+	const char *model = cfg->fallback_model ? cfg->fallback_model : rq->model;
+	const char *size = cfg->fallback_size ? cfg->fallback_size : rq->size;
+	int i, want, best = -1, bestd = 99, d;
+
+	if (!cfg->fallback_model && !cfg->fallback_size)
+		return false;
+	m = models_find(model);
+	if (m) {
+		model = m->id;
+		if (!model_has_size(m, size)) {
+			want = size_rank(size);
+			for (i = 0; i < m->nsizes; i++) {
+				d = abs(size_rank(m->sizes[i]) - want);
+				/* ties go to the smaller, cheaper size */
+				if (d < bestd || (d == bestd && size_rank(m->sizes[i]) < size_rank(m->sizes[best]))) {
+					best = i;
+					bestd = d;
+				}
+			}
+			if (best < 0)
+				return false;
+			size = m->sizes[best];
+		}
+		if (rq->aspect && !model_has_aspect(m, rq->aspect))
+			return false;
+	}
+	if (strcmp(model, rq->model) == 0 && strcmp(size, rq->size) == 0)
+		return false;
+	*fb = *rq;
+	fb->model = model;
+	fb->size = size;
+	return true;
+}
+
+enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+			      const char *reason, fetch_status_fn status, void *arg,
+			      struct fetch_outcome *out)
+{
+	struct walk w = { .f = f, .rq = rq, .job_id = job_id, .reason = reason,
+			  .status = status, .arg = arg };
+	struct cache_key ph;
+	struct gen_request fb;
+	char fb_label[96];
+
+	memset(out, 0, sizeof(*out));
+	out->cost_usd = -1;
+	out->res.quota_value = -1;
+	out->res.retry_after_s = -1;
+	out->res.in_tokens = out->res.out_tokens = out->res.thought_tokens = -1;
+	key_hash_bytes(rq->prompt ? rq->prompt : "", rq->prompt ? rq->prompt_len : 0, ph.b);
+	key_hex(&ph, w.prompt_hash);
+
+	walk_one(&w, out);
+
+	/* 7. fallback, after capacity failures only */
+	if (out->result == FETCH_FAILED && out->source == SRC_GENERATED && out->res.cls == ERR_CAPACITY &&
+	    fallback_request(f->cfg, rq, &fb)) {
+		int attempts = out->attempts;
+
+		snprintf(fb_label, sizeof(fb_label), "%s %s", fb.model, fb.size);
+		w.rq = &fb;
+		w.fallback = fb_label;
+		w.reason = "fallback after capacity failures";
+		gen_result_free(&out->res);
+		memset(out, 0, sizeof(*out));
+		out->cost_usd = -1;
+		walk_one(&w, out);
+		out->fallback = true;
+		out->attempts += attempts;
+	}
+
+	switch (out->result) {
+	case FETCH_OK:
+		if (out->source == SRC_CACHE)
+			STAT_INC(f, hits);
+		else if (out->source == SRC_COALESCED)
+			STAT_INC(f, coalesced);
+		else
+			STAT_INC(f, ok);
+		break;
+	case FETCH_FAILED:
+		STAT_INC(f, failed);
+		break;
+	case FETCH_REFUSED_BUDGET:
+		STAT_INC(f, refused);
+		break;
+	case FETCH_DRY_RUN:
+		STAT_INC(f, dry_run);
+		break;
+	}
+	return out->result;
+}
+
+/* --- NAME.error ------------------------------------------------------------ */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *g;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = 1;
+		return;
+	}
+	if (b->len + (size_t)n + 1 > b->cap) {
+		size_t cap = (b->len + (size_t)n + 1) * 2;
+
+		g = realloc(b->p, cap);
+		if (!g) {
+			b->oom = 1;
+			return;
+		}
+		b->p = g;
+		b->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/*
+ * Google API keys look like "AIza" + 35 URL-safe characters.  A server may
+ * echo one in a message; it must never reach NAME.error.
+ */
+static void hide_keys(char *s)
+{
+	char *p = s;
+
+	while ((p = strstr(p, "AIza")) != NULL) {
+		size_t n = 4;
+
+		while (isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_')
+			n++;
+		if (n >= 30)
+			memset(p + 4, '*', n - 4);
+		p += n;
+	}
+}
+
+char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq)
+{
+	const struct gen_result *res = &out->res;
+	const char *model = out->model_used[0] ? out->model_used : rq->model;
+	const char *size = out->size_used[0] ? out->size_used : rq->size;
+	struct sbuf b = { 0 };
+
+	if (out->result == FETCH_REFUSED_BUDGET) {
+		sb_add(&b, "bananafs: request not sent for %s %s %s: the budget would be passed\n",
+		       model, size, rq->aspect ? rq->aspect : "");
+		sb_add(&b, "what happened: %s\n", out->why[0] ? out->why : "the budget refused it");
+		sb_add(&b, "whose problem: budget set in your config\n");
+		sb_add(&b, "next move: raise budget_daily_usd/budget_total_usd in the config, or wait for tomorrow\n");
+		sb_add(&b, "nothing was sent and nothing was billed\n");
+	} else if (out->result == FETCH_DRY_RUN) {
+		sb_add(&b, "bananafs: dry run for %s %s %s: nothing sent\n", model, size, rq->aspect ? rq->aspect : "");
+		if (out->cost_usd >= 0)
+			sb_add(&b, "would cost: $%.3f\n", out->cost_usd);
+		else
+			sb_add(&b, "would cost: unknown (no price for this model, size and route)\n");
+	} else {
+		sb_add(&b, "bananafs: generation failed for %s %s %s\n", model, size, rq->aspect ? rq->aspect : "");
+		sb_add(&b, "what happened: %s\n", res->message && *res->message ? res->message :
+		       err_class_name(res->cls));
+		if (res->http_status > 0)
+			sb_add(&b, "HTTP status: %ld   API status: %s\n", res->http_status,
+			       res->api_status[0] ? res->api_status : "none");
+		else
+			sb_add(&b, "HTTP status: none (no answer arrived)\n");
+		if (res->finish_reason[0])
+			sb_add(&b, "finish reason: %s\n", res->finish_reason);
+		if (res->request_id[0])
+			sb_add(&b, "request id: %s\n", res->request_id);
+		if (res->cls != ERR_NONE) {
+			sb_add(&b, "whose problem: %s\n", errors_whose(res->cls));
+			sb_add(&b, "next move: %s\n", errors_next_move(res->cls));
+		}
+		sb_add(&b, "attempts: %d (the ledger shows each)\n", out->attempts);
+		if (out->fallback)
+			sb_add(&b, "fallback: tried %s %s after capacity failures\n", model, size);
+		if (out->cost_usd > 0)
+			sb_add(&b, "billed: $%.3f (the route bills failed answers)\n", out->cost_usd);
+		if (res->text && *res->text)
+			sb_add(&b, "model said: %s\n", res->text);
+	}
+	if (b.oom || !b.p) {
+		free(b.p);
+		return NULL;
+	}
+	hide_keys(b.p);
+	return b.p;
+}
