@@ -1,0 +1,385 @@
+/*
+ * http.c - the one libcurl client.
+ *
+ * One easy handle per thread (kept for connection reuse, reset before every
+ * call, cleaned up when the thread ends).  TLS verification is always on,
+ * redirects are off, plain http:// is refused unless the host is loopback,
+ * and the answer is capped while it streams in: nothing beyond max_body is
+ * ever buffered.  Request headers may hold the API key, so http_req_free
+ * wipes them before freeing.
+ */
+#include "api/http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <curl/curl.h>
+
+#define HTTP_DEFAULT_MAX_BODY ((size_t)256 << 20)	/* when opts leave max_body at 0 */
+
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+static void handle_key_make(void)
+{
+	pthread_key_create(&handle_key, handle_free);
+}
+
+static CURL *thread_handle(void)
+{
+	pthread_once(&handle_once, handle_key_make);
+	CURL *h = pthread_getspecific(handle_key);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	h = curl_easy_init();
+	if (h && pthread_setspecific(handle_key, h) != 0) {
+		curl_easy_cleanup(h);
+		return NULL;
+	}
+	return h;
+}
+
+int http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void http_global_cleanup(void)
+{
+	/* this thread's handle must go before libcurl itself */
+	pthread_once(&handle_once, handle_key_make);
+	CURL *h = pthread_getspecific(handle_key);
+	if (h) {
+		curl_easy_cleanup(h);
+		pthread_setspecific(handle_key, NULL);
+	}
+	curl_global_cleanup();
+}
+
+/* ---- URL policy ------------------------------------------------------- */
+
+static bool host_is_loopback(const char *host, size_t n)
+{
+	char h[64];
+	unsigned char a[4];
+
+	if (n == 0 || n >= sizeof(h))
+		return false;
+	memcpy(h, host, n);
+	h[n] = '\0';
+	if (strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0)
+		return true;
+	return inet_pton(AF_INET, h, a) == 1 && a[0] == 127;
+}
+
+int http_url_allowed(const char *url)
+{
+	const char *rest;
+	bool https;
+
+	if (!url)
+		return 0;
+	if (strncasecmp(url, "https://", 8) == 0) {
+		rest = url + 8;
+		https = true;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		rest = url + 7;
+		https = false;
+	} else {
+		return 0;
+	}
+	size_t auth = strcspn(rest, "/?#");
+	if (auth == 0)
+		return 0;
+	/* userinfo would let "http://127.0.0.1@evil.example/" pass as loopback */
+	if (memchr(rest, '@', auth))
+		return 0;
+	for (size_t i = 0; i < auth; i++)
+		if (isspace((unsigned char)rest[i]) || iscntrl((unsigned char)rest[i]))
+			return 0;
+	if (https)
+		return 1;
+	size_t hostlen;
+	if (rest[0] == '[') {
+		const char *close = memchr(rest, ']', auth);
+		if (!close)
+			return 0;
+		hostlen = (size_t)(close - rest) + 1;
+	} else {
+		const char *colon = memchr(rest, ':', auth);
+		hostlen = colon ? (size_t)(colon - rest) : auth;
+	}
+	if (hostlen < auth && rest[hostlen] != ':')
+		return 0;
+	return host_is_loopback(rest, hostlen);
+}
+
+/* ---- callbacks -------------------------------------------------------- */
+
+struct sink {
+	struct http_resp *resp;
+	size_t cap;		/* allocated bytes of resp->body */
+	size_t max;		/* answer cap */
+	bool too_big;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	struct http_resp *r = s->resp;
+	size_t n = size * nmemb;
+
+	if (n > s->max - r->len) {
+		s->too_big = true;
+		return 0;	/* aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	if (r->len + n + 1 > s->cap) {
+		size_t ncap = s->cap ? s->cap : 16384;
+		while (ncap < r->len + n + 1)
+			ncap *= 2;
+		if (ncap > s->max + 1)
+			ncap = s->max + 1;
+		char *nb = realloc(r->body, ncap);
+		if (!nb)
+			return 0;
+		r->body = nb;
+		s->cap = ncap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+/* Copies a header value (trimmed) into dst; returns false when it does not fit. */
+static bool header_value(const char *v, size_t n, char *dst, size_t dstlen)
+{
+	while (n && (*v == ' ' || *v == '\t')) {
+		v++;
+		n--;
+	}
+	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= dstlen)
+		return false;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return true;
+}
+
+static bool header_is(const char *line, size_t n, const char *name, const char **val, size_t *vlen)
+{
+	size_t k = strlen(name);
+	if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
+		return false;
+	*val = line + k + 1;
+	*vlen = n - k - 1;
+	return true;
+}
+
+static double parse_retry_after(const char *v)
+{
+	char *end;
+	if (!*v)
+		return -1;
+	if (isdigit((unsigned char)*v)) {
+		double s = strtod(v, &end);
+		return (*end == '\0' && s >= 0) ? s : -1;
+	}
+	time_t t = curl_getdate(v, NULL);	/* HTTP date form */
+	if (t < 0)
+		return -1;
+	double d = difftime(t, time(NULL));
+	return d > 0 ? d : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_resp *r = arg;
+	size_t n = size * nmemb;
+	const char *v;
+	size_t vlen;
+	char buf[512];
+
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		/* a new response (after 100 Continue): forget the earlier one's headers */
+		r->retry_after_s = -1;
+		r->request_id[0] = '\0';
+		r->upload_url[0] = '\0';
+	} else if (header_is(data, n, "retry-after", &v, &vlen)) {
+		if (header_value(v, vlen, buf, sizeof(buf)))
+			r->retry_after_s = parse_retry_after(buf);
+	} else if (header_is(data, n, "x-request-id", &v, &vlen) ||
+		   header_is(data, n, "x-goog-request-id", &v, &vlen)) {
+		header_value(v, vlen, r->request_id, sizeof(r->request_id));
+	} else if (header_is(data, n, "x-goog-upload-url", &v, &vlen)) {
+		header_value(v, vlen, r->upload_url, sizeof(r->upload_url));
+	}
+	return n;
+}
+
+/* ---- perform ---------------------------------------------------------- */
+
+static long to_ms(double s)
+{
+	return s > 0 ? (long)(s * 1000.0 + 0.5) : 0;
+}
+
+enum http_fail http_perform(const struct http_opts *o, const struct http_req *req,
+			    struct http_resp *resp, char *errbuf, size_t errlen)
+{
+	char cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	enum http_fail rc = HTTP_FAIL_TRANSFER;
+	struct sink sink;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after_s = -1;
+	resp->body = calloc(1, 1);	/* always a NUL-terminated body */
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (!resp->body) {
+		snprintf(errbuf, errlen, "out of memory");
+		return HTTP_FAIL_TRANSFER;
+	}
+	if (!req || !req->url || !http_url_allowed(req->url)) {
+		snprintf(errbuf, errlen, "refused URL: only https://, or http:// to a loopback host");
+		return HTTP_FAIL_URL;
+	}
+	CURL *h = thread_handle();
+	if (!h) {
+		snprintf(errbuf, errlen, "cannot create a libcurl handle");
+		return HTTP_FAIL_TRANSFER;
+	}
+	sink.resp = resp;
+	sink.cap = 1;
+	sink.max = o && o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
+	sink.too_big = false;
+
+	for (int i = 0; i < 8 && req->headers[i]; i++) {
+		struct curl_slist *n = curl_slist_append(hdrs, req->headers[i]);
+		if (!n)
+			goto out_free_headers;
+		hdrs = n;
+	}
+	struct curl_slist *n = curl_slist_append(hdrs, "Expect:");	/* no 100-continue wait */
+	if (!n)
+		goto out_free_headers;
+	hdrs = n;
+
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");	/* gzip etc; the cap applies decoded */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "bananafs/1");
+	if (o) {
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout_s));
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(o->timeout_s));
+	}
+	const char *method = req->method ? req->method : "GET";
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(req->body ? req->body_len : 0));
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		if (req->body) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		}
+	}
+
+	CURLcode cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (cc == CURLE_OK) {
+		rc = HTTP_OK;
+	} else {
+		const char *detail = cerr[0] ? cerr : curl_easy_strerror(cc);
+		if (sink.too_big) {
+			rc = HTTP_FAIL_TOO_BIG;
+			snprintf(errbuf, errlen, "answer larger than %zu bytes", sink.max);
+		} else {
+			switch (cc) {
+			case CURLE_OPERATION_TIMEDOUT:
+				rc = HTTP_FAIL_TIMEOUT;
+				break;
+			case CURLE_COULDNT_CONNECT:
+			case CURLE_COULDNT_RESOLVE_HOST:
+			case CURLE_COULDNT_RESOLVE_PROXY:
+				rc = HTTP_FAIL_CONNECT;
+				break;
+			case CURLE_URL_MALFORMAT:
+			case CURLE_UNSUPPORTED_PROTOCOL:
+				rc = HTTP_FAIL_URL;
+				break;
+			default:
+				rc = HTTP_FAIL_TRANSFER;
+				break;
+			}
+			snprintf(errbuf, errlen, "%s", detail);
+		}
+		resp->status = rc == HTTP_FAIL_TOO_BIG ? resp->status : 0;
+	}
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+out_free_headers:
+	curl_slist_free_all(hdrs);
+	if (rc == HTTP_FAIL_TRANSFER && errbuf && errlen && !errbuf[0])
+		snprintf(errbuf, errlen, "out of memory building headers");
+	return rc;
+}
+
+void http_req_free(struct http_req *req)
+{
+	if (!req)
+		return;
+	for (int i = 0; i < 8; i++) {
+		if (req->headers[i]) {
+			explicit_bzero(req->headers[i], strlen(req->headers[i]));
+			free(req->headers[i]);
+			req->headers[i] = NULL;
+		}
+	}
+	if (req->url) {	/* a gateway may carry ?key= */
+		explicit_bzero(req->url, strlen(req->url));
+		free(req->url);
+		req->url = NULL;
+	}
+	free(req->body);
+	req->body = NULL;
+	req->body_len = 0;
+}
+
+void http_resp_free(struct http_resp *resp)
+{
+	if (!resp)
+		return;
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
