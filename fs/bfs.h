@@ -1,0 +1,27 @@
+/*
+ * bfs.h - the daemon's state, shared by the FUSE operations, the job
+ * workers and the control files.  Set up in main.c before mounting and
+ * read-only afterwards, except where a field names its lock.
+ */
+#ifndef BANANAFS_FS_BFS_H
+#define BANANAFS_FS_BFS_H
+
+#include <stdbool.h>
+#include "cache/config.h"
+#include "cache/fetch.h"
+#include "cache/store.h"
+
+struct jobs;
+
+struct bfs {
+	struct config cfg;
+	struct store store;
+	struct fetch_ctx fetch;
+	int tree_fd;			/* STORE/tree, O_PATH|O_DIRECTORY */
+	char *mountpoint;		/* absolute; workers publish through it */
+	volatile int mounted;		/* 1 while the FUSE loop serves requests */
+	bool offline;			/* endpoint is loopback: the bundled emulator */
+	struct jobs *jobs;
+};
+
+#endif

@@ -1,0 +1,476 @@
+/*
+ * jobs.c - prompt jobs.
+ *
+ * A trigger records the job in the journal (so kill -9 loses nothing),
+ * bumps the prompt's generation and queues its path once.  A worker reads
+ * the prompt when it starts, so a prompt rewritten while queued is paid
+ * for once, with its final text.  When a worker finishes, it publishes
+ * only if the generation is unchanged (sshfs-style generation guard): a
+ * prompt rewritten while running is handled by the newer job.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "api/errors.h"
+#include "api/prices.h"
+#include "cache/journal.h"
+#include "cache/key.h"
+#include "cache/log.h"
+#include "cache/prompt.h"
+#include "fs/jobs.h"
+#include "fs/publish.h"
+#include "fs/status.h"
+#include "fs/tree.h"
+
+struct qitem {
+	char *path;
+	const char *reason;		/* why a resend: NULL, "resume after crash" */
+	struct qitem *next;
+};
+
+struct jobs {
+	struct bfs *b;
+	pthread_mutex_t mu;		/* protects the queue and stop; never held with status_lock */
+	pthread_cond_t cv;
+	struct qitem *head, *tail;
+	int stop;
+	int nworkers;
+	pthread_t *threads;
+	int running;			/* workers inside a job; protected by mu */
+};
+
+struct jobs *jobs_new(struct bfs *b)
+{
+	struct jobs *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->b = b;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	return j;
+}
+
+static void push(struct jobs *j, const char *path, const char *reason)
+{
+	struct qitem *q = calloc(1, sizeof(*q));
+	if (!q || !(q->path = strdup(path))) {
+		free(q);
+		log_warnx("out of memory queueing %s", path);
+		return;
+	}
+	q->reason = reason;
+	pthread_mutex_lock(&j->mu);
+	if (j->tail)
+		j->tail->next = q;
+	else
+		j->head = q;
+	j->tail = q;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason)
+{
+	bool need_push = false;
+	status_lock();
+	struct prompt_status *s = status_make(relpath);
+	if (s) {
+		s->gen++;
+		s->job_id = id;
+		status_set(s, "queued");
+		status_set_error(s, NULL);
+		if (!s->queued) {
+			s->queued = true;
+			need_push = true;
+		}
+	}
+	status_unlock();
+	if (need_push)
+		push(j, relpath, reason);
+}
+
+void jobs_trigger(struct jobs *j, const char *relpath)
+{
+	int64_t id = journal_add(&j->b->store, relpath, 0);
+	if (id < 0)
+		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
+	log_debug("trigger %s (job %" PRId64 ")", relpath, id);
+	enqueue(j, relpath, id, NULL);
+}
+
+static int resume_one(int64_t id, const char *relpath, int regen, int attempts, void *arg)
+{
+	(void)regen;
+	enqueue(arg, relpath, id, attempts > 0 ? "resume after crash" : NULL);
+	return 0;
+}
+
+int jobs_resume(struct jobs *j)
+{
+	int before = 0, after = 0;
+	jobs_counts(j, &before, NULL, NULL, NULL, NULL);
+	journal_pending(&j->b->store, resume_one, j);
+	jobs_counts(j, &after, NULL, NULL, NULL, NULL);
+	return after - before;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct job_ctx {
+	struct jobs *j;
+	const char *path;
+	uint64_t gen;
+};
+
+/* Reads the prompt file beneath the tree; NULL with errno on failure. */
+static char *read_prompt(int tree_fd, const char *relpath, size_t *len)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, tree_fd, relpath, &how, sizeof(how));
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	/* One byte over the limit is enough for prompt_parse to refuse it. */
+	size_t cap = PROMPT_MAX_BYTES + 1;
+	char *buf = malloc(cap + 1);
+	size_t off = 0;
+	while (buf && off < cap) {
+		ssize_t r = read(fd, buf + off, cap - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	close(fd);
+	if (buf)
+		buf[off] = '\0';
+	*len = off;
+	return buf;
+}
+
+static void split_path(const char *relpath, char *dir, size_t dlen, char *stem, size_t slen)
+{
+	const char *slash = strrchr(relpath, '/');
+	size_t n = slash ? (size_t)(slash - relpath) : 0;
+	snprintf(dir, dlen, "%.*s", (int)n, relpath);
+	const char *base = slash ? slash + 1 : relpath;
+	size_t blen = strlen(base);
+	if (blen > 4 && strcmp(base + blen - 4, ".txt") == 0)
+		blen -= 4;
+	snprintf(stem, slen, "%.*s", (int)blen, base);
+}
+
+/* True when the job is still the newest for its prompt. */
+static bool current(struct job_ctx *c)
+{
+	status_lock();
+	struct prompt_status *s = status_get(c->path);
+	bool cur = s && s->gen == c->gen;
+	status_unlock();
+	return cur;
+}
+
+static void set_status(struct job_ctx *c, const char *st)
+{
+	status_lock();
+	struct prompt_status *s = status_get(c->path);
+	if (s && s->gen == c->gen)
+		status_set(s, st);
+	status_unlock();
+}
+
+static void on_fetch_status(void *arg, const char *st)
+{
+	set_status(arg, st);
+}
+
+/* Ends the job: final status, error line, journal row (only if still current). */
+static void finish(struct job_ctx *c, const char *st, const char *error, const char *key, double cost)
+{
+	status_lock();
+	struct prompt_status *s = status_get(c->path);
+	if (s && s->gen == c->gen) {
+		status_set(s, st);
+		status_set_error(s, error);
+		if (key)
+			snprintf(s->key, sizeof(s->key), "%s", key);
+		s->cost_usd = cost;
+		if (s->job_id > 0)
+			journal_finish(&c->j->b->store, s->job_id);
+		s->job_id = -1;
+	}
+	status_unlock();
+}
+
+/* The first line of a multi-line text, for the xattr and jobs file. */
+static void first_line(const char *text, char *out, size_t len)
+{
+	const char *p = strstr(text, "what happened: ");
+	p = p ? p + 15 : text;
+	size_t n = strcspn(p, "\n");
+	snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const char *text)
+{
+	struct bfs *b = c->j->b;
+	char name[NAME_MAX + 32], line[512];
+	snprintf(name, sizeof(name), "%s.error", stem);
+	if (current(c) && publish_text(b, dir, name, text) < 0)
+		log_warn("cannot write %s/%s", dir, name);
+	first_line(text, line, sizeof(line));
+	finish(c, "failed", line, NULL, -1);
+}
+
+static void run_job(struct jobs *j, const char *relpath, const char *reason)
+{
+	struct bfs *b = j->b;
+	struct job_ctx c = { .j = j, .path = relpath };
+	char dir[PATH_MAX], stem[NAME_MAX + 1], err[1024], abs[PATH_MAX + 1];
+	struct prompt p = { 0 };
+	struct ref_image refs[PROMPT_MAX_INPUTS] = { 0 };
+	int nrefs = 0;
+
+	status_lock();
+	struct prompt_status *s = status_get(relpath);
+	int64_t jid = -1;
+	if (s) {
+		s->queued = false;
+		c.gen = s->gen;
+		jid = s->job_id;
+		status_set(s, "running");
+	}
+	status_unlock();
+	if (!s)
+		return;
+	if (jid > 0)
+		journal_start(&b->store, jid);
+
+	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
+	snprintf(abs, sizeof(abs), "/%s", relpath);
+	struct node n;
+	tree_classify(abs, &n);
+	size_t len = 0;
+	char *buf = n.kind == NODE_USER ? read_prompt(b->tree_fd, relpath, &len) : NULL;
+	if (!buf) {
+		/* Gone (deleted or renamed away) before it ran: nothing to do. */
+		log_debug("prompt %s vanished before it ran", relpath);
+		finish(&c, "failed", "prompt file vanished before it ran", NULL, -1);
+		status_lock();
+		if (status_get(relpath) && status_get(relpath)->gen == c.gen)
+			status_drop(relpath);
+		status_unlock();
+		return;
+	}
+	enum prompt_err pe = prompt_parse(buf, len, &p, err, sizeof(err));
+	free(buf);
+	if (pe == PROMPT_EMPTY) {
+		fail_job(&c, dir, stem, "bananafs: empty prompt: nothing was sent and nothing was billed.\n"
+			 "next move: write the text of the image you want into the file.\n");
+		return;
+	}
+	if (pe != PROMPT_OK) {
+		char text[1400];
+		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
+			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
+		fail_job(&c, dir, stem, text);
+		return;
+	}
+	const char *aspect = p.aspect[0] ? p.aspect : b->cfg.default_aspect;
+	enum route route = ROUTE_STANDARD;
+	if (p.route_set)
+		route = p.route;
+	else if (route_parse(b->cfg.route, &route) < 0)
+		route = ROUTE_STANDARD;
+	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
+	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
+		char text[1400];
+		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
+			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
+		fail_job(&c, dir, stem, text);
+		prompt_free(&p);
+		return;
+	}
+	nrefs = p.ninputs;
+
+	uint8_t ph[16];
+	char prompt_hash[KEY_HEX_LEN], job_id[32];
+	key_hash_bytes(p.text, p.len, ph);
+	key_hex((const struct cache_key *)ph, prompt_hash);
+	snprintf(job_id, sizeof(job_id), "%" PRId64, jid);
+
+	int ok = 0, cached = 0, dry = 0;
+	double cost = 0;
+	char *errtext = NULL;
+	char lastkey[KEY_HEX_LEN] = "";
+	for (int i = 1; i <= p.n; i++) {
+		struct gen_request rq = {
+			.model = n.model->id, .size = n.size, .aspect = aspect,
+			.prompt = p.text, .prompt_len = p.len, .refs = refs, .nrefs = nrefs,
+			.n = p.n, .index = i, .variant = p.variant, .route = route,
+		};
+		struct fetch_outcome out;
+		fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, &c, &out);
+		snprintf(lastkey, sizeof(lastkey), "%s", out.key_hex);
+		if (out.cost_usd > 0)
+			cost += out.cost_usd;
+		if (out.result == FETCH_OK) {
+			char name[NAME_MAX + 32];
+			if (p.n == 1)
+				snprintf(name, sizeof(name), "%s.%s", stem, out.obj.ext);
+			else
+				snprintf(name, sizeof(name), "%s-%d.%s", stem, i, out.obj.ext);
+			if (!current(&c)) {
+				fetch_outcome_free(&out);
+				break;
+			}
+			if (publish_object(b, dir, name, &out.obj, out.key_hex) < 0) {
+				log_warn("cannot publish %s/%s", dir, name);
+				free(errtext);
+				errtext = strdup("bananafs: the image was made and cached, but could not be "
+						 "placed beside the prompt.\nnext move: save the prompt again "
+						 "(the cached image is free).\n");
+			} else {
+				ok++;
+				if (out.source != SRC_GENERATED)
+					cached++;
+			}
+		} else if (out.result == FETCH_DRY_RUN) {
+			dry++;
+		} else {
+			free(errtext);
+			errtext = fetch_render_error(&out, &rq);
+		}
+		fetch_outcome_free(&out);
+	}
+	prompt_free_inputs(refs, nrefs);
+	prompt_free(&p);
+
+	if (dry) {
+		finish(&c, "dry-run", NULL, lastkey, cost);
+	} else if (errtext) {
+		fail_job(&c, dir, stem, errtext);
+	} else if (ok) {
+		char ename[NAME_MAX + 32];
+		snprintf(ename, sizeof(ename), "%s.error", stem);
+		if (current(&c))
+			publish_remove(b, dir, ename);
+		finish(&c, cached == ok ? "cached" : "done", NULL, lastkey, cost);
+	} else {
+		finish(&c, "failed", "superseded", lastkey, cost);
+	}
+	free(errtext);
+}
+
+static void *worker(void *arg)
+{
+	struct jobs *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		while (!j->head && !j->stop)
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (j->stop) {
+			pthread_mutex_unlock(&j->mu);
+			return NULL;
+		}
+		struct qitem *q = j->head;
+		j->head = q->next;
+		if (!j->head)
+			j->tail = NULL;
+		j->running++;
+		pthread_mutex_unlock(&j->mu);
+
+		run_job(j, q->path, q->reason);
+		free(q->path);
+		free(q);
+
+		pthread_mutex_lock(&j->mu);
+		j->running--;
+		pthread_mutex_unlock(&j->mu);
+	}
+}
+
+int jobs_start(struct jobs *j, int nworkers)
+{
+	j->threads = calloc((size_t)nworkers, sizeof(*j->threads));
+	if (!j->threads)
+		return -1;
+	for (int i = 0; i < nworkers; i++) {
+		if (pthread_create(&j->threads[i], NULL, worker, j) != 0)
+			return -1;
+		j->nworkers++;
+	}
+	return 0;
+}
+
+int jobs_stop(struct jobs *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->stop = 1;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	for (int i = 0; i < j->nworkers; i++)
+		pthread_join(j->threads[i], NULL);
+	int left = 0;
+	while (j->head) {
+		struct qitem *q = j->head;
+		j->head = q->next;
+		free(q->path);
+		free(q);
+		left++;
+	}
+	free(j->threads);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+	return left;
+}
+
+struct counts {
+	int queued, running, waiting, done, failed;
+};
+
+static void count_one(struct prompt_status *s, void *arg)
+{
+	struct counts *c = arg;
+	if (!strcmp(s->status, "queued"))
+		c->queued++;
+	else if (!strcmp(s->status, "running"))
+		c->running++;
+	else if (!strcmp(s->status, "waiting-quota") || !strcmp(s->status, "batch-pending"))
+		c->waiting++;
+	else if (!strcmp(s->status, "done") || !strcmp(s->status, "cached"))
+		c->done++;
+	else if (!strcmp(s->status, "failed"))
+		c->failed++;
+}
+
+void jobs_counts(struct jobs *j, int *queued, int *running, int *waiting, int *done, int *failed)
+{
+	(void)j;
+	struct counts c = { 0 };
+	status_foreach(count_one, &c);
+	if (queued) *queued = c.queued;
+	if (running) *running = c.running;
+	if (waiting) *waiting = c.waiting;
+	if (done) *done = c.done;
+	if (failed) *failed = c.failed;
+}

@@ -1,0 +1,23 @@
+/*
+ * jobs.h - the run queue of prompts and the worker threads that turn a
+ * prompt into published images.  Runs outside FUSE threads: a worker may
+ * block for minutes on HTTP without holding up the filesystem.
+ */
+#ifndef BANANAFS_FS_JOBS_H
+#define BANANAFS_FS_JOBS_H
+
+#include "fs/bfs.h"
+
+/* Creates the queue; workers start with jobs_start (after daemonizing). */
+struct jobs *jobs_new(struct bfs *b);
+int jobs_start(struct jobs *j, int nworkers);
+/* Re-queues what the journal holds from an earlier run. Returns how many. */
+int jobs_resume(struct jobs *j);
+/* A prompt at relpath was written or renamed into place. */
+void jobs_trigger(struct jobs *j, const char *relpath);
+/* Stops the workers after their current request; returns the jobs left pending. */
+int jobs_stop(struct jobs *j);
+/* Counters for .bananafs/stats. */
+void jobs_counts(struct jobs *j, int *queued, int *running, int *waiting, int *done, int *failed);
+
+#endif

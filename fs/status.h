@@ -1,0 +1,41 @@
+/*
+ * status.h - what each prompt is doing, for xattrs, .bananafs/jobs and the
+ * job workers.  Keyed by the prompt's path relative to the tree.
+ * All access goes through status_lock()/status_unlock().
+ */
+#ifndef BANANAFS_FS_STATUS_H
+#define BANANAFS_FS_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct prompt_status {
+	char *path;			/* relative to the tree; owned */
+	char status[16];		/* queued running waiting-quota batch-pending done failed cached dry-run */
+	char key[33];			/* cache key hex, "" when not known */
+	double cost_usd;		/* estimated or settled; < 0 unknown */
+	char *error;			/* one line, owned; NULL when none */
+	char model[64];
+	char size[8];
+	time_t updated;
+	uint64_t gen;			/* bumped by every trigger */
+	bool queued;			/* in the run queue now */
+	int64_t job_id;			/* journal row */
+	struct prompt_status *next;	/* hash chain */
+};
+
+void status_lock(void);
+void status_unlock(void);
+/* Under the lock.  get returns NULL when unknown; make creates. */
+struct prompt_status *status_get(const char *path);
+struct prompt_status *status_make(const char *path);
+void status_drop(const char *path);
+/* Moves an entry to a new path (rename of a prompt). */
+void status_rename(const char *from, const char *to);
+void status_set(struct prompt_status *s, const char *status);
+void status_set_error(struct prompt_status *s, const char *error);
+/* Calls fn for each entry, under the lock. */
+void status_foreach(void (*fn)(struct prompt_status *s, void *arg), void *arg);
+
+#endif
