@@ -1,0 +1,266 @@
+/*
+ * cmd_cost.c - reading the ledger: "bananactl cost" sums what was billed,
+ * "bananactl ledger" shows every line.  A torn line (a crash mid-append) is
+ * reported and skipped, never fatal.
+ */
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/bananactl/ctl.h"
+#include "tools/bananactl/parse.h"
+
+/* Calls fn for every valid line of the ledger; -1 after a message when it cannot be read. */
+static int
+ledger_each(struct ctl *c, void (*fn)(const cJSON *rec, const char *raw, void *arg), void *arg)
+{
+	char *path, *text, *line, *next;
+	long lineno = 0;
+
+	if (ctl_resolve(c, NULL) < 0)
+		return -1;
+	path = ctl_ledger_path(c);
+	if ((text = ctl_read_file(path, NULL)) == NULL) {
+		warn("%s", path);
+		free(path);
+		return -1;
+	}
+	for (line = text; *line != '\0'; line = next) {
+		cJSON *rec;
+
+		lineno++;
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		else
+			next = line + strlen(line);
+		if (line[strspn(line, " \t\r")] == '\0')
+			continue;
+		rec = cJSON_Parse(line);
+		if (!cJSON_IsObject(rec))
+			warnx("ledger line %ld is not valid JSON (torn write?)", lineno);
+		else
+			fn(rec, line, arg);
+		cJSON_Delete(rec);
+	}
+	free(text);
+	free(path);
+	return 0;
+}
+
+static const char *
+jstr(const cJSON *o, const char *name, const char *dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+/* ---- cost ---------------------------------------------------------------- */
+
+struct group {
+	char *name;
+	double usd;
+	long lines;
+};
+
+struct cost {
+	const char *since;		/* "YYYY-MM-DD" or NULL */
+	const char *by;			/* "day", "model", "route" */
+	struct group *g;
+	int ng;
+	double total;
+	long lines;
+	bool gateway;			/* a gateway line was summed: label its price */
+};
+
+static void
+cost_line(const cJSON *rec, const char *raw, void *arg)
+{
+	struct cost *k = arg;
+	const cJSON *cost = cJSON_GetObjectItemCaseSensitive(rec, "cost_usd");
+	const char *time = jstr(rec, "time", ""), *name;
+	char day[11];
+	int i;
+
+	(void)raw;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "billed")) || !cJSON_IsNumber(cost))
+		return;
+	snprintf(day, sizeof(day), "%s", time);
+	/* ISO-8601 UTC times compare as strings. */
+	if (k->since != NULL && strcmp(day, k->since) < 0)
+		return;
+	if (strcmp(k->by, "day") == 0)
+		name = day[0] ? day : "?";
+	else
+		name = jstr(rec, k->by, "?");
+	if (strcmp(jstr(rec, "route", ""), "gateway") == 0)
+		k->gateway = true;
+	for (i = 0; i < k->ng; i++)
+		if (strcmp(k->g[i].name, name) == 0)
+			break;
+	if (i == k->ng) {
+		struct group *ng = realloc(k->g, sizeof(*ng) * (size_t)(k->ng + 1));
+
+		if (ng == NULL)
+			err(1, "realloc");
+		k->g = ng;
+		k->g[i] = (struct group){ xstrdup(name), 0, 0 };
+		k->ng++;
+	}
+	k->g[i].usd += cost->valuedouble;
+	k->g[i].lines++;
+	k->total += cost->valuedouble;
+	k->lines++;
+}
+
+static int
+group_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct group *)a)->name, ((const struct group *)b)->name);
+}
+
+int
+cmd_cost(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since", required_argument, NULL, 's' },
+		{ "by", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const bys[] = { "day", "model", "route" };
+	struct cost k = { .by = "day" };
+	int ch, i, w = 5, rc = 1;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (parse_date(optarg) < 0) {
+				warnx("--since wants a date YYYY-MM-DD, not \"%s\"", optarg);
+				return 1;
+			}
+			k.since = optarg;
+			break;
+		case 'b':
+			if ((i = ctl_pick_word("grouping", optarg, bys, 3)) < 0)
+				return 1;
+			k.by = bys[i];
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (ledger_each(c, cost_line, &k) < 0)
+		goto out;
+	qsort(k.g, (size_t)k.ng, sizeof(*k.g), group_cmp);
+	for (i = 0; i < k.ng; i++)
+		if ((int)strlen(k.g[i].name) > w)
+			w = (int)strlen(k.g[i].name);
+	printf("%-*s  %12s  %6s\n", w, k.by, "cost_usd", "billed");
+	for (i = 0; i < k.ng; i++)
+		printf("%-*s  %12.4f  %6ld\n", w, k.g[i].name, k.g[i].usd, k.g[i].lines);
+	printf("%-*s  %12.4f  %6ld\n", w, "total", k.total, k.lines);
+	if (k.since != NULL)
+		printf("(billed lines since %s UTC)\n", k.since);
+	printf("note: costs are the ledger's estimates from the price table; gateway costs are "
+	       "the provider's prices as entered by you, not Google's%s\n",
+	       k.gateway ? " (gateway lines are included above)" : "");
+	rc = 0;
+out:
+	for (i = 0; i < k.ng; i++)
+		free(k.g[i].name);
+	free(k.g);
+	return rc;
+}
+
+/* ---- ledger -------------------------------------------------------------- */
+
+#define LCOLS 8
+
+struct ltable {
+	bool json;
+	char *(*cell)[LCOLS];
+	int n;
+};
+
+static void
+ledger_line(const cJSON *rec, const char *raw, void *arg)
+{
+	struct ltable *t = arg;
+	const cJSON *cost = cJSON_GetObjectItemCaseSensitive(rec, "cost_usd");
+	const cJSON *http = cJSON_GetObjectItemCaseSensitive(rec, "http_status");
+	const char *billed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "billed")) ? "" : "~";
+	void *nc;
+	char **row;
+
+	if (t->json) {
+		puts(raw);
+		return;
+	}
+	if ((nc = realloc(t->cell, sizeof(*t->cell) * (size_t)(t->n + 1))) == NULL)
+		err(1, "realloc");
+	t->cell = nc;
+	row = t->cell[t->n++];
+	row[0] = xstrdup(jstr(rec, "time", "-"));
+	row[1] = xstrdup(jstr(rec, "outcome", "-"));
+	row[2] = xstrdup(jstr(rec, "model", "-"));
+	row[3] = xstrdup(jstr(rec, "size", "-"));
+	row[4] = xstrdup(jstr(rec, "route", "-"));
+	/* "~" marks an estimate that was not (or not yet) money spent. */
+	row[5] = cJSON_IsNumber(cost) ? xasprintf("%s%.4f", billed, cost->valuedouble) : xstrdup("-");
+	row[6] = cJSON_IsNumber(http) ? xasprintf("%d", http->valueint) : xstrdup("-");
+	row[7] = xasprintf("%.8s", jstr(rec, "key", "-"));
+}
+
+int
+cmd_ledger(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const head[LCOLS] = { "TIME", "OUTCOME", "MODEL", "SIZE", "ROUTE", "COST", "HTTP", "KEY" };
+	struct ltable t = { 0 };
+	int ch, w[LCOLS], rc = 1;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'j')
+			usage();
+		t.json = true;
+	}
+	if (optind != argc)
+		usage();
+	if (ledger_each(c, ledger_line, &t) < 0)
+		goto out;
+	if (!t.json) {
+		for (int j = 0; j < LCOLS; j++)
+			w[j] = (int)strlen(head[j]);
+		for (int i = 0; i < t.n; i++)
+			for (int j = 0; j < LCOLS; j++)
+				if ((int)strlen(t.cell[i][j]) > w[j])
+					w[j] = (int)strlen(t.cell[i][j]);
+		for (int i = -1; i < t.n; i++) {
+			for (int j = 0; j < LCOLS; j++) {
+				const char *s = i < 0 ? head[j] : t.cell[i][j];
+				/* Numbers right-aligned, words left; no trailing blanks. */
+				if (j == LCOLS - 1)
+					printf("%s\n", s);
+				else if (j == 5 || j == 6)
+					printf("%*s  ", w[j], s);
+				else
+					printf("%-*s  ", w[j], s);
+			}
+		}
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < t.n; i++)
+		for (int j = 0; j < LCOLS; j++)
+			free(t.cell[i][j]);
+	free(t.cell);
+	return rc;
+}

@@ -1,0 +1,305 @@
+/*
+ * cmd_doctor.c - "bananactl doctor": checks, step by step, what a working
+ * mount needs: config, API key, endpoint and key acceptance (one free
+ * models.list call), store, FUSE, and the mount.  Each step prints
+ * "ok   ..." or "FAIL ..." with the next move.  The key is never printed.
+ */
+#include <ctype.h>
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "cache/config.h"
+#include "tools/bananactl/ctl.h"
+
+struct doctor {
+	int failed;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+ok(struct doctor *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)d;
+	fputs("ok   ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* A failed step: what is wrong, then the next move on its own line. */
+static void __attribute__((format(printf, 3, 4)))
+fail(struct doctor *d, const char *next, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->failed++;
+	fputs("FAIL ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (next != NULL)
+		printf("     next: %s\n", next);
+}
+
+/* True for an http:// loopback endpoint: the bundled emulator or a test server. */
+static bool
+is_loopback(const char *url)
+{
+	return strncmp(url, "http://127.", 11) == 0 || strncmp(url, "http://localhost", 16) == 0 ||
+	       strncmp(url, "http://[::1]", 12) == 0;
+}
+
+/* Google keys are printable, without blanks, and long; NULL or the reason. */
+static const char *
+key_malformed(const char *key, bool emulator)
+{
+	size_t n = strlen(key);
+
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)key[i]))
+			return "it holds a blank or a control character (a stray newline or quote?)";
+	if (!emulator && n < 20)
+		return "it is shorter than 20 characters";
+	return NULL;
+}
+
+/* Error details of a Google error body: status and the ErrorInfo reason. */
+static void
+error_reason(const char *body, char *status, size_t slen, char *reason, size_t rlen)
+{
+	cJSON *j = cJSON_Parse(body ? body : "");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "status");
+	const cJSON *det = cJSON_GetObjectItemCaseSensitive(e, "details"), *d;
+
+	status[0] = reason[0] = '\0';
+	if (cJSON_IsString(s))
+		snprintf(status, slen, "%s", s->valuestring);
+	cJSON_ArrayForEach(d, det) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(d, "reason");
+
+		if (cJSON_IsString(r)) {
+			snprintf(reason, rlen, "%s", r->valuestring);
+			break;
+		}
+	}
+	cJSON_Delete(j);
+}
+
+static void
+check_endpoint(struct doctor *d, const struct config *cfg, const char *endpoint)
+{
+	struct http_opts o = { cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10, 30, 1 << 20 };
+	struct http_req rq = { .method = "GET" };
+	struct http_resp rs = { 0 };
+	char errbuf[256], status[64], reason[64];
+	enum http_fail f;
+
+	if (!http_url_allowed(endpoint)) {
+		fail(d, "use https://, or http:// only for a loopback address", "endpoint %s is refused", endpoint);
+		return;
+	}
+	if (cfg->api_key == NULL) {
+		fail(d, "set a key first (see above)", "endpoint %s not checked: no API key", endpoint);
+		return;
+	}
+	if (http_global_init() < 0) {
+		fail(d, NULL, "cannot initialise libcurl");
+		return;
+	}
+	/* models.list is free: it proves reachability and that the key is accepted. */
+	rq.url = xasprintf("%s/%s/models?pageSize=1", endpoint, cfg->api_version ? cfg->api_version : "v1beta");
+	rq.headers[0] = xasprintf("x-goog-api-key: %s", cfg->api_key);
+	f = http_perform(&o, &rq, &rs, errbuf, sizeof(errbuf));
+	error_reason(rs.body, status, sizeof(status), reason, sizeof(reason));
+	if (f != HTTP_OK)
+		fail(d, "check the network, a proxy, or the endpoint setting",
+		     "endpoint %s unreachable: %s", endpoint, errbuf);
+	else if (rs.status == 200)
+		ok(d, "endpoint %s reachable, key accepted", endpoint);
+	else if (rs.status == 401 || (rs.status == 400 && strcmp(reason, "API_KEY_INVALID") == 0))
+		fail(d, "create a new key in Google AI Studio (or migrate it) and set it again",
+		     "key rejected by %s (HTTP %ld%s%s)", endpoint, rs.status, reason[0] ? " " : "", reason);
+	else if (rs.status == 403)
+		fail(d, "check the key's project, its API restrictions and that the Generative Language API is enabled",
+		     "permission denied by %s (HTTP 403%s%s)", endpoint, status[0] ? " " : "", status);
+	else if (rs.status == 429)
+		fail(d, "wait for the quota to reset, or raise it; lower max_inflight and rpm",
+		     "quota exhausted at %s (HTTP 429%s%s)", endpoint, status[0] ? " " : "", status);
+	else if (rs.status >= 500)
+		fail(d, "try again later; the service or gateway is overloaded",
+		     "%s answered HTTP %ld%s%s", endpoint, rs.status, status[0] ? " " : "", status);
+	else
+		fail(d, "check endpoint and api_version in the config",
+		     "%s answered HTTP %ld%s%s%s%s", endpoint, rs.status, status[0] ? " " : "", status,
+		     reason[0] ? " " : "", reason);
+	http_req_free(&rq);
+	http_resp_free(&rs);
+	http_global_cleanup();
+}
+
+static void
+check_store(struct doctor *d, const char *dir)
+{
+	struct stat st;
+	char *tmp;
+	int fd;
+
+	if (stat(dir, &st) < 0) {
+		if (errno == ENOENT)
+			ok(d, "store %s not created yet (bananafs creates it, mode 0700)", dir);
+		else
+			fail(d, "fix the path or give another with --store", "store %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fail(d, "give a folder with --store", "store %s is not a folder", dir);
+		return;
+	}
+	tmp = xasprintf("%s/.doctor.XXXXXX", dir);
+	if ((fd = mkstemp(tmp)) < 0) {
+		fail(d, "fix the owner or permissions of the store", "store %s not writable: %s", dir, strerror(errno));
+		free(tmp);
+		return;
+	}
+	close(fd);
+	unlink(tmp);
+	free(tmp);
+	if ((st.st_mode & 077) != 0 || st.st_uid != getuid()) {
+		char next[64];
+
+		snprintf(next, sizeof(next), "chmod 700 (and chown to uid %u)", (unsigned)getuid());
+		fail(d, next, "store %s is mode %03o, owner %u: it must be 0700 and yours", dir,
+		     (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
+		return;
+	}
+	ok(d, "store %s writable, mode 0700", dir);
+}
+
+/* True when name is an executable file in a folder of $PATH. */
+static bool
+on_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save = NULL;
+	bool found = false;
+
+	if (path == NULL)
+		return false;
+	copy = xstrdup(path);
+	for (dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/%s", *dir ? dir : ".", name);
+
+		found = access(p, X_OK) == 0;
+		free(p);
+	}
+	free(copy);
+	return found;
+}
+
+static void
+check_fuse(struct doctor *d)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		fail(d, "load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse",
+		     "/dev/fuse: %s", strerror(errno));
+	else {
+		close(fd);
+		ok(d, "/dev/fuse can be opened");
+	}
+	if (on_path("fusermount3"))
+		ok(d, "fusermount3 found on PATH");
+	else
+		fail(d, "install the fuse3 package", "fusermount3 not found on PATH");
+}
+
+int
+cmd_doctor(struct ctl *c, int argc, char **argv)
+{
+	struct doctor d = { 0 };
+	struct config cfg = { 0 };
+	cJSON *st = NULL;
+	const cJSON *v;
+	char *cfgpath = NULL, warnbuf[256] = "", errbuf[256] = "";
+	const char *endpoint, *store;
+	bool emulator;
+
+	(void)argv;
+	if (argc != 1)
+		usage();
+	if (ctl_resolve(c, NULL) < 0)
+		d.failed++;
+
+	/* 1. the config file */
+	if (ctl_load_config(&cfg, &cfgpath) < 0)
+		fail(&d, "fix the line named above", "config %s has an error", cfgpath ? cfgpath : "?");
+	else if (cfgpath != NULL && access(cfgpath, F_OK) == 0)
+		ok(&d, "config %s read", cfgpath);
+	else
+		ok(&d, "no config file at %s: the defaults apply", cfgpath ? cfgpath : "?");
+
+	/* The mount's settings win: they are what the daemon uses. */
+	if (c->mount != NULL)
+		st = ctl_read_stats(c);
+	v = cJSON_GetObjectItemCaseSensitive(st, "endpoint");
+	endpoint = cJSON_IsString(v) ? v->valuestring : cfg.endpoint ? cfg.endpoint : "";
+	emulator = is_loopback(endpoint) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "offline"));
+
+	/* 2. the API key */
+	if (config_resolve_keys(&cfg, warnbuf, sizeof(warnbuf), errbuf, sizeof(errbuf)) < 0) {
+		fail(&d, "fix the key source named above", "API key: %s", errbuf);
+	} else if (cfg.api_key == NULL || cfg.api_key[0] == '\0') {
+		fail(&d, "export GEMINI_API_KEY=... (or set api_key_file); without a key, make demo uses the emulator",
+		     "no API key (GOOGLE_API_KEY, GEMINI_API_KEY, api_key_file, api_key_command)");
+	} else {
+		const char *bad = key_malformed(cfg.api_key, emulator);
+
+		if (bad != NULL)
+			fail(&d, "copy the key again from Google AI Studio", "API key looks malformed: %s", bad);
+		else
+			ok(&d, "API key present (%zu characters%s)", strlen(cfg.api_key),
+			   emulator ? "; the emulator accepts its own test keys" : "");
+	}
+	if (warnbuf[0] != '\0')
+		printf("     note: %s\n", warnbuf);
+
+	/* 3. endpoint reachable, key accepted */
+	check_endpoint(&d, &cfg, endpoint);
+
+	/* 4. the store */
+	v = cJSON_GetObjectItemCaseSensitive(st, "store");
+	store = c->store_opt ? c->store_opt : cJSON_IsString(v) ? v->valuestring : cfg.store_dir ? cfg.store_dir : c->store;
+	check_store(&d, store);
+
+	/* 5. FUSE */
+	check_fuse(&d);
+
+	/* 6. the mount */
+	if (st != NULL)
+		ok(&d, "mounted at %s%s%s", c->mount,
+		   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "offline")) ? " (offline: bundled emulator)" : "",
+		   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "dry_run")) ? " (dry run)" : "");
+	else if (c->mount != NULL)
+		fail(&d, "unmount (fusermount3 -u) and mount again", "%s/.bananafs/stats is not readable", c->mount);
+	else
+		fail(&d, "mount it: bananafs ~/banana (or give the mount with -m)",
+		     "no bananafs mount found from the current folder");
+
+	cJSON_Delete(st);
+	free(cfgpath);
+	config_free(&cfg);
+	return d.failed ? 1 : 0;
+}
