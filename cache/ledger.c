@@ -36,10 +36,28 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int end_torn_line(int fd)
+{
+	struct stat st;
+	char c;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_size == 0)
+		return 0;
+	if (pread(fd, &c, 1, st.st_size - 1) != 1)
+		return -1;
+	if (c == '\n')
+		return 0;
+	if (write(fd, "\n", 1) != 1 || fdatasync(fd) < 0)
+		return -1;
+	return 0;
+}
+
 int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
-	l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (l->fd < 0) {
 		seterr(err, errlen, "ledger: cannot open %s: %s", path, strerror(errno));
 		return -1;
@@ -47,6 +65,11 @@ int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen)
 	/* umask-proof, and tighten a file someone loosened */
 	if (fchmod(l->fd, 0600) < 0) {
 		seterr(err, errlen, "ledger: chmod %s: %s", path, strerror(errno));
+		goto out_close;
+	}
+	/* A crash may have left a torn last line: end it, so ours starts clean. */
+	if (end_torn_line(l->fd) < 0) {
+		seterr(err, errlen, "ledger: cannot repair the last line of %s: %s", path, strerror(errno));
 		goto out_close;
 	}
 	l->path = strdup(path);
