@@ -32,6 +32,14 @@ extern const struct route_ops route_standard;	/* standard.c (flex: same with ser
 extern const struct route_ops route_generate;	/* generate.c */
 extern const struct route_ops route_gateway;	/* gateway.c */
 
+/*
+ * Parses an OpenAI-compatible chat-completions answer (gemini-wire.md 6.2):
+ * a Markdown data URL in choices[0].message.content, content parts of type
+ * image_url, or message.images[].image_url.url.  A hosted https:// image
+ * only is ERR_MALFORMED (inline images only).  Additive to the lead's header.
+ */
+void gateway_parse_chat(const struct http_resp *resp, struct gen_result *res);
+
 /* The ops for a route; NULL when the route has no synchronous ops (batch). */
 const struct route_ops *route_ops_for(enum route r);
 

@@ -1,0 +1,96 @@
+/*
+ * attempt.c - the one place a route is picked, and one whole exchange:
+ * build, perform, parse (2xx) or errors_parse (anything else).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api/errors.h"
+#include "api/image.h"
+#include "api/route.h"
+
+const struct route_ops *route_ops_for(enum route r)
+{
+	switch (r) {
+	case ROUTE_STANDARD:
+	case ROUTE_FLEX:
+		return &route_standard;
+	case ROUTE_GENERATE:
+		return &route_generate;
+	case ROUTE_GATEWAY:
+		return &route_gateway;
+	default:
+		return NULL;	/* batch is gathered and polled, not one exchange */
+	}
+}
+
+/* res must be zeroed or an earlier result: it is released and reset here. */
+void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
+		 const struct gen_request *rq, struct gen_result *res)
+{
+	struct http_req req;
+	struct http_resp resp;
+	char err[256];
+
+	gen_result_free(res);
+	memset(res, 0, sizeof(*res));
+	res->quota_value = -1;
+	res->retry_after_s = -1;
+	res->in_tokens = res->out_tokens = res->thought_tokens = -1;
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+
+	const struct route_ops *ops = route_ops_for(rq->route);
+	if (!ops) {
+		gen_result_fail(res, ERR_REQUEST, "route %s has no single exchange",
+				route_name(rq->route) ? route_name(rq->route) : "?");
+		return;
+	}
+	err[0] = '\0';
+	if (ops->build(ep, rq, &req, err, sizeof(err)) != 0) {
+		gen_result_fail(res, ERR_REQUEST, "%s", err[0] ? err : "cannot build the request");
+		return;
+	}
+	enum http_fail hf = http_perform(ho, &req, &resp, err, sizeof(err));
+	switch (hf) {
+	case HTTP_OK:
+		break;
+	case HTTP_FAIL_TOO_BIG:
+		gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s", err);
+		goto out_free;
+	case HTTP_FAIL_URL:
+		/* a refused or malformed endpoint: resending cannot help */
+		gen_result_fail(res, ERR_REQUEST, "endpoint refused: %s", err);
+		goto out_free;
+	case HTTP_FAIL_TIMEOUT:
+		gen_result_fail(res, ERR_NETWORK, "timed out: %s", err);
+		goto out_free;
+	default:
+		gen_result_fail(res, ERR_NETWORK, "network error: %s", err);
+		goto out_free;
+	}
+
+	if (resp.status >= 200 && resp.status < 300) {
+		ops->parse(&resp, res);
+		res->http_status = resp.status;
+		if (!res->request_id[0] && resp.request_id[0])
+			snprintf(res->request_id, sizeof(res->request_id), "%s", resp.request_id);
+		if (res->cls == ERR_NONE) {
+			char why[128];
+			int w, h;
+			if (!res->image || image_check(res->image, res->image_len, &w, &h, why,
+						       sizeof(why)) != 0) {
+				gen_result_fail(res, ERR_MALFORMED, "the answer's image is not valid%s%s",
+						res->image ? ": " : "", res->image ? why : "");
+			} else {
+				res->width = w;
+				res->height = h;
+			}
+		}
+	} else {
+		errors_parse(&resp, res);
+	}
+out_free:
+	http_req_free(&req);
+	http_resp_free(&resp);
+}
