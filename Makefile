@@ -101,6 +101,9 @@ bench: deps all
 demo: deps all
 	@sh tools/demo.sh
 
+undemo:
+	@sh tools/undemo.sh
+
 # --- install ---------------------------------------------------------------
 
 install: all
@@ -117,4 +120,4 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all unit deps check test check-long fuzz bench demo install uninstall clean
+.PHONY: all unit deps check test check-long fuzz bench demo undemo install uninstall clean
