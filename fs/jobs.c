@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "api/errors.h"
 #include "api/prices.h"
@@ -253,6 +254,14 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	struct prompt_status *s = status_get(relpath);
 	int64_t jid = -1;
 	if (s) {
+		struct node sn;
+		char sp[PATH_MAX + 1];
+		snprintf(sp, sizeof(sp), "/%s", relpath);
+		tree_classify(sp, &sn);
+		if (sn.model)
+			snprintf(s->model, sizeof(s->model), "%s", sn.model->id);
+		if (sn.size)
+			snprintf(s->size, sizeof(s->size), "%s", sn.size);
 		s->queued = false;
 		c.gen = s->gen;
 		jid = s->job_id;
@@ -421,21 +430,38 @@ int jobs_start(struct jobs *j, int nworkers)
 	return 0;
 }
 
-int jobs_stop(struct jobs *j)
+int jobs_stop(struct jobs *j, double grace_s, int *busy)
 {
 	pthread_mutex_lock(&j->mu);
 	j->stop = 1;
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->mu);
+	/*
+	 * A worker may be inside a long request or a back-off sleep.  Its job is
+	 * journaled, so rather than hold the unmount, wait a little and let the
+	 * process end around it; the next mount resumes the job.
+	 */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)grace_s;
+	int stuck = 0;
 	for (int i = 0; i < j->nworkers; i++)
-		pthread_join(j->threads[i], NULL);
+		if (pthread_timedjoin_np(j->threads[i], NULL, &until) != 0)
+			stuck++;
 	int left = 0;
+	pthread_mutex_lock(&j->mu);
+	left = j->running;
+	for (struct qitem *q = j->head; q; q = q->next)
+		left++;
+	pthread_mutex_unlock(&j->mu);
+	*busy = stuck;
+	if (stuck)
+		return left;	/* workers still use j: leave it to process exit */
 	while (j->head) {
 		struct qitem *q = j->head;
 		j->head = q->next;
 		free(q->path);
 		free(q);
-		left++;
 	}
 	free(j->threads);
 	pthread_mutex_destroy(&j->mu);

@@ -15,8 +15,13 @@ int jobs_start(struct jobs *j, int nworkers);
 int jobs_resume(struct jobs *j);
 /* A prompt at relpath was written or renamed into place. */
 void jobs_trigger(struct jobs *j, const char *relpath);
-/* Stops the workers after their current request; returns the jobs left pending. */
-int jobs_stop(struct jobs *j);
+/*
+ * Stops the workers, waiting at most grace_s for those inside a request.
+ * Returns the jobs left pending (they stay journaled).  *busy is the number
+ * of workers still running: when it is not 0, j stays allocated and the
+ * caller must not free what the workers use.
+ */
+int jobs_stop(struct jobs *j, double grace_s, int *busy);
 /* Counters for .bananafs/stats. */
 void jobs_counts(struct jobs *j, int *queued, int *running, int *waiting, int *done, int *failed);
 

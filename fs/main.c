@@ -326,10 +326,17 @@ int main(int argc, char *argv[])
 	rc = rc ? 1 : 0;
 	b.mounted = 0;
 	{
-		int left = jobs_stop(b.jobs);
+		int busy = 0;
+		int left = jobs_stop(b.jobs, 3, &busy);
 		b.jobs = NULL;
 		if (left)
 			log_info("unmounted with %d job(s) pending; they stay journaled and resume at the next mount", left);
+		if (busy) {
+			/* Workers are still inside requests: end without freeing what they use. */
+			fuse_remove_signal_handlers(fuse_get_session(fuse));
+			fuse_unmount(fuse);
+			_exit(rc);
+		}
 	}
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
@@ -338,8 +345,10 @@ out_unmount:
 out_destroy:
 	fuse_destroy(fuse);
 out_jobs:
-	if (b.jobs)
-		jobs_stop(b.jobs);
+	if (b.jobs) {
+		int busy = 0;
+		jobs_stop(b.jobs, 0, &busy);
+	}
 out_fetch:
 	fetch_close(&b.fetch);
 out_store:
