@@ -271,7 +271,7 @@ cmd_doctor(struct ctl *c, int argc, char **argv)
 			fail(&d, "copy the key again from Google AI Studio", "API key looks malformed: %s", bad);
 		else
 			ok(&d, "API key present (%zu characters%s)", strlen(cfg.api_key),
-			   emulator ? "; the emulator accepts its own test keys" : "");
+			   emulator ? "; loopback endpoint: the emulator's default key is emulator-key" : "");
 	}
 	if (warnbuf[0] != '\0')
 		printf("     note: %s\n", warnbuf);
