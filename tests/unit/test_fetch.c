@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -488,6 +489,7 @@ static void test_second_fetch_is_cache_hit(void **state)
 
 	fetch_stats_get(&x->f, &st);
 	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.misses, 1);	/* the hit was found before any in-flight wait */
 	assert_int_equal(st.ok, 1);
 	assert_int_equal(st.sent, 1);
 
@@ -769,6 +771,59 @@ static void test_output_original(void **state)
 	fetch_outcome_free(&out);
 }
 
+static void test_ledger_failure_sends_nothing(void **state)
+{
+	struct fx *x = *state;
+	struct gen_request rq = request("gemini-3.1-flash-image", "1K", "unrecorded");
+	struct fetch_outcome out;
+	double reserved;
+	int full;
+
+	open_fetch(x);
+	/* every ledger write now fails (ENOSPC) */
+	full = open("/dev/full", O_WRONLY);
+	assert_true(full >= 0);
+	assert_true(dup2(full, x->f.ledger.fd) >= 0);
+	close(full);
+	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_FAILED);
+	assert_int_equal(requests(), 0);
+	assert_non_null(out.res.message);
+	assert_non_null(strstr(out.res.message, "ledger"));
+	budget_snapshot(&x->f.budget, NULL, NULL, &reserved);
+	assert_true(reserved == 0);
+	fetch_outcome_free(&out);
+}
+
+static void test_gateway_bills_failed_200(void **state)
+{
+	struct fx *x = *state;
+	struct gen_request rq = request("gemini-3.1-flash-image", "1K", "via a provider");
+	struct fetch_outcome out;
+	struct lines ls;
+	double total;
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	x->cfg.gateway_url = strdup(url);
+	x->cfg.gateway_key = strdup("gw-secret-key-0123456789");
+	x->cfg.gateway_bills_failures = true;
+	rq.route = ROUTE_GATEWAY;
+	assert_int_equal(price_set(rq.model, rq.size, ROUTE_GATEWAY, 0.05), 0);
+	open_fetch(x);
+	script(1, 200, "{}");	/* a 200 without an image */
+	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_FAILED);
+	assert_int_equal(requests(), 1);
+	assert_true(fabs(out.cost_usd - 0.05) < 1e-9);
+	budget_snapshot(&x->f.budget, NULL, &total, NULL);
+	assert_true(fabs(total - 0.05) < 1e-9);
+	fetch_outcome_free(&out);
+	read_ledger(x, &ls);
+	assert_string_equal(str_of(ls.l[ls.n - 1], "outcome"), "failed");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ls.l[ls.n - 1], "billed")));
+	assert_null(strstr(ls.raw, "gw-secret-key"));
+	free_ledger(&ls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +837,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fallback_after_capacity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_same_key_pays_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_original, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ledger_failure_sends_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_bills_failed_200, setup, teardown),
 	};
 	int rc;
 
