@@ -128,6 +128,7 @@ out_close_ledger:
 	ledger_close(&f->ledger);
 out_free_path:
 	free(path);
+	f->cfg = NULL;		/* fetch_close on a failed open is a no-op */
 	return -1;
 }
 
