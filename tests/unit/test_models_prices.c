@@ -1,0 +1,188 @@
+/* test_models_prices.c - the model table, pixel sizes and the price table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "api/models.h"
+#include "api/prices.h"
+
+static void test_builtin_table(void **state)
+{
+	(void)state;
+	assert_true(models_count() >= 5);
+	const struct model_info *m = models_find("pro");
+	assert_non_null(m);
+	assert_string_equal(m->id, "gemini-3-pro-image");
+	assert_string_equal(m->label, "Nano Banana Pro");
+	assert_int_equal(m->nsizes, 3);
+	assert_true(model_has_size(m, "4K"));
+	assert_false(model_has_size(m, "512"));
+	assert_false(model_has_aspect(m, "1:8"));
+	assert_true(model_has_aspect(m, "21:9"));
+
+	m = models_find("flash");
+	assert_string_equal(m->id, "gemini-3.1-flash-image");
+	assert_string_equal(m->label, "Nano Banana 2");
+	assert_true(model_has_size(m, "512"));
+	assert_true(model_has_aspect(m, "8:1"));
+
+	m = models_find("lite");
+	assert_string_equal(m->id, "gemini-3.1-flash-lite-image");
+	assert_int_equal(m->nsizes, 1);
+	assert_false(model_has_size(m, "2K"));
+
+	m = models_find("gemini-nano-banana-2.1");
+	assert_non_null(m);
+	assert_string_equal(m->alias, "");
+	assert_true(m->wide_aspects);
+	assert_false(model_has_size(m, "512"));
+
+	m = models_find("legacy");
+	assert_string_equal(m->id, "gemini-2.5-flash-image");
+	assert_string_equal(m->label, "Nano Banana (legacy)");
+
+	assert_null(models_find("gemini-3-pro-image-preview"));
+	assert_null(models_find(""));
+	assert_null(models_find(NULL));
+	assert_true(aspect_valid("16:9"));
+	assert_true(aspect_valid("1:4"));
+	assert_false(aspect_valid("16:10"));
+	assert_false(aspect_valid("1:1 "));
+}
+
+static void test_pixels(void **state)
+{
+	(void)state;
+	int w = 0, h = 0;
+	assert_int_equal(model_pixels("gemini-3-pro-image", "1K", "16:9", &w, &h), 0);
+	assert_int_equal(w, 1376);
+	assert_int_equal(h, 768);
+	assert_int_equal(model_pixels("pro", "4K", "21:9", &w, &h), 0);
+	assert_int_equal(w, 6336);
+	assert_int_equal(h, 2688);
+	assert_int_equal(model_pixels("gemini-3.1-flash-image", "512", "2:3", &w, &h), 0);
+	assert_int_equal(w, 424);
+	assert_int_equal(h, 632);
+	assert_int_equal(model_pixels("flash", "4K", "1:8", &w, &h), 0);
+	assert_int_equal(w, 1536);
+	assert_int_equal(h, 12288);
+	/* 2.5 has its own table */
+	assert_int_equal(model_pixels("gemini-2.5-flash-image", "1K", "16:9", &w, &h), 0);
+	assert_int_equal(w, 1344);
+	assert_int_equal(h, 768);
+	assert_int_equal(model_pixels("legacy", "1K", "21:9", &w, &h), 0);
+	assert_int_equal(w, 1536);
+	assert_int_equal(h, 672);
+	/* refusals */
+	assert_int_equal(model_pixels("legacy", "2K", "1:1", &w, &h), -1);
+	assert_int_equal(model_pixels("pro", "1K", "1:8", &w, &h), -1);	/* no wide aspects */
+	assert_int_equal(model_pixels("nope", "1K", "1:1", &w, &h), -1);
+	assert_int_equal(model_pixels("pro", "3K", "1:1", &w, &h), -1);
+}
+
+static void test_models_add(void **state)
+{
+	(void)state;
+	size_t before = models_count();
+	assert_int_equal(models_add("gemini-9-image", "1K, 2K", "nine", true), 0);
+	assert_int_equal(models_count(), before + 1);
+	const struct model_info *m = models_find("nine");
+	assert_non_null(m);
+	assert_string_equal(m->id, "gemini-9-image");
+	assert_int_equal(m->nsizes, 2);
+	assert_true(model_has_size(m, "2K"));
+	assert_true(model_has_aspect(m, "4:1"));
+
+	/* replacing keeps the count and the built-in alias */
+	assert_int_equal(models_add("gemini-3-pro-image", "1K,2K,4K,512", NULL, false), 0);
+	assert_int_equal(models_count(), before + 1);
+	assert_true(model_has_size(models_find("pro"), "512"));
+	assert_string_equal(models_find("pro")->label, "Nano Banana Pro");
+
+	assert_int_equal(models_add("x", "8K", NULL, false), -1);
+	assert_int_equal(models_add("x", "1K,1K", NULL, false), -1);
+	assert_int_equal(models_add("x", "", NULL, false), -1);
+	assert_int_equal(models_add("a/b", "1K", NULL, false), -1);
+	assert_int_equal(models_add("other", "1K", "pro", false), -1);	/* alias taken */
+
+	/* the table is capped */
+	int added = 0;
+	for (int i = 0; i < 100; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "filler-%d", i);
+		if (models_add(id, "1K", NULL, false) == 0)
+			added++;
+	}
+	assert_true(added < 100);
+	assert_true(models_count() <= 32);
+	assert_null(models_at(models_count()));
+}
+
+static void test_prices(void **state)
+{
+	(void)state;
+	assert_string_equal(prices_checked, "2026-07-01");
+	assert_true(price_usd("gemini-3-pro-image", "1K", ROUTE_STANDARD) == 0.134);
+	assert_true(price_usd("gemini-3-pro-image", "4K", ROUTE_STANDARD) == 0.24);
+	assert_true(price_usd("pro", "4K", ROUTE_GENERATE) == 0.24);
+	assert_true(price_usd("pro", "4K", ROUTE_BATCH) == 0.12);
+	assert_true(price_usd("pro", "2K", ROUTE_FLEX) == 0.067);
+	assert_true(price_usd("gemini-3.1-flash-image", "512", ROUTE_STANDARD) == 0.045);
+	assert_true(price_usd("gemini-3.1-flash-image", "4K", ROUTE_STANDARD) == 0.151);
+	assert_true(price_usd("gemini-3.1-flash-lite-image", "1K", ROUTE_STANDARD) == 0.0336);
+	assert_true(price_usd("gemini-nano-banana-2.1", "2K", ROUTE_STANDARD) == 0.0504);
+	assert_true(price_usd("gemini-nano-banana-2.1", "4K", ROUTE_STANDARD) == 0.0756);
+	assert_true(price_usd("legacy", "1K", ROUTE_STANDARD) == 0.039);
+	/* unknown is unknown, never invented */
+	assert_true(price_usd("pro", "1K", ROUTE_GATEWAY) < 0);
+	assert_true(price_usd("gemini-3.1-flash-lite-image", "2K", ROUTE_STANDARD) < 0);
+	assert_true(price_usd("nope", "1K", ROUTE_STANDARD) < 0);
+	assert_true(price_usd("pro", "1K", ROUTE_COUNT) < 0);
+
+	/* overrides */
+	assert_int_equal(price_set("pro", "1K", ROUTE_GATEWAY, 0.05), 0);
+	assert_true(price_usd("gemini-3-pro-image", "1K", ROUTE_GATEWAY) == 0.05);
+	assert_int_equal(price_set("gemini-3.1-flash-lite-image", "1K", ROUTE_STANDARD, 0.04), 0);
+	assert_true(price_usd("lite", "1K", ROUTE_STANDARD) == 0.04);
+	assert_true(price_usd("lite", "1K", ROUTE_BATCH) == 0.02);	/* half of the new standard */
+	assert_int_equal(price_set("pro", "1K", ROUTE_STANDARD, -1), -1);
+	assert_int_equal(price_set(NULL, "1K", ROUTE_STANDARD, 1), -1);
+}
+
+static void test_render(void **state)
+{
+	(void)state;
+	char *t = prices_render();
+	assert_non_null(t);
+	assert_true(strncmp(t, "MODEL", 5) == 0);
+	assert_non_null(strstr(t, "SIZE"));
+	assert_non_null(strstr(t, "CHECKED"));
+	assert_non_null(strstr(t, "SOURCE"));
+	assert_non_null(strstr(t, "0.1340"));
+	assert_non_null(strstr(t, "2026-07-01"));
+	assert_non_null(strstr(t, "[INF]"));
+	assert_non_null(strstr(t, "unknown"));
+	assert_non_null(strstr(t, "provider price (entered by the user)"));
+	/* every gateway row is labelled as the provider's */
+	for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
+		if (strstr(line, " gateway "))
+			assert_non_null(strstr(line, "provider price (entered by the user)"));
+	free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_builtin_table),
+		cmocka_unit_test(test_pixels),
+		cmocka_unit_test(test_prices),
+		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_models_add),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
