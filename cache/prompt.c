@@ -423,6 +423,10 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 			len, PROMPT_MAX_BYTES);
 		return PROMPT_TOO_BIG;
 	}
+	if (len == 0) {
+		msg_set(err, errlen, "the prompt is empty: nothing was sent");
+		return PROMPT_EMPTY;
+	}
 	nul = memchr(buf, '\0', len);
 	if (nul != NULL) {
 		msg_set(err, errlen, "binary file: NUL byte at byte offset %zu; a prompt is UTF-8 text",
