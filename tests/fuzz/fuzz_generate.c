@@ -1,0 +1,11 @@
+/* fuzz_generate.c - the generateContent answer parser. */
+#include "api/route.h"
+#include "tests/fuzz/fuzz_route.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	fuzz_route_one(route_generate.parse, data, size);
+	return 0;
+}
