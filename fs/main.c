@@ -79,7 +79,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: bananafs [-fdsV] [-h] [--store DIR] [--endpoint URL] [--config FILE]\n"
-"                [--dry-run] [-o option[,option...]] MOUNTPOINT\n"
+"                [--dry-run] [-o option[,option ...]] MOUNTPOINT\n"
 "\n"
 "Mounts Gemini image models as a drive: write MODEL/SIZE/NAME.txt, get NAME.png.\n"
 "\n"

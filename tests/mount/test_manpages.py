@@ -96,3 +96,29 @@ def test_conf_page_names_every_config_key():
     text = render(os.path.join(MAN, "bananafs.conf.5"))
     missing = [k for k in keys if not re.search(r"(?<![\w])%s(?![\w])" % k, text)]
     assert missing == []
+
+
+def fs_help():
+    fs = os.path.join(ROOT, os.environ.get("BANANAFS_BUILD", "build"), "bananafs")
+    if not os.access(fs, os.X_OK):
+        pytest.skip("bananafs not built")
+    r = subprocess.run([fs, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    return r.stdout
+
+
+def test_fs_usage_is_synopsis():
+    text = fs_help()
+    usage = " ".join(text.split("\n\n", 1)[0].split())
+    assert usage.startswith("usage: ")
+    synopsis = " ".join(section(render(os.path.join(MAN, "bananafs.1")), "SYNOPSIS").split())
+    assert usage[len("usage: "):] == synopsis
+
+
+def test_fs_options_match_page():
+    helped = set(OPTION.findall(fs_help()))
+    page = set(OPTION.findall(section(render(os.path.join(MAN, "bananafs.1")), "OPTIONS")
+                              if "\nOPTIONS\n" in render(os.path.join(MAN, "bananafs.1"))
+                              else render(os.path.join(MAN, "bananafs.1"))))
+    assert helped
+    assert sorted(helped - page) == [], "in bananafs --help but not in bananafs(1)"
