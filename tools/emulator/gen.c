@@ -1,0 +1,205 @@
+/* The generation core shared by every route: collect prompt and reference
+ * images, validate model/size/aspect like Google, render, log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu.h"
+
+void gen_init(struct gen_req *g, const char *endpoint, enum auth_kind auth)
+{
+	memset(g, 0, sizeof *g);
+	g->endpoint = endpoint;
+	g->ver = "v1beta";
+	g->auth = auth;
+}
+
+void gen_free(struct gen_req *g)
+{
+	buf_free(&g->prompt);
+}
+
+void gen_add_text(struct gen_req *g, const char *t)
+{
+	if (!t || !*t)
+		return;
+	if (g->prompt.len)
+		buf_adds(&g->prompt, " ");
+	buf_adds(&g->prompt, t);
+}
+
+void gen_add_image_raw(struct gen_req *g, const char *mime, const void *p,
+		       size_t n)
+{
+	if (g->n_in >= GEN_MAX_IN)
+		return;
+	struct gen_in *in = &g->in[g->n_in++];
+	snprintf(in->mime, sizeof in->mime, "%s", mime ? mime : "");
+	in->bytes = n;
+	sha256_hex(p, n, in->sha256);
+}
+
+void gen_add_image_b64(struct gen_req *g, const char *mime, const char *b64)
+{
+	size_t n = 0;
+	unsigned char *p = b64 ? b64_decode(b64, strlen(b64), &n) : NULL;
+	if (!p) {
+		/* undecodable: still record that an image part arrived */
+		gen_add_image_raw(g, mime, "", 0);
+		return;
+	}
+	gen_add_image_raw(g, mime, p, n);
+	free(p);
+}
+
+static bool is_preview(const char *id)
+{
+	size_t n = strlen(id);
+	return (n > 8 && strcmp(id + n - 8, "-preview") == 0) ||
+	       strstr(id, "-preview-") != NULL;
+}
+
+bool gen_validate(struct gen_req *g, struct emu_err *e)
+{
+	const char *id = g->model;
+	if (strncmp(id, "models/", 7) == 0)
+		id += 7;
+	if (!*id) {
+		err_set(e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Model name is required.");
+		return false;
+	}
+	g->m = model_find(id);
+	if (!g->m) {
+		if (is_preview(id))
+			err_set(e, 404, "NOT_FOUND", "model_not_found",
+				"Model models/%s is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.",
+				id);
+		else
+			err_set(e, 404, "NOT_FOUND", "model_not_found",
+				"models/%s is not found for API version %s, or is not supported for generateContent. Call ModelService.ListModels to see the list of available models and their supported methods.",
+				id, g->ver);
+		return false;
+	}
+
+	const char *s = g->size;
+	if (!*s || !strcmp(s, "1K"))
+		g->sz = SZ_1K;
+	else if (!strcmp(s, "512") || !strcmp(s, "512P") || !strcmp(s, "512PX"))
+		g->sz = SZ_512;
+	else if (!strcmp(s, "2K"))
+		g->sz = SZ_2K;
+	else if (!strcmp(s, "4K"))
+		g->sz = SZ_4K;
+	else {
+		err_set(e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Invalid image size '%s'. Supported values are: 1K, 2K, 4K, 512, 512P, 512PX.",
+			s);
+		return false;
+	}
+	if (!(g->m->sizes & (1u << g->sz))) {
+		err_set(e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Image size %s is not supported for this model.", s);
+		return false;
+	}
+
+	const char *a = *g->aspect ? g->aspect : "1:1";
+	if (!model_pixels(g->m, g->sz, a, &g->w, &g->h)) {
+		err_set(e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Aspect ratio %s is not supported for model %s. Supported values are: 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9%s.",
+			a, g->m->id, g->m->wide_aspects ? ", 1:4, 4:1, 1:8, 8:1" : "");
+		return false;
+	}
+	if (!*g->aspect)
+		snprintf(g->aspect, sizeof g->aspect, "1:1");
+	return true;
+}
+
+bool gen_render(struct gen_req *g, struct gen_out *o, bool wrong_size,
+		bool force_jpeg)
+{
+	memset(o, 0, sizeof *o);
+	bool jpeg = g->want_jpeg || force_jpeg ||
+		(emu_opt.jpeg && strncmp(g->m->id, "gemini-3", 8) == 0);
+	char label[256];
+	snprintf(label, sizeof label, "%s %s %s %dx%d%s%.0d", g->m->id,
+		 model_size_name(g->sz), g->aspect, g->w, g->h,
+		 g->variant ? " #" : "", g->variant);
+	struct img_spec s = {
+		.w = wrong_size ? g->w / 2 + 1 : g->w,
+		.h = wrong_size ? g->h / 2 + 1 : g->h,
+		.prompt = g->prompt.data ? g->prompt.data : "",
+		.label = label,
+		.jpeg = jpeg,
+	};
+	o->img = img_render(&s, &o->len);
+	if (!o->img)
+		return false;
+	o->mime = jpeg ? "image/jpeg" : "image/png";
+	o->b64 = b64_encode(o->img, o->len, &o->b64_len);
+	if (!o->b64) {
+		gen_out_free(o);
+		return false;
+	}
+	o->tokens = g->m->tokens[g->sz];
+	o->usd = g->m->usd[g->sz];
+	return true;
+}
+
+void gen_out_free(struct gen_out *o)
+{
+	free(o->img);
+	free(o->b64);
+	memset(o, 0, sizeof *o);
+}
+
+void gen_truncate_b64(struct gen_out *o)
+{
+	if (!o->b64 || o->b64_len < 8)
+		return;
+	/* half the text, and a length that is not a multiple of 4 */
+	o->b64_len = (o->b64_len / 2) / 4 * 4 + 3;
+	o->b64[o->b64_len] = '\0';
+}
+
+int gen_input_tokens(const struct gen_req *g)
+{
+	int per_img = g->m && strcmp(g->m->id, "gemini-3-pro-image") == 0 ? 560 : 1120;
+	return (int)(g->prompt.len / 4) + 1 + g->n_in * per_img;
+}
+
+void gen_log(const struct gen_req *g, int status)
+{
+	cJSON *e = cJSON_CreateObject();
+	cJSON_AddStringToObject(e, "endpoint", g->endpoint);
+	cJSON_AddStringToObject(e, "model", g->model);
+	cJSON_AddStringToObject(e, "size", g->m && *g->size == 0 ?
+				model_size_name(g->sz) : g->size);
+	cJSON_AddStringToObject(e, "aspect", g->aspect);
+	cJSON_AddStringToObject(e, "prompt", g->prompt.data ? g->prompt.data : "");
+	cJSON_AddNumberToObject(e, "n_images_in", g->n_in);
+	cJSON *arr = cJSON_AddArrayToObject(e, "images_in");
+	for (int i = 0; i < g->n_in; i++) {
+		cJSON *im = cJSON_CreateObject();
+		cJSON_AddStringToObject(im, "mime", g->in[i].mime);
+		cJSON_AddNumberToObject(im, "bytes", (double)g->in[i].bytes);
+		cJSON_AddStringToObject(im, "sha256", g->in[i].sha256);
+		cJSON_AddItemToArray(arr, im);
+	}
+	cJSON_AddStringToObject(e, "auth", g->auth == AUTH_KEY ? "key" :
+				g->auth == AUTH_BEARER ? "bearer" : "none");
+	cJSON_AddNumberToObject(e, "status", status);
+	bill_log_request(e);
+}
+
+bool gen_pre(struct fault *f, enum flavor fl, const char *model,
+	     struct emu_resp *r)
+{
+	*f = fault_take();
+	if (fault_error_resp(f, fl, model, r))
+		return true;
+	if (f->kind == F_SLOW)
+		util_sleep_ms(f->delay_ms);
+	util_sleep_ms(emu_opt.latency_ms);
+	return fault_transport(f, r);
+}
