@@ -37,6 +37,7 @@ struct cli {
 	int debug;
 	int single;
 	char *mountpoint;
+	char *source;			/* fstab's first field: a store folder, or "bananafs" */
 	char **sets;			/* -o KEY=VALUE for the config, in order */
 	int nsets;
 };
@@ -67,12 +68,16 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_END
 };
 
-/* Options that belong to FUSE or mount(8), passed through untouched. */
+/* Options that belong to FUSE, passed through untouched. */
 static const char *const fuse_passthrough[] = {
 	"allow_other", "allow_root", "default_permissions", "fsname=", "subtype=", "max_read=",
 	"auto_unmount", "rw", "ro", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
-	"noatime", "atime", "relatime", "user", "users", "noauto", "auto", "_netdev", "nofail",
-	"x-", NULL,
+	"noatime", "atime", "relatime", NULL,
+};
+
+/* fstab words meant for mount(8) itself: dropped. */
+static const char *const mount_only[] = {
+	"user", "users", "nouser", "noauto", "auto", "_netdev", "nofail", "defaults", "x-", NULL,
 };
 
 static void usage(FILE *f)
@@ -100,13 +105,12 @@ static void usage(FILE *f)
 "See bananafs(1) and bananafs.conf(5).\n");
 }
 
-static int is_passthrough(const char *arg)
+static int in_list(const char *const *list, const char *arg)
 {
-	for (int i = 0; fuse_passthrough[i]; i++) {
-		size_t n = strlen(fuse_passthrough[i]);
-		if (fuse_passthrough[i][n - 1] == '=' || fuse_passthrough[i][n - 1] == '-'
-		    ? strncmp(arg, fuse_passthrough[i], n) == 0
-		    : strcmp(arg, fuse_passthrough[i]) == 0)
+	for (int i = 0; list[i]; i++) {
+		size_t n = strlen(list[i]);
+		if (list[i][n - 1] == '=' || list[i][n - 1] == '-' ? strncmp(arg, list[i], n) == 0
+								   : strcmp(arg, list[i]) == 0)
 			return 1;
 	}
 	return 0;
@@ -123,7 +127,10 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_DEBUG: c->debug = c->foreground = 1; return 1;	/* FUSE wants -d too */
 	case KEY_SINGLE: c->single = 1; return 0;
 	case FUSE_OPT_KEY_NONOPT:
-		if (c->mountpoint) {
+		/* mount.fuse3 (fstab type fuse.bananafs) passes SOURCE MOUNTPOINT. */
+		if (c->mountpoint && !c->source) {
+			c->source = c->mountpoint;
+		} else if (c->mountpoint) {
 			fprintf(stderr, "bananafs: unexpected argument '%s' (one MOUNTPOINT only)\n", arg);
 			return -1;
 		}
@@ -134,7 +141,9 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			fprintf(stderr, "bananafs: unknown option '%s' (see bananafs --help)\n", arg);
 			return -1;
 		}
-		if (is_passthrough(arg))
+		if (in_list(mount_only, arg))
+			return 0;
+		if (in_list(fuse_passthrough, arg))
 			return 1;
 		char **n = realloc(c->sets, sizeof(*n) * (size_t)(c->nsets + 1));
 		if (!n)
@@ -185,6 +194,8 @@ static int setup_config(struct bfs *b, struct cli *c)
 	free(path);
 	if (apply_sets(&b->cfg, c) < 0)
 		return -1;
+	if (!c->store && c->source && c->source[0] == '/')
+		c->store = strdup(c->source);
 	if (c->store && config_set(&b->cfg, "store_dir", c->store, err, sizeof(err)) < 0)
 		goto bad;
 	if (c->endpoint && config_set(&b->cfg, "endpoint", c->endpoint, err, sizeof(err)) < 0)
@@ -368,6 +379,7 @@ out_args:
 	free(c.endpoint);
 	free(c.config);
 	free(c.mountpoint);
+	free(c.source);
 	fuse_opt_free_args(&args);
 	return rc;
 }
