@@ -229,17 +229,10 @@ static void resend_reason(const struct gen_result *res, char *buf, size_t len)
 		snprintf(buf, len, "retry after %s", err_class_name(res->cls));
 }
 
-struct pub_arg {
-	const struct walk *w;
-	const struct gen_result *res;
-	char err[256];
-};
-
-/* Writes our PNG with the text chunks that say where it came from. */
-static int write_pub_png(const char *tmp_path, void *varg)
+int fetch_write_pub_png(const char *tmp_path, void *varg)
 {
-	struct pub_arg *a = varg;
-	const struct gen_request *rq = a->w->rq;
+	struct fetch_pub *a = varg;
+	const struct gen_request *rq = a->rq;
 	struct png_text t[9];
 	int n = 0;
 
@@ -248,7 +241,7 @@ static int write_pub_png(const char *tmp_path, void *varg)
 	t[n++] = (struct png_text){ "size", rq->size };
 	t[n++] = (struct png_text){ "aspect", rq->aspect };
 	t[n++] = (struct png_text){ "route", route_name(rq->route) };
-	t[n++] = (struct png_text){ "key", a->w->key_hex };
+	t[n++] = (struct png_text){ "key", a->key_hex };
 	if (a->res->text && *a->res->text)
 		t[n++] = (struct png_text){ "text", a->res->text };
 	t[n++] = (struct png_text){ "Software", "bananafs" };
@@ -324,14 +317,14 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 	}
 
 	if (ok) {
-		struct pub_arg pa = { .w = w, .res = res };
+		struct fetch_pub pa = { .rq = rq, .key_hex = w->key_hex, .res = res };
 		const char *mime = res->mime[0] ? res->mime : image_sniff(res->image, res->image_len);
 		const char *ext = image_ext(mime);
 		char err[512];
 
 		if (store_put(f->store, &out->key, res->image, res->image_len, ext,
 			      cfg->output_original ? ext : "png",
-			      cfg->output_original ? NULL : write_pub_png, &pa,
+			      cfg->output_original ? NULL : fetch_write_pub_png, &pa,
 			      res->width, res->height, &out->obj, err, sizeof(err)) < 0) {
 			/* Paid for, but unusable or unstorable: billed, failed. */
 			gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s", err,
@@ -551,6 +544,8 @@ enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq,
 		break;
 	case FETCH_DRY_RUN:
 		STAT_INC(f, dry_run);
+		break;
+	case FETCH_BATCH_PENDING:	/* fetch_image never gathers: see batcher.c */
 		break;
 	}
 	return out->result;

@@ -24,6 +24,8 @@
 #include "cache/ledger.h"
 #include "cache/store.h"
 
+struct batcher;		/* cache/batcher.h */
+
 struct fetch_stats {
 	long hits, misses, coalesced, sent, ok, failed, refused, dry_run;
 };
@@ -42,6 +44,7 @@ struct fetch_ctx {
 	struct api_endpoint gateway;	/* gateway_url + gateway key, bearer */
 	pthread_mutex_t stats_mu;
 	struct fetch_stats stats;	/* protected by stats_mu */
+	struct batcher *batcher;	/* set by batcher_start for the batch route; NULL otherwise */
 };
 
 /* Opens ledger (summing it into the budget), limiter, inflight.  0 or -1 with err. */
@@ -49,7 +52,8 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	       const struct clock_ops *clk, char *err, size_t errlen);
 void fetch_close(struct fetch_ctx *f);
 
-enum fetch_result { FETCH_OK, FETCH_FAILED, FETCH_REFUSED_BUDGET, FETCH_DRY_RUN };
+enum fetch_result { FETCH_OK, FETCH_FAILED, FETCH_REFUSED_BUDGET, FETCH_DRY_RUN,
+		   FETCH_BATCH_PENDING	/* recorded for the Batch route; batcher's done callback follows */ };
 enum fetch_source { SRC_NONE, SRC_CACHE, SRC_COALESCED, SRC_GENERATED };
 
 struct fetch_outcome {
@@ -65,6 +69,7 @@ struct fetch_outcome {
 	int attempts;			/* HTTP attempts made */
 	struct gen_result res;		/* last attempt's details on failure */
 	char why[512];			/* budget refusal text */
+	char batch_name[128];		/* "batches/<id>" once the batch route submitted it; else "" */
 };
 
 /* Called when the request changes state: "running", "waiting-quota". */
@@ -80,6 +85,30 @@ enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq,
 			      const char *reason, fetch_status_fn status, void *arg,
 			      struct fetch_outcome *out);
 void fetch_outcome_free(struct fetch_outcome *out);
+
+/*
+ * The Batch route's entry (implemented in cache/batcher.c): the same gates
+ * as fetch_image (cache, dry run, budget at the batch price), then the item
+ * is recorded in state.db and FETCH_BATCH_PENDING returned with
+ * out->key_hex (and out->batch_name when already submitted).  A key already
+ * gathered or submitted only gains this job_ref: one paid request per key.
+ * The batcher later calls its done callback once per job_ref.
+ */
+enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+				    const char *job_ref, struct fetch_outcome *out);
+
+/*
+ * Writes the published PNG with the text chunks that say where it came
+ * from (prompt, model, size, aspect, route, key, text): a store_put
+ * write_pub callback taking a struct fetch_pub.  Shared with the batcher.
+ */
+struct fetch_pub {
+	const struct gen_request *rq;
+	const char *key_hex;
+	const struct gen_result *res;
+	char err[256];
+};
+int fetch_write_pub_png(const char *tmp_path, void *arg);
 
 /*
  * The text of NAME.error for a failed or refused outcome: what happened,
