@@ -109,7 +109,8 @@ class Mount:
             time.sleep(0.05)
 
     def log(self):
-        self.err.flush()
+        if not self.err.closed:
+            self.err.flush()
         with open(self.stderr_path, errors="replace") as f:
             return f.read()
 
