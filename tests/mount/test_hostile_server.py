@@ -1,0 +1,193 @@
+"""A hostile or broken server (DESIGN.md sections 4 and 6): every emulator fault
+ends in a clear NAME.error naming the problem and the HTTP status, never a PNG,
+never a crash, with bounded memory and a mount that keeps answering `ls`."""
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import ledger, status, wait_done
+
+DIR = ("gemini-3.1-flash-image", "1K")
+RETRIES = 2
+CONFIG = (f"[bananafs]\ntimeout_s = 2\nretries = {RETRIES}\nbackoff_base_s = 0.05\n"
+          "backoff_cap_s = 0.2\nmax_response_mb = 8\nconnect_timeout_s = 2\n")
+
+
+def stop(m):
+    """Unmounts and checks the daemon's stderr for sanitizer reports and its exit status."""
+    assert m.proc.poll() is None, "bananafs died:\n" + m.log()[-3000:]
+    subprocess.run(["fusermount3", "-u", m.mnt], check=False)
+    try:
+        m.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        m.proc.kill()
+        m.proc.wait()
+        pytest.fail("bananafs did not exit after unmount")
+    log = m.log()
+    m.err.close()
+    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log[-4000:]
+    assert m.proc.returncode == 0, f"bananafs exited with {m.proc.returncode}:\n{log[-2000:]}"
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class LsProbe(threading.Thread):
+    """Times os.listdir on a folder of the mount until stopped."""
+
+    def __init__(self, folder):
+        super().__init__(daemon=True)
+        self.folder, self.times, self.errors = folder, [], []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            t = time.monotonic()
+            try:
+                os.listdir(self.folder)
+            except OSError as e:
+                self.errors.append(e)
+            self.times.append(time.monotonic() - t)
+            time.sleep(0.05)
+
+    def finish(self):
+        self.halt.set()
+        self.join(10)
+        assert not self.errors, f"ls failed: {self.errors[:3]}"
+        assert self.times, "ls never ran"
+        assert max(self.times) < 1.0, f"ls took {max(self.times):.2f}s while a request ran"
+
+
+# kind, fault args, count, words the .error must hold (each: any of the
+# alternatives, case-insensitive), HTTP status shown, expected attempts
+CASES = [
+    ("malformed-json", {}, RETRIES, [("json",)], "200", None),
+    ("truncated-base64", {}, RETRIES, [("base64", "truncated", "runs past the end")], "200", None),
+    ("wrong-size", {}, RETRIES, [("size", "pixel", "expected")], "200", None),
+    ("huge-body", {}, RETRIES, [("too big", "too large")], None, None),
+    ("slow", {"delay_ms": 4000}, RETRIES, [("timed out", "timeout")], None, RETRIES),
+    ("drop", {}, RETRIES, [("network", "transfer", "connection", "partial")], None, RETRIES),
+    ("502", {}, RETRIES, [("502",), ("capacity", "gateway")], "502", RETRIES),
+    ("429-minute", {"retry_delay": "1s"}, RETRIES, [("quota",), ("resource_exhausted", "rate_limit")], "429", RETRIES),
+    ("429-day", {}, 1, [("quota",), ("per day", "perday", "daily", "stop retrying")], "429", 1),
+    ("429-zero", {}, 1, [("quota",), ("billing",), ("limit: 0",)], "429", 1),
+    ("503", {}, 20, [("unavailable", "overloaded"), ("capacity",)], "503", RETRIES),
+    ("500", {}, 20, [("internal",), ("capacity",)], "500", RETRIES),
+    ("504", {}, 20, [("deadline",), ("capacity", "gateway")], "504", RETRIES),
+    ("401", {}, 1, [("credentials", "key")], "401", 1),
+    ("403", {}, 1, [("permission",)], "403", 1),
+    ("safety", {}, 1, [("safety", "blocked")], "200", 1),
+    ("text-only", {}, 1, [("no image", "model said")], "200", 1),
+]
+
+
+@pytest.mark.parametrize("kind,args,count,words,http,attempts", CASES, ids=[c[0] for c in CASES])
+def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, words, http, attempts):
+    m = mount_factory(config_text=CONFIG)
+    d = m.path(*DIR)
+    emulator.fault(kind, count, **args)
+    prompt = os.path.join(d, f"hostile-{kind}.txt")
+    probe = LsProbe(d)
+    probe.start()
+    hwm_during = []
+    sampler_stop = threading.Event()
+
+    def sample():
+        while not sampler_stop.is_set():
+            try:
+                hwm_during.append(vm_hwm_kb(m.proc.pid))
+            except (OSError, AssertionError):
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    write(prompt, f"a scene for the {kind} fault\n")
+    try:
+        final = wait_done(prompt, 40)
+    finally:
+        probe.finish()
+        sampler_stop.set()
+        sampler.join()
+    assert m.proc.poll() is None, "bananafs died:\n" + m.log()[-3000:]
+    assert final == "failed", f"status {final}"
+    base = prompt[:-4]
+    assert not os.path.exists(base + ".png"), "a PNG was published for a bad answer"
+    assert not [n for n in os.listdir(d) if n.startswith("hostile-" + kind) and n.endswith(".png")]
+    with open(base + ".error") as f:
+        text = f.read()
+    low = text.lower()
+    for alts in words:
+        assert any(a in low for a in alts), f"{kind}: none of {alts} in:\n{text}"
+    if http:
+        assert f"HTTP status: {http}" in text, f"{kind}: HTTP {http} not named in:\n{text}"
+    else:
+        assert "HTTP status:" in text, f"{kind}: no HTTP status line in:\n{text}"
+    assert "whose problem:" in text and "next move:" in text, text
+    if attempts is not None:
+        got = emulator.stats()["requests"]
+        assert got == attempts, f"{kind}: {got} requests sent, expected {attempts}"
+    assert os.getxattr(prompt, "user.bananafs.error")
+    if kind == "huge-body":
+        peak = max(hwm_during + [vm_hwm_kb(m.proc.pid)])
+        assert peak < 200 * 1024, f"daemon peak memory {peak // 1024} MiB while a huge body arrived"
+    # the daemon still works: a good prompt after the fault succeeds
+    emulator.reset()
+    ok = os.path.join(d, f"after-{kind}.txt")
+    write(ok, f"a calm scene after {kind}\n")
+    assert wait_done(ok, 20) == "done", open(ok[:-4] + ".error").read() \
+        if os.path.exists(ok[:-4] + ".error") else status(ok)
+    stop(m)
+
+
+def test_ls_stays_fast_while_requests_stall(mount_factory, emulator):
+    """Four requests stall in the server at once; listing folders stays quick."""
+    m = mount_factory(config_text=CONFIG)
+    d = m.path(*DIR)
+    emulator.fault("slow", 4, delay_ms=1500)
+    probe = LsProbe(d)
+    probe.start()
+    probe_root = LsProbe(m.mnt)
+    probe_root.start()
+    prompts = [os.path.join(d, f"stall{i}.txt") for i in range(4)]
+    for i, p in enumerate(prompts):
+        write(p, f"stalled scene {i}\n")
+    try:
+        for p in prompts:
+            assert wait_done(p, 30) == "done"
+    finally:
+        probe.finish()
+        probe_root.finish()
+    assert len(probe.times) >= 5
+    stop(m)
+
+
+def test_ledger_records_every_attempt_of_a_503_storm(mount_factory, emulator):
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("503", 50)
+    prompts = [m.path(*DIR, f"storm{i}.txt") for i in range(3)]
+    for i, p in enumerate(prompts):
+        write(p, f"storm scene {i}\n")
+    for p in prompts:
+        assert wait_done(p, 40) == "failed"
+    assert emulator.stats()["requests"] == 3 * RETRIES, "the retry bound was not kept"
+    rows = ledger(m.store)
+    sent = [r for r in rows if r.get("outcome") == "sent"]
+    failed = [r for r in rows if r.get("outcome") == "failed"]
+    assert len(sent) == 3 * RETRIES, rows
+    assert len(failed) == 3, rows
+    assert all(r.get("http_status") == 503 for r in failed), failed
+    stop(m)
