@@ -23,7 +23,12 @@ int journal_init(struct store *s)
 			  " regen INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
 			  " created INTEGER NOT NULL);"
 			  "CREATE TABLE IF NOT EXISTS batches("
-			  " name TEXT PRIMARY KEY, state TEXT, created INTEGER NOT NULL, body TEXT);",
+			  " name TEXT PRIMARY KEY, state TEXT, created INTEGER NOT NULL, body TEXT);"
+			  "CREATE TABLE IF NOT EXISTS batch_items("
+			  " key TEXT NOT NULL, job_ref TEXT NOT NULL, job_id TEXT, model TEXT NOT NULL,"
+			  " size TEXT NOT NULL, aspect TEXT NOT NULL, request_json TEXT NOT NULL,"
+			  " batch_name TEXT, state TEXT NOT NULL, created REAL NOT NULL,"
+			  " PRIMARY KEY(key, job_ref));",
 			  NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->db_mu);
 	return rc == SQLITE_OK ? 0 : -1;
@@ -278,6 +283,133 @@ out_finalize:
 		free(rows[i].name);
 		free(rows[i].state);
 		free(rows[i].body);
+	}
+	free(rows);
+	return ret;
+}
+
+/* --- batch route items ---------------------------------------------------- */
+
+int journal_bitem_put(struct store *s, const struct journal_bitem *it)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT OR IGNORE INTO batch_items(key, job_ref, job_id, model, size, aspect,"
+			       " request_json, batch_name, state, created) VALUES(?,?,?,?,?,?,?,?,?,?);",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, it->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, it->job_ref, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, it->job_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, it->model, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, it->size, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, it->aspect, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, it->request_json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, it->batch_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, it->state, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 10, it->created);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			rc = sqlite3_changes(s->db) > 0 ? 1 : 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return rc;
+}
+
+int journal_bitem_set(struct store *s, const char *key, const char *batch_name, const char *state)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db, "UPDATE batch_items SET batch_name = ?, state = ? WHERE key = ?;",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, batch_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return rc;
+}
+
+int journal_bitem_delete(struct store *s, const char *key, const char *job_ref)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db, job_ref ? "DELETE FROM batch_items WHERE key = ? AND job_ref = ?;"
+					      : "DELETE FROM batch_items WHERE key = ?;",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (job_ref)
+			sqlite3_bind_text(st, 2, job_ref, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return rc;
+}
+
+struct bitem_row {
+	char *col[9];
+	double created;
+};
+
+int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem *it, void *arg), void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	struct bitem_row *rows = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+	int rc, ret = -1, oom = 0, c;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT key, job_ref, job_id, model, size, aspect, request_json, batch_name,"
+			       " state, created FROM batch_items ORDER BY created, key, job_ref;",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&s->db_mu);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			grown = realloc(rows, cap * sizeof(*rows));
+			if (!grown)
+				goto out_finalize;
+			rows = grown;
+		}
+		for (c = 0; c < 9; c++)
+			rows[n].col[c] = dup_col(st, c, &oom);
+		rows[n].created = sqlite3_column_double(st, 9);
+		n++;
+		if (oom)
+			goto out_finalize;
+	}
+	if (rc == SQLITE_DONE)
+		ret = 0;
+out_finalize:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	for (i = 0; i < n; i++) {
+		struct bitem_row *r = &rows[i];
+		struct journal_bitem it = {
+			.key = r->col[0], .job_ref = r->col[1], .job_id = r->col[2], .model = r->col[3],
+			.size = r->col[4], .aspect = r->col[5], .request_json = r->col[6],
+			.batch_name = r->col[7], .state = r->col[8], .created = r->created,
+		};
+		if (ret == 0 && it.key && it.job_ref && it.model && it.size && it.aspect &&
+		    it.request_json && it.state) {
+			rc = fn(&it, arg);
+			if (rc != 0)
+				ret = rc;
+		}
+		for (c = 0; c < 9; c++)
+			free(r->col[c]);
 	}
 	free(rows);
 	return ret;

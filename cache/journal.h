@@ -37,4 +37,28 @@ int journal_batch_delete(struct store *s, const char *name);
 int journal_batch_foreach(struct store *s, int (*fn)(const char *name, const char *state, const char *body,
 						     void *arg), void *arg);
 
+/*
+ * Batch route items (additive), table batch_items: one row per (cache key,
+ * job_ref) that waits for a Batch result.  Rows of one key share model,
+ * size, aspect, request_json and batch_name (NULL until submitted).  state
+ * is "gathered", "submitting" or "submitted"; created is wall time in
+ * seconds (fractional, for short gathering windows).
+ */
+struct journal_bitem {
+	const char *key, *job_ref, *job_id;
+	const char *model, *size, *aspect;
+	const char *request_json;
+	const char *batch_name;		/* NULL until submitted */
+	const char *state;
+	double created;
+};
+/* Inserts the row; an existing (key, job_ref) is left alone.  1 inserted, 0 existed, -1 error. */
+int journal_bitem_put(struct store *s, const struct journal_bitem *it);
+/* Sets batch_name (may be NULL) and state on every row of key.  0 or -1. */
+int journal_bitem_set(struct store *s, const char *key, const char *batch_name, const char *state);
+/* Deletes the row (key, job_ref), or every row of key when job_ref is NULL.  0 or -1. */
+int journal_bitem_delete(struct store *s, const char *key, const char *job_ref);
+/* Calls fn for every row, oldest first (collected first: fn may write). */
+int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem *it, void *arg), void *arg);
+
 #endif
