@@ -204,11 +204,14 @@ static void on_fetch_status(void *arg, const char *st)
 }
 
 /* Ends the job: final status, error line, journal row (only if still current). */
-static void finish(struct job_ctx *c, const char *st, const char *error, const char *key, double cost)
+static void finish(struct job_ctx *c, const char *st, const char *error, const char *key, double cost,
+		   const char *made_by)
 {
 	status_lock();
 	struct prompt_status *s = status_get(c->path);
 	if (s && s->gen == c->gen) {
+		if (made_by && made_by[0])
+			snprintf(s->model, sizeof(s->model), "%s", made_by);
 		status_set(s, st);
 		status_set_error(s, error);
 		if (key)
@@ -238,7 +241,7 @@ static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const
 	if (current(c) && publish_text(b, dir, name, text) < 0)
 		log_warn("cannot write %s/%s", dir, name);
 	first_line(text, line, sizeof(line));
-	finish(c, "failed", line, NULL, -1);
+	finish(c, "failed", line, NULL, -1, NULL);
 }
 
 static void run_job(struct jobs *j, const char *relpath, const char *reason)
@@ -282,7 +285,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	if (!buf) {
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
 		log_debug("prompt %s vanished before it ran", relpath);
-		finish(&c, "failed", "prompt file vanished before it ran", NULL, -1);
+		finish(&c, "failed", "prompt file vanished before it ran", NULL, -1, NULL);
 		status_lock();
 		if (status_get(relpath) && status_get(relpath)->gen == c.gen)
 			status_drop(relpath);
@@ -329,7 +332,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	int ok = 0, cached = 0, dry = 0;
 	double cost = 0;
 	char *errtext = NULL;
-	char lastkey[KEY_HEX_LEN] = "";
+	char lastkey[KEY_HEX_LEN] = "", made_by[64] = "";
 	for (int i = 1; i <= p.n; i++) {
 		struct gen_request rq = {
 			.model = n.model->id, .size = n.size, .aspect = aspect,
@@ -343,6 +346,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			cost += out.cost_usd;
 		if (out.result == FETCH_OK) {
 			char name[NAME_MAX + 32];
+			if (out.fallback)
+				snprintf(made_by, sizeof(made_by), "%s", out.model_used);
 			if (p.n == 1)
 				snprintf(name, sizeof(name), "%s.%s", stem, out.obj.ext);
 			else
@@ -374,7 +379,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	prompt_free(&p);
 
 	if (dry) {
-		finish(&c, "dry-run", NULL, lastkey, cost);
+		finish(&c, "dry-run", NULL, lastkey, cost, NULL);
 	} else if (errtext) {
 		fail_job(&c, dir, stem, errtext);
 	} else if (ok) {
@@ -382,9 +387,9 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		snprintf(ename, sizeof(ename), "%s.error", stem);
 		if (current(&c))
 			publish_remove(b, dir, ename);
-		finish(&c, cached == ok ? "cached" : "done", NULL, lastkey, cost);
+		finish(&c, cached == ok ? "cached" : "done", NULL, lastkey, cost, made_by);
 	} else {
-		finish(&c, "failed", "superseded", lastkey, cost);
+		finish(&c, "failed", "superseded", lastkey, cost, NULL);
 	}
 	free(errtext);
 }

@@ -1,0 +1,187 @@
+"""Never surprised by a bill: DESIGN.md sections 2-5 against the emulator's scripted faults."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import KEY, ledger, png_size, status, wait_done
+
+PRO2K = ("gemini-3-pro-image", "2K")
+FAST = "[bananafs]\nbackoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def error_text(m, name):
+    with open(m.path(*PRO2K, name + ".error")) as f:
+        return f.read()
+
+
+def billed(lines):
+    return round(sum(l.get("cost_usd", 0) for l in lines if l.get("billed")), 6)
+
+
+def test_429_then_success_honours_the_pause(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("429-minute", 1, retry_delay="1.5s")
+    p = m.path(*PRO2K, "q.txt")
+    t0 = time.time()
+    write(p, "after a pause")
+    assert wait_done(p) == "done"
+    assert time.time() - t0 >= 1.4, "the server-named delay was not honoured"
+    sent = [l for l in ledger(m.store) if l["outcome"] == "sent"]
+    assert [l["attempt"] for l in sent] == [1, 2]
+    assert "429" in sent[1].get("reason", "")
+    assert [l["outcome"] for l in ledger(m.store)].count("ok") == 1
+    assert png_size(m.path(*PRO2K, "q.png")) == (2048, 2048)
+
+
+def test_daily_quota_is_not_retried(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("429-day", 5)
+    p = m.path(*PRO2K, "day.txt")
+    write(p, "daily quota gone")
+    assert wait_done(p) == "failed"
+    assert emulator.stats()["requests"] == 1
+    err = error_text(m, "day")
+    assert "429" in err and "quota" in err.lower()
+    assert "stop retrying" in err.lower() or "reset" in err.lower()
+    assert not os.path.exists(m.path(*PRO2K, "day.png"))
+
+
+def test_zero_quota_says_so(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("429-zero", 5)
+    p = m.path(*PRO2K, "zero.txt")
+    write(p, "free tier")
+    assert wait_done(p) == "failed"
+    assert emulator.stats()["requests"] == 1
+    assert "billing" in error_text(m, "zero").lower()
+
+
+def test_bad_key_is_one_request_and_names_the_key(mount_factory, emulator):
+    m = mount_factory(FAST, env={"GEMINI_API_KEY": "not-the-right-key-000000000000"})
+    p = m.path(*PRO2K, "key.txt")
+    write(p, "wrong key")
+    assert wait_done(p) == "failed"
+    assert emulator.stats()["requests"] == 1
+    err = error_text(m, "key")
+    assert "credentials" in err and "key" in err.lower()
+    assert "not-the-right-key" not in err
+    assert "not-the-right-key" not in open(os.path.join(m.store, "ledger.jsonl")).read()
+
+
+def test_text_only_refusal_shows_the_models_text(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("text-only", 1)
+    p = m.path(*PRO2K, "refuse.txt")
+    write(p, "something the model declines")
+    assert wait_done(p) == "failed"
+    err = error_text(m, "refuse")
+    assert "I can't create that image." in err
+    assert not os.path.exists(m.path(*PRO2K, "refuse.png"))
+    assert emulator.stats()["requests"] == 1
+
+
+def test_safety_block_is_not_retried(mount_factory, emulator):
+    m = mount_factory(FAST + "route = generate\n")
+    emulator.fault("safety", 3)
+    p = m.path(*PRO2K, "unsafe.txt")
+    write(p, "blocked")
+    assert wait_done(p) == "failed"
+    assert emulator.stats()["requests"] == 1
+    assert "safety" in error_text(m, "unsafe").lower()
+
+
+def test_503_storm_bounded_then_fallback(mount_factory, emulator):
+    m = mount_factory(FAST + "retries = 2\nfallback_model = gemini-3.1-flash-image\n")
+    emulator.fault("503", 2)
+    p = m.path(*PRO2K, "busy.txt")
+    write(p, "capacity trouble")
+    assert wait_done(p) == "done"
+    reqs = emulator.requests()
+    assert [r["model"] for r in reqs] == ["gemini-3-pro-image"] * 2 + ["gemini-3.1-flash-image"]
+    assert os.getxattr(p, "user.bananafs.model").decode() == "gemini-3.1-flash-image"
+    lines = ledger(m.store)
+    ok = [l for l in lines if l["outcome"] == "ok"]
+    assert len(ok) == 1 and ok[0]["model"] == "gemini-3.1-flash-image" and ok[0].get("fallback")
+    with open(m.path(*PRO2K, "busy.png"), "rb") as f:
+        assert b"gemini-3.1-flash-image" in f.read()
+
+
+def test_503_storm_without_fallback_is_bounded(mount_factory, emulator):
+    m = mount_factory(FAST + "retries = 3\n")
+    emulator.fault("503", 10)
+    p = m.path(*PRO2K, "storm.txt")
+    write(p, "always overloaded")
+    assert wait_done(p) == "failed"
+    assert emulator.stats()["requests"] == 3
+    assert "503" in error_text(m, "storm")
+
+
+def test_budget_refuses_what_would_pass_the_limit(mount_factory, emulator):
+    m = mount_factory("[bananafs]\nbudget_daily_usd = 0.30\n")
+    prompts = [m.path(*PRO2K, f"b{i}.txt") for i in range(5)]
+    for i, p in enumerate(prompts):
+        write(p, f"budget prompt number {i}")
+    states = [wait_done(p) for p in prompts]
+    assert states.count("done") == 2 and states.count("failed") == 3
+    assert emulator.stats()["generations"] == 2
+    refused = [l for l in ledger(m.store) if l["outcome"] == "refused-budget"]
+    assert len(refused) == 3
+    for p, s in zip(prompts, states):
+        if s == "failed":
+            err = open(p[:-4] + ".error").read()
+            assert "budget" in err and "0.30" in err
+    # cache hits are always free and allowed
+    again = m.path(*PRO2K, "again.txt")
+    done = [p for p, s in zip(prompts, states) if s == "done"][0]
+    write(again, open(done).read())
+    assert wait_done(again) == "cached"
+
+
+def test_dry_run_prices_every_prompt_and_sends_nothing(mount_factory, emulator):
+    m = mount_factory(opts=("--dry-run",))
+    a = m.path(*PRO2K, "a.txt")
+    b = m.path("gemini-3-pro-image", "4K", "b.txt")
+    write(a, "priced only")
+    write(b, "priced only, bigger")
+    assert wait_done(a) == "dry-run" and wait_done(b) == "dry-run"
+    assert float(os.getxattr(a, "user.bananafs.cost_usd")) == pytest.approx(0.134)
+    assert float(os.getxattr(b, "user.bananafs.cost_usd")) == pytest.approx(0.24)
+    assert emulator.stats()["requests"] == 0
+    jobs = [json.loads(l) for l in open(m.path(".bananafs", "jobs"))]
+    assert sorted(j["cost_usd"] for j in jobs) == pytest.approx([0.134, 0.24])
+
+
+def test_ledger_matches_emulator_billing(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("503", 1)
+    for i, (model, size) in enumerate([PRO2K, ("gemini-3-pro-image", "4K"),
+                                       ("gemini-3.1-flash-image", "512"),
+                                       ("gemini-3.1-flash-lite-image", "1K")]):
+        p = m.path(model, size, f"l{i}.txt")
+        write(p, f"ledger line {i}")
+        assert wait_done(p) == "done"
+    p = m.path(*PRO2K, "flex.txt")
+    write(p, "---\nroute: flex\n---\nhalf price please")
+    assert wait_done(p) == "done"
+    assert billed(ledger(m.store)) == pytest.approx(emulator.stats()["billed_usd"], abs=1e-6)
+    assert billed(ledger(m.store)) == pytest.approx(0.134 + 0.24 + 0.045 + 0.0336 + 0.067)
+
+
+def test_ledger_has_every_field(mount_factory, emulator):
+    m = mount_factory(FAST)
+    p = m.path(*PRO2K, "fields.txt")
+    write(p, "all the fields")
+    assert wait_done(p) == "done"
+    ok = [l for l in ledger(m.store) if l["outcome"] == "ok"][0]
+    for f in ("time", "job", "key", "model", "route", "size", "aspect", "prompt_hash",
+              "outcome", "http_status", "attempt", "latency_s", "cost_usd"):
+        assert f in ok, f
+    assert "prompt" not in ok
+    assert KEY not in json.dumps(ledger(m.store))
