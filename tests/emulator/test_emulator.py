@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -890,3 +891,19 @@ def test_unknown_path_404(emu):
     st, _, j = emu.json("GET", "/v1beta/nowhere")
     assert st == 404 and j["error"]["status"] == "NOT_FOUND"
     assert emu.json("GET", "/v2/models")[0] == 404
+
+
+def test_man_synopsis_matches_usage():
+    mandoc = shutil.which("mandoc")
+    if not mandoc:
+        pytest.skip("mandoc not installed")
+    page = os.path.join(ROOT, "man", "bananafs-emulator.1")
+    out = subprocess.run([mandoc, "-T", "ascii", "-O", "width=300", page],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [l.strip() for l in out.replace("\b", "").splitlines()]
+    syn = lines[lines.index("SYNOPSIS") + 1]
+    usage = subprocess.run([BIN, "--help"], capture_output=True, text=True).stdout
+    assert "usage: " + syn == usage.splitlines()[0]
+    lint = subprocess.run([mandoc, "-T", "lint", "-W", "warning", page],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
