@@ -95,8 +95,8 @@ const char *wire_str(const cJSON *obj, const char *key)
 long wire_long(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (cJSON_IsNumber(v))
-		return v->valuedouble >= 0 ? (long)v->valuedouble : -1;
+	if (cJSON_IsNumber(v))	/* a number past LONG_MAX would be UB to convert */
+		return v->valuedouble >= 0 && v->valuedouble < 9.2e18 ? (long)v->valuedouble : -1;
 	if (cJSON_IsString(v)) {
 		char *end;
 		long n = strtol(v->valuestring, &end, 10);
