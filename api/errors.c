@@ -40,8 +40,8 @@ static bool ends_with(const char *s, const char *suffix)
 /* quotaValue is an int64 as a JSON string ("20"), sometimes a number. */
 static long json_long(const cJSON *v)
 {
-	if (cJSON_IsNumber(v))
-		return (long)v->valuedouble;
+	if (cJSON_IsNumber(v))	/* out of range would be UB to convert */
+		return v->valuedouble > -9.2e18 && v->valuedouble < 9.2e18 ? (long)v->valuedouble : -1;
 	if (cJSON_IsString(v) && v->valuestring[0]) {
 		char *end;
 		long n = strtol(v->valuestring, &end, 10);
