@@ -278,6 +278,12 @@ static void *bfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;	/* NAME.png must show up at once */
 	cfg->nullpath_ok = 0;		/* RELEASE needs the path for the trigger */
+	/*
+	 * The kernel has already applied the caller's umask to every mode it
+	 * sends; ours would apply a second time (umask 002 gave 0644, not
+	 * 0664).  Everything the daemon creates for itself names its mode.
+	 */
+	umask(0);
 	return b;
 }
 
@@ -637,6 +643,35 @@ static int bfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/*
+ * FLUSH comes with every close(2), synchronously; RELEASE comes later and
+ * asynchronously.  A changed prompt is marked queued here so that a script
+ * reading its status right after close() never sees the previous outcome;
+ * the job itself starts on RELEASE.
+ */
+static int bfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (!h || h->kind != FH_FILE || !path)
+		return 0;
+	pthread_mutex_lock(&open_mu);
+	struct open_rec *r = open_find(h->dev, h->ino);
+	int dirty = r && r->dirty;
+	pthread_mutex_unlock(&open_mu);
+	struct node n;
+	tree_classify(path, &n);
+	if (dirty && is_prompt(&n)) {
+		status_lock();
+		struct prompt_status *s = status_make(n.rel);
+		if (s && strcmp(s->status, "queued") != 0) {
+			status_set(s, "queued");
+			status_set_error(s, NULL);
+		}
+		status_unlock();
+	}
+	return 0;
+}
+
 static int bfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)path;
@@ -969,6 +1004,7 @@ const struct fuse_operations bfs_ops = {
 	.read = bfs_read,
 	.write = bfs_write,
 	.statfs = bfs_statfs,
+	.flush = bfs_flush,
 	.release = bfs_release,
 	.fsync = bfs_fsync,
 	.setxattr = bfs_setxattr,
