@@ -1,0 +1,116 @@
+"""Row group 1: file system overhead.  One backing folder, seen natively,
+through bananafs and through libfuse's passthrough examples; every target
+does the same sequential write/read and the same ls -l / stat of a folder."""
+import os
+import subprocess
+
+from procs import drop_caches, median, now
+from table import Row
+
+CHUNK = 1 << 20
+
+
+def write_file(path, size):
+    buf = os.urandom(CHUNK)
+    t0 = now()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    left = size
+    while left > 0:
+        left -= os.write(fd, buf[:min(CHUNK, left)])
+    os.close(fd)
+    return now() - t0
+
+
+def read_file(path):
+    buf = bytearray(CHUNK)
+    t0 = now()
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while (n := f.readinto(buf)) > 0:
+            total += n
+    return now() - t0, total
+
+
+def ls_l(path):
+    t0 = now()
+    subprocess.run(["ls", "-l", "--color=never", path], stdout=subprocess.DEVNULL, check=True)
+    return now() - t0
+
+
+def spawn_cost(empty, reps=5):
+    """`ls -l` of an empty native folder: the process start every ls row
+    pays, taken off so the rows compare the file systems."""
+    return median([ls_l(empty) for _ in range(reps)])
+
+
+def stat_all(path):
+    t0 = now()
+    for name in os.listdir(path):
+        os.lstat(os.path.join(path, name))
+    return now() - t0
+
+
+def run(targets, native_dir, cfg, cold_ok):
+    """targets: [(name, dir)] with the native folder first, bananafs second.
+    Returns rows comparing bananafs to each baseline."""
+    size = cfg.file_mib << 20
+    reps = cfg.reps
+    src = os.path.join(native_dir, "seq.bin")
+    write_file(src, size)
+    with open(src, "rb+") as f:
+        os.fsync(f.fileno())
+    meta = os.path.join(native_dir, "many")
+    os.makedirs(meta, exist_ok=True)
+    for i in range(cfg.files):
+        open(os.path.join(meta, f"f{i:05d}.txt"), "w").close()
+
+    empty = os.path.join(native_dir, "empty")
+    os.makedirs(empty, exist_ok=True)
+    spawn = spawn_cost(empty)
+    res = {name: {k: [] for k in ("write", "cold", "warm", "ls_cold", "ls_warm", "stat")}
+           for name, _ in targets}
+    for _ in range(reps):
+        for i, (name, d) in enumerate(targets):
+            if cold_ok:
+                drop_caches()
+            res[name]["write"].append(write_file(os.path.join(d, f"w-{i}.bin"), size))
+        for name, d in targets:
+            if cold_ok:
+                drop_caches()
+            t, n = read_file(os.path.join(d, "seq.bin"))
+            assert n == size, f"{name}: read {n} of {size} bytes"
+            res[name]["cold"].append(t)
+        for name, d in targets:
+            read_file(os.path.join(d, "seq.bin"))
+            res[name]["warm"].append(read_file(os.path.join(d, "seq.bin"))[0])
+        for name, d in targets:
+            if cold_ok:
+                drop_caches()
+            res[name]["ls_cold"].append(ls_l(os.path.join(d, "many")) - spawn)
+        for name, d in targets:
+            ls_l(os.path.join(d, "many"))
+            res[name]["ls_warm"].append(ls_l(os.path.join(d, "many")) - spawn)
+            res[name]["stat"].append(stat_all(os.path.join(d, "many")))
+    for i, (name, d) in enumerate(targets):
+        os.unlink(os.path.join(d, f"w-{i}.bin"))
+
+    mib = cfg.file_mib
+    cold_note = "" if cold_ok else "not cold: no root to drop caches"
+    ls_note = f"ls start-up ({spawn * 1e3:.1f} ms) taken off"
+    tests = [
+        ("write", f"seq write {mib} MiB (to close)", "≤ libfuse passthrough", ""),
+        ("cold", f"seq read {mib} MiB, cold", "≤ libfuse passthrough", cold_note),
+        ("warm", f"seq read {mib} MiB, warm", "≤ 1/0.95 × native", ""),
+        ("ls_cold", f"ls -l {cfg.files} files, cold", "≤ 2× native", (cold_note + " " + ls_note).strip()),
+        ("ls_warm", f"ls -l {cfg.files} files, warm", "≤ 2× native", ls_note),
+        ("stat", f"lstat {cfg.files} files, warm", "≤ 2× native", ""),
+    ]
+    bfs = targets[1][0]
+    rows = []
+    for key, what, goal, note in tests:
+        mine = median(res[bfs][key])
+        for name, _ in targets:
+            if name == bfs:
+                continue
+            rows.append(Row("1", what, mine, "s", name, median(res[name][key]), goal, note))
+    return rows
