@@ -843,6 +843,61 @@ static void test_create_failures(void **state)
 	assert_true(fabs(billed - emu_num("billed_usd")) < 1e-6);
 }
 
+/* A GET on the emulator's API with the key; parsed answer or NULL. */
+static cJSON *emu_api_get(const char *rest)
+{
+	struct http_req req = { .method = "GET" };
+	struct http_resp resp;
+	struct http_opts o = { .connect_timeout_s = 5, .timeout_s = 10, .max_body = 64 << 20 };
+	char err[256];
+	cJSON *j = NULL;
+
+	assert_true(asprintf(&req.url, "%s/v1beta/%s", emu_url, rest) > 0);
+	req.headers[0] = strdup("x-goog-api-key: " EMU_KEY);
+	memset(&resp, 0, sizeof(resp));
+	if (http_perform(&o, &req, &resp, err, sizeof(err)) == HTTP_OK && resp.status == 200)
+		j = cJSON_ParseWithLength(resp.body, resp.len);
+	http_resp_free(&resp);
+	http_req_free(&req);
+	return j;
+}
+
+static void test_large_goes_by_file(void **state)
+{
+	struct fx *x = *state;
+	size_t big = 8u << 20;		/* two of these in base64 pass the 20 MB inline limit */
+	unsigned char *bytes = malloc(big);
+	struct ref_image ref = { .mime = "image/png", .data = bytes, .len = big };
+	struct gen_request a = req_for("edit this, first"), b = req_for("edit this, second");
+	struct fetch_outcome out;
+
+	NEED_EMULATOR(x);
+	assert_non_null(bytes);
+	for (size_t i = 0; i < big; i++)
+		bytes[i] = (unsigned char)(i * 2654435761u >> 13);
+	key_hash_bytes(bytes, big, ref.hash);
+	a.refs = b.refs = &ref;
+	a.nrefs = b.nrefs = 1;
+	x->cfg.batch_window_s = 3;	/* building an 8 MB request takes longer than 0.2 s */
+	fx_open(x);
+	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", &out), FETCH_BATCH_PENDING);
+	fetch_outcome_free(&out);
+	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", &out), FETCH_BATCH_PENDING);
+	fetch_outcome_free(&out);
+	assert_int_equal(wait_done(x, 2, 60), 2);
+	assert_int_equal(x->done[0].result, FETCH_OK);
+	assert_int_equal(x->done[1].result, FETCH_OK);
+	assert_int_equal((int)emu_num("by_endpoint.batchGenerateContent"), 1);
+	/* the job was created from an uploaded JSONL file, not inline */
+	cJSON *j = emu_api_get(x->done[0].batch_name);
+	assert_non_null(j);
+	const char *fn = pstr(j, "metadata.inputConfig.fileName");
+	assert_non_null(fn);
+	assert_int_equal(strncmp(fn, "files/", 6), 0);
+	cJSON_Delete(j);
+	free(bytes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest wire[] = {
@@ -857,6 +912,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_coalesce_one_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_and_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_goes_by_file, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests_name("batch wire", wire, NULL, NULL);
 
