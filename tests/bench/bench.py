@@ -33,7 +33,7 @@ class Cfg:
             return int(os.environ.get("BENCH_" + name, quick if QUICK else full))
         self.file_mib = env("FILE_MIB", 64, 16)
         self.files = env("FILES", 10000, 1000)
-        self.reps = env("REPS", 5, 2)
+        self.reps = env("REPS", 3, 2)
         self.hits = env("HITS", 1000, 100)
         self.uncached = env("UNCACHED", 50, 10)
         self.concurrent = env("CONCURRENT", 100, 20)
@@ -120,9 +120,19 @@ def group23(cfg, work, emu0, notes):
 def group4(cfg, work, emu0, notes):
     m = Bananafs(work, emu0.url, tag="client")
     try:
-        return client.run(m, emu0, work), True
+        rows = client.run(m, emu0, work)
     finally:
         m.stop()
+    ej = Emulator(0, ["--jpeg"])
+    try:
+        m = Bananafs(work, ej.url, tag="clientjpeg")
+        try:
+            rows += client.run_jpeg(m)
+        finally:
+            m.stop()
+    finally:
+        ej.stop()
+    return rows, True
 
 
 def group5(cfg, work, emu0, notes):

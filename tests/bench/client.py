@@ -101,7 +101,7 @@ def sdk_fetch(emu, work, notes):
     return wall, maxrss_kib(tf)
 
 
-def bananafs_fetch(mount):
+def bananafs_fetch(mount, name="fox4k"):
     d = mount.path(MODEL, SIZE)
     try:  # "5" resets VmHWM to the current RSS, so the peak is this fetch's
         with open(f"/proc/{mount.proc.pid}/clear_refs", "w") as f:
@@ -109,7 +109,7 @@ def bananafs_fetch(mount):
     except OSError:
         pass
     hwm0, rss0 = mount.vm("VmHWM"), mount.vm("VmRSS")
-    p = os.path.join(d, "fox4k.txt")
+    p = os.path.join(d, name + ".txt")
     t0 = write_prompt(p, "a fox in 4K, fetched by bananafs")
     wall = wait_png(p, timeout=120) - t0
     hwm1 = mount.vm("VmHWM")
@@ -142,3 +142,13 @@ def run(mount, emu, work):
             f"VmHWM before {hwm0 * mib:.1f} MiB (VmRSS {rss0 * mib:.1f}), after {hwm1 * mib:.1f}"),
     ]
     return rows
+
+
+def run_jpeg(mount):
+    """Gemini 3 often answers with JPEG, which bananafs turns into a PNG:
+    the same 4K fetch from an emulator started with --jpeg."""
+    wall, hwm0, rss0, hwm1, img = bananafs_fetch(mount, "fox4k-jpeg")
+    mib = 1 / 1024
+    return [Row("4", "VmHWM growth, 4K answered as JPEG → PNG", (hwm1 - hwm0) * mib, "MiB",
+                f"2 × image size ({img / 1048576:.2f} MiB PNG)", 2 * img / 1048576, "≤ 1",
+                f"close→PNG {wall:.2f} s; raw RGB would be {PIXELS * PIXELS * 3 / 1048576:.0f} MiB")]

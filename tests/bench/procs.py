@@ -74,10 +74,10 @@ def unmount(path, proc):
 
 
 class Emulator:
-    def __init__(self, latency_ms=0):
+    def __init__(self, latency_ms=0, extra=()):
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "bananafs-emulator"), "--listen", "127.0.0.1:0", "--key", KEY,
-             "--latency", str(latency_ms)],
+             "--latency", str(latency_ms), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on "):
