@@ -176,16 +176,18 @@ class Ctx:
         return self._mirror(path)
 
 
-Case = collections.namedtuple("Case", "cat name fn expect ignore xfail")
+Case = collections.namedtuple("Case", "cat name fn expect ignore xfail root")
 CASES = []
 
 
-def case(cat, expect, ignore=(), xfail=None):
+def case(cat, expect, ignore=(), xfail=None, root=False):
     """Registers fn as a case: expect is a subset of its observation that
     must hold on both sides; ignore names keys not compared between the
-    sides; xfail is a reason when the mount is known to differ."""
+    sides; xfail is a reason when the mount is known to differ; root says
+    the case needs euid 0 (chown, trusted.*)."""
     def deco(fn):
-        CASES.append(Case(cat, fn.__name__.removeprefix("c_"), fn, expect, tuple(ignore), xfail))
+        CASES.append(Case(cat, fn.__name__.removeprefix("c_"), fn, expect, tuple(ignore), xfail,
+                          root))
         return fn
     return deco
 
@@ -909,7 +911,7 @@ def owner(path, follow=False):
 
 @case("chown", {"set": [1000, 1001], "keep": [1000, 1001], "uid_only": [1002, 1001],
                 "gid_only": [1002, 0], "missing": "ENOENT", "backing": [1002, 0],
-                "ctime_changed": True})
+                "ctime_changed": True}, root=True)
 def c_chown_file(c):
     f = c.p("f.dat")
     put(f)
@@ -928,7 +930,7 @@ def c_chown_file(c):
 
 
 @case("chown", {"link": [1003, 1003], "target": [0, 0], "follow_target": [1004, 1004],
-                "link_after_follow": [1003, 1003], "fchown": [7, 8], "dir": [5, 6]})
+                "link_after_follow": [1003, 1003], "fchown": [7, 8], "dir": [5, 6]}, root=True)
 def c_chown_symlink_fd_dir(c):
     put(c.p("t.dat"))
     os.symlink("t.dat", c.p("l"))
@@ -947,7 +949,7 @@ def c_chown_symlink_fd_dir(c):
 
 
 @case("chown", {"suid_exec": "0o755", "sgid_exec": "0o755", "sgid_noexec": "0o2640",
-                "minus_one_still_clears": "0o755"})
+                "minus_one_still_clears": "0o755"}, root=True)
 def c_chown_clears_suid(c):
     out = {}
     for tag, m in (("suid_exec", 0o4755), ("sgid_exec", 0o2755), ("sgid_noexec", 0o2640)):
@@ -1076,7 +1078,7 @@ def c_mkdir_basic(c):
 
 
 @case("mkdir", {"inherit_gid": 4242, "inherit_sgid": True, "file_gid": 4242,
-                "parent_mtime_changed": True, "deep": "ok"})
+                "parent_mtime_changed": True, "deep": "ok"}, root=True)
 def c_mkdir_sgid_and_times(c):
     os.mkdir(c.p("g"))
     os.chown(c.p("g"), -1, 4242)
@@ -1223,7 +1225,7 @@ def c_xattr_erange(c):
             "list_small": val(c_listxattr, f, 3), "big": len(os.getxattr(f, "user.big"))}
 
 
-@case("xattr", {"trusted": b"t", "trusted_listed": True})
+@case("xattr", {"trusted": b"t", "trusted_listed": True}, root=True)
 def c_xattr_trusted_as_root(c):
     f = c.p("f.dat")
     put(f)
@@ -1436,14 +1438,6 @@ class Sides:
         return self.obs[key]
 
 
-def read_log(mnt):
-    """Mount.log() flushes the log file, which unmount() has closed by then."""
-    if not mnt.err.closed:
-        mnt.err.flush()
-    with open(mnt.stderr_path, errors="replace") as f:
-        return f.read()
-
-
 @pytest.fixture(scope="module")
 def sides():
     old = os.umask(0o022)
@@ -1452,7 +1446,6 @@ def sides():
         emu = Emulator()
         try:
             mnt = Mount(emu.url, os.path.join(work, "store"), os.path.join(work, "mnt"))
-            mnt.log = lambda: read_log(mnt)
             try:
                 yield Sides(mnt)
             finally:
@@ -1469,6 +1462,8 @@ def params():
             marks = []
             if side == "mount" and c.xfail:
                 marks.append(pytest.mark.xfail(reason=c.xfail, strict=True))
+            if c.root:
+                marks.append(pytest.mark.skipif(os.geteuid() != 0, reason="needs root"))
             out.append(pytest.param(c, side, marks=marks, id=f"{c.cat}-{c.name}-{side}"))
     return out
 
