@@ -8,6 +8,8 @@ set -u
 mode=${1:-short}
 cd "$(dirname "$0")/.." || exit 1
 PY=/usr/bin/python3
+B=${BUILD:-build}
+S=${SAN_BUILD:-build-san}
 passed=0
 failed=0
 failures=""
@@ -45,17 +47,17 @@ pytest_run() {	# pytest_run BUILD_DIR ARGS...
 	return $rc
 }
 
-step build make -j2 all unit
-step build-san make -j2 SAN=1 all unit
-step unit unit_tests build
-step unit-san unit_tests build-san
-step emulator pytest_run build tests/emulator
+step build make -j2 BUILD="$B" all unit
+step build-san make -j2 SAN=1 BUILD="$S" all unit
+step unit unit_tests "$B"
+step unit-san unit_tests "$S"
+step emulator pytest_run "$B" tests/emulator
 if [ "$mode" = long ]; then
-	step mount pytest_run build tests/mount --long
+	step mount pytest_run "$B" tests/mount --long
 else
-	step mount pytest_run build tests/mount
+	step mount pytest_run "$B" tests/mount
 fi
-step mount-san pytest_run build-san tests/mount -m smoke
+step mount-san pytest_run "$S" tests/mount -m smoke
 if [ -x tests/fuzz/run.sh ] || [ -f tests/fuzz/run.sh ]; then
 	step fuzz sh tests/fuzz/run.sh "$mode"
 fi
