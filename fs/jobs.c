@@ -244,6 +244,30 @@ static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const
 	finish(c, "failed", line, NULL, -1, NULL);
 }
 
+/* Publishes one made image as NAME.EXT, or NAME-i.EXT for n > 1.  0 or -1. */
+static int place_image(struct bfs *b, const char *dir, const char *stem, int i, int n,
+		       const struct fetch_outcome *out)
+{
+	char name[NAME_MAX + 32];
+	if (n == 1)
+		snprintf(name, sizeof(name), "%s.%s", stem, out->obj.ext);
+	else
+		snprintf(name, sizeof(name), "%s-%d.%s", stem, i, out->obj.ext);
+	if (strlen(name) > NAME_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (publish_object(b, dir, name, &out->obj, out->key_hex) < 0) {
+		log_warn("cannot publish %s/%s", dir, name);
+		return -1;
+	}
+	return 0;
+}
+
+static const char unplaced_text[] =
+	"bananafs: the image was made and cached, but could not be placed beside the prompt.\n"
+	"next move: save the prompt again (the cached image is free).\n";
+
 static void run_job(struct jobs *j, const char *relpath, const char *reason)
 {
 	struct bfs *b = j->b;
@@ -329,7 +353,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	key_hex((const struct cache_key *)ph, prompt_hash);
 	snprintf(job_id, sizeof(job_id), "%" PRId64, jid);
 
-	int ok = 0, cached = 0, dry = 0;
+	int ok = 0, cached = 0, dry = 0, pending = 0;
+	char batch_name[128] = "";
 	double cost = 0;
 	char *errtext = NULL;
 	char lastkey[KEY_HEX_LEN] = "", made_by[64] = "";
@@ -340,28 +365,27 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			.n = p.n, .index = i, .variant = p.variant, .route = route,
 		};
 		struct fetch_outcome out;
-		fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, &c, &out);
+		if (route == ROUTE_BATCH) {
+			/* The batcher calls on_batch_done with this reference later. */
+			char ref[PATH_MAX + 32];
+			snprintf(ref, sizeof(ref), "%d/%d:%s", i, p.n, relpath);
+			fetch_image_batch(&b->fetch, &rq, job_id, ref, &out);
+		} else {
+			fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, &c, &out);
+		}
 		snprintf(lastkey, sizeof(lastkey), "%s", out.key_hex);
 		if (out.cost_usd > 0)
 			cost += out.cost_usd;
 		if (out.result == FETCH_OK) {
-			char name[NAME_MAX + 32];
 			if (out.fallback)
 				snprintf(made_by, sizeof(made_by), "%s", out.model_used);
-			if (p.n == 1)
-				snprintf(name, sizeof(name), "%s.%s", stem, out.obj.ext);
-			else
-				snprintf(name, sizeof(name), "%s-%d.%s", stem, i, out.obj.ext);
 			if (!current(&c)) {
 				fetch_outcome_free(&out);
 				break;
 			}
-			if (publish_object(b, dir, name, &out.obj, out.key_hex) < 0) {
-				log_warn("cannot publish %s/%s", dir, name);
+			if (place_image(b, dir, stem, i, p.n, &out) < 0) {
 				free(errtext);
-				errtext = strdup("bananafs: the image was made and cached, but could not be "
-						 "placed beside the prompt.\nnext move: save the prompt again "
-						 "(the cached image is free).\n");
+				errtext = strdup(unplaced_text);
 			} else {
 				ok++;
 				if (out.source != SRC_GENERATED)
@@ -369,6 +393,10 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			}
 		} else if (out.result == FETCH_DRY_RUN) {
 			dry++;
+		} else if (out.result == FETCH_BATCH_PENDING) {
+			pending++;
+			if (out.batch_name[0])
+				snprintf(batch_name, sizeof(batch_name), "%s", out.batch_name);
 		} else {
 			free(errtext);
 			errtext = fetch_render_error(&out, &rq);
@@ -378,7 +406,25 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	prompt_free_inputs(refs, nrefs);
 	prompt_free(&p);
 
-	if (dry) {
+	if (pending) {
+		/* The journal row stays until the batcher reports every candidate. */
+		status_lock();
+		struct prompt_status *ps = status_get(relpath);
+		if (ps && ps->gen == c.gen) {
+			status_set(ps, "batch-pending");
+			ps->batch_pending = pending;
+			ps->batch_failed = errtext != NULL;
+			snprintf(ps->key, sizeof(ps->key), "%s", lastkey);
+			snprintf(ps->batch, sizeof(ps->batch), "%s", batch_name);
+			ps->cost_usd = cost;
+		}
+		status_unlock();
+		if (errtext && current(&c)) {
+			char ename[NAME_MAX + 32];
+			snprintf(ename, sizeof(ename), "%s.error", stem);
+			publish_text(b, dir, ename, errtext);
+		}
+	} else if (dry) {
 		finish(&c, "dry-run", NULL, lastkey, cost, NULL);
 	} else if (errtext) {
 		fail_job(&c, dir, stem, errtext);
@@ -391,6 +437,74 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	} else {
 		finish(&c, "failed", "superseded", lastkey, cost, NULL);
 	}
+	free(errtext);
+}
+
+/*
+ * The batcher's report for one candidate ("i/n:relpath").  After a
+ * remount the prompt may have no status entry yet (its journaled job is
+ * queued again and will find the image in the cache), so this publishes
+ * whenever the prompt still exists.
+ */
+void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out)
+{
+	struct jobs *j = arg;
+	struct bfs *b = j->b;
+	int i, n, off = 0;
+	if (sscanf(ref, "%d/%d:%n", &i, &n, &off) != 2 || off == 0 || i < 1 || n < i)
+		return;
+	const char *relpath = ref + off;
+	char dir[PATH_MAX], stem[NAME_MAX + 1];
+	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
+	if (faccessat(b->tree_fd, relpath, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+
+	char *errtext = NULL;
+	if (out->result == FETCH_OK) {
+		if (place_image(b, dir, stem, i, n, out) < 0)
+			errtext = strdup(unplaced_text);
+	} else {
+		struct node nd;
+		char abs[PATH_MAX + 1];
+		snprintf(abs, sizeof(abs), "/%s", relpath);
+		tree_classify(abs, &nd);
+		struct gen_request rq = {
+			.model = nd.model ? nd.model->id : "", .size = nd.size ? nd.size : "",
+			.aspect = "", .n = n, .index = i, .route = ROUTE_BATCH,
+		};
+		errtext = fetch_render_error(out, &rq);
+	}
+	char ename[NAME_MAX + 32];
+	snprintf(ename, sizeof(ename), "%s.error", stem);
+	if (errtext)
+		publish_text(b, dir, ename, errtext);
+
+	int all_done = 0;
+	status_lock();
+	struct prompt_status *s = status_make(relpath);
+	if (s) {
+		if (errtext)
+			s->batch_failed = 1;
+		if (out->batch_name[0])
+			snprintf(s->batch, sizeof(s->batch), "%s", out->batch_name);
+		if (s->batch_pending > 0)
+			s->batch_pending--;
+		if (s->batch_pending == 0 && !s->queued) {
+			char line[512] = "";
+			if (errtext)
+				first_line(errtext, line, sizeof(line));
+			status_set(s, s->batch_failed ? "failed" : "done");
+			all_done = !s->batch_failed;
+			status_set_error(s, errtext ? line : NULL);
+			snprintf(s->key, sizeof(s->key), "%s", out->key_hex);
+			if (s->job_id > 0)
+				journal_finish(&b->store, s->job_id);
+			s->job_id = -1;
+		}
+	}
+	status_unlock();
+	if (all_done)
+		publish_remove(b, dir, ename);
 	free(errtext);
 }
 
@@ -460,8 +574,11 @@ int jobs_stop(struct jobs *j, double grace_s, int *busy)
 		left++;
 	pthread_mutex_unlock(&j->mu);
 	*busy = stuck;
-	if (stuck)
-		return left;	/* workers still use j: leave it to process exit */
+	return left;
+}
+
+void jobs_free(struct jobs *j)
+{
 	while (j->head) {
 		struct qitem *q = j->head;
 		j->head = q->next;
@@ -472,7 +589,6 @@ int jobs_stop(struct jobs *j, double grace_s, int *busy)
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
 	free(j);
-	return left;
 }
 
 struct counts {

@@ -18,10 +18,15 @@ void jobs_trigger(struct jobs *j, const char *relpath);
 /*
  * Stops the workers, waiting at most grace_s for those inside a request.
  * Returns the jobs left pending (they stay journaled).  *busy is the number
- * of workers still running: when it is not 0, j stays allocated and the
- * caller must not free what the workers use.
+ * of workers still running: when it is not 0 the caller must not free
+ * what the workers use.  j stays valid (the batcher may still report into
+ * it) until jobs_free.
  */
 int jobs_stop(struct jobs *j, double grace_s, int *busy);
+void jobs_free(struct jobs *j);
+/* The batcher's done callback (cache/batcher.h batch_done_fn); arg is the jobs. */
+struct fetch_outcome;
+void jobs_batch_done(void *arg, const char *job_ref, const struct fetch_outcome *out);
 /* Counters for .bananafs/stats. */
 void jobs_counts(struct jobs *j, int *queued, int *running, int *waiting, int *done, int *failed);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "api/http.h"
 #include "api/models.h"
+#include "cache/batcher.h"
 #include "cache/journal.h"
 #include "cache/log.h"
 #include "fs/bfs.h"
@@ -330,6 +331,8 @@ int main(int argc, char *argv[])
 	int resumed = jobs_resume(b.jobs);
 	if (resumed > 0)
 		log_info("resumed %d journaled job(s) from an earlier run", resumed);
+	if (batcher_start(&b.fetch, jobs_batch_done, b.jobs, err, sizeof(err)) < 0)
+		log_warnx("batch route unavailable: %s", err);
 
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	rc = c.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, lc);
@@ -339,7 +342,6 @@ int main(int argc, char *argv[])
 	{
 		int busy = 0;
 		int left = jobs_stop(b.jobs, 3, &busy);
-		b.jobs = NULL;
 		if (left)
 			log_info("unmounted with %d job(s) pending; they stay journaled and resume at the next mount", left);
 		if (busy) {
@@ -348,6 +350,11 @@ int main(int argc, char *argv[])
 			fuse_unmount(fuse);
 			_exit(rc);
 		}
+		/* Workers are gone; the batcher may still report into the jobs until it stops. */
+		if (b.fetch.batcher)
+			batcher_stop(&b.fetch);
+		jobs_free(b.jobs);
+		b.jobs = NULL;
 	}
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
@@ -359,6 +366,7 @@ out_jobs:
 	if (b.jobs) {
 		int busy = 0;
 		jobs_stop(b.jobs, 0, &busy);
+		jobs_free(b.jobs);
 	}
 out_fetch:
 	fetch_close(&b.fetch);

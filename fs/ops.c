@@ -709,6 +709,9 @@ static int our_xattr(struct bfs *b, const struct node *n, const char *name, char
 		} else if (!strcmp(field, "error") && s->error) {
 			snprintf(out, sizeof(out), "%s", s->error);
 			found = 1;
+		} else if (!strcmp(field, "batch") && s->batch[0]) {
+			snprintf(out, sizeof(out), "%s", s->batch);
+			found = 1;
 		} else if (!strcmp(field, "model") && s->model[0]) {
 			snprintf(out, sizeof(out), "%s", s->model);
 			found = 1;
@@ -806,8 +809,8 @@ static int bfs_listxattr(const char *path, char *list, size_t size)
 	}
 	free(raw);
 	if (is_prompt(&n)) {
-		static const char *const fields[] = { "status", "key", "cost_usd", "error", "model" };
-		for (size_t i = 0; i < 5; i++) {
+		static const char *const fields[] = { "status", "key", "cost_usd", "error", "model", "batch" };
+		for (size_t i = 0; i < 6; i++) {
 			char full[64];
 			snprintf(full, sizeof(full), XATTR_PREFIX "%s", fields[i]);
 			if (our_xattr(b, &n, full, NULL, 0) < 0)

@@ -22,6 +22,9 @@ struct prompt_status {
 	uint64_t gen;			/* bumped by every trigger */
 	bool queued;			/* in the run queue now */
 	int64_t job_id;			/* journal row */
+	int batch_pending;		/* candidates still in a batch */
+	int batch_failed;		/* some candidate of the batch failed */
+	char batch[128];		/* "batches/<id>" once known */
 	struct prompt_status *next;	/* hash chain */
 };
 

@@ -1,0 +1,85 @@
+"""The Batch route through the mount: gathered, submitted once, polled, published; survives kill -9."""
+import os
+import time
+
+import pytest
+
+from conftest import Emulator, Mount, ledger, png_size, status, wait_done, wait_for
+
+PRO1K = ("gemini-3-pro-image", "1K")
+BATCH = "[bananafs]\nroute = batch\nbatch_window_s = 1\nbatch_poll_s = 0.2\n"
+
+
+@pytest.fixture
+def slow_batch_emulator():
+    emu = Emulator(("--batch-delay", "3"))
+    yield emu
+    emu.stop()
+
+
+def make_mount(emu, workdir, config=BATCH):
+    return Mount(emu.url, os.path.join(workdir, "store"), os.path.join(workdir, "mnt"), config)
+
+
+def test_ten_prompts_one_batch(slow_batch_emulator, workdir):
+    emu = slow_batch_emulator
+    m = make_mount(emu, workdir)
+    try:
+        prompts = [m.path(*PRO1K, f"b{i}.txt") for i in range(10)]
+        for i, p in enumerate(prompts):
+            with open(p, "w") as f:
+                f.write(f"batch prompt {i}")
+        wait_for(lambda: status(prompts[0]) == "batch-pending", 10, "batch-pending")
+        for p in prompts:
+            assert wait_done(p, 60) == "done"
+            assert png_size(p[:-4] + ".png") == (1024, 1024)
+        st = emu.stats()
+        assert st["by_endpoint"].get("batchGenerateContent") == 1
+        assert st["generations"] == 10
+        ok = [l for l in ledger(m.store) if l["outcome"] == "ok"]
+        assert len(ok) == 10 and all(l["route"] == "batch" for l in ok)
+        assert sum(l["cost_usd"] for l in ok) == pytest.approx(10 * 0.067)
+        assert st["billed_usd"] == pytest.approx(10 * 0.067)
+    finally:
+        m.unmount()
+
+
+def test_kill9_while_pending_then_remount(slow_batch_emulator, workdir):
+    emu = slow_batch_emulator
+    m = make_mount(emu, workdir)
+    prompts = [m.path(*PRO1K, f"k{i}.txt") for i in range(4)]
+    for i, p in enumerate(prompts):
+        with open(p, "w") as f:
+            f.write(f"survive the crash {i}")
+    # wait until the batch was created, then kill the daemon
+    wait_for(lambda: emu.stats()["by_endpoint"].get("batchGenerateContent") == 1, 15, "batch create")
+    m.kill9()
+    time.sleep(0.5)
+    m2 = make_mount(emu, workdir)
+    try:
+        for p in prompts:
+            assert wait_done(p, 60) == "done"
+            assert png_size(p[:-4] + ".png") == (1024, 1024)
+        assert emu.stats()["by_endpoint"].get("batchGenerateContent") == 1, "resubmitted"
+        sent = [l for l in ledger(m2.store) if l["outcome"] == "sent"]
+        assert len(sent) == 4
+    finally:
+        m2.unmount()
+
+
+def test_batch_header_and_cache(slow_batch_emulator, workdir):
+    emu = slow_batch_emulator
+    m = make_mount(emu, workdir, "[bananafs]\nbatch_window_s = 0.5\nbatch_poll_s = 0.2\n")
+    try:
+        p = m.path(*PRO1K, "hdr.txt")
+        with open(p, "w") as f:
+            f.write("---\nroute: batch\n---\nvia the header")
+        assert wait_done(p, 60) == "done"
+        # an image made by Batch serves a later standard request
+        q = m.path(*PRO1K, "std.txt")
+        with open(q, "w") as f:
+            f.write("via the header")
+        assert wait_done(q) == "cached"
+        assert emu.stats()["generations"] == 1
+    finally:
+        m.unmount()
