@@ -95,26 +95,29 @@ struct server {
 
 static struct server srv;
 
-/* A small real PNG, made with libpng. */
+/* A real 1024x1024 PNG (the 1K 1:1 size the client checks for), made with libpng. */
 static unsigned char *make_png(size_t *len)
 {
+	enum { SIDE = 1024 };
 	png_image img;
-	unsigned char px[16 * 16 * 3];
+	unsigned char *px = malloc(SIDE * SIDE * 3);
 	png_alloc_size_t n = 0;
 	unsigned char *buf;
 	int i;
 
-	for (i = 0; i < (int)sizeof(px); i++)
+	assert_non_null(px);
+	for (i = 0; i < SIDE * SIDE * 3; i++)
 		px[i] = (unsigned char)(i * 7);
 	memset(&img, 0, sizeof(img));
 	img.version = PNG_IMAGE_VERSION;
-	img.width = 16;
-	img.height = 16;
+	img.width = SIDE;
+	img.height = SIDE;
 	img.format = PNG_FORMAT_RGB;
 	assert_true(png_image_write_to_memory(&img, NULL, &n, 0, px, 0, NULL));
 	buf = malloc(n);
 	assert_non_null(buf);
 	assert_true(png_image_write_to_memory(&img, buf, &n, 0, px, 0, NULL));
+	free(px);
 	*len = n;
 	return buf;
 }
@@ -472,7 +475,7 @@ static void test_second_fetch_is_cache_hit(void **state)
 	assert_string_equal(srv.last_key_header, API_KEY);
 	assert_true(fabs(out.cost_usd - price_usd(rq.model, rq.size, rq.route)) < 1e-9);
 	assert_string_equal(out.obj.ext, "png");
-	assert_int_equal(out.obj.width, 16);
+	assert_int_equal(out.obj.width, 1024);
 	/* our PNG carries where it came from */
 	assert_true(file_has(out.obj.path, "bananafs"));
 	assert_true(file_has(out.obj.path, "a red fox in snow"));
@@ -678,7 +681,7 @@ static void test_dry_run_sends_nothing(void **state)
 static void test_fallback_after_capacity(void **state)
 {
 	struct fx *x = *state;
-	struct gen_request rq = request("gemini-3-pro-image", "2K", "a lighthouse");
+	struct gen_request rq = request("gemini-3-pro-image", "1K", "a lighthouse");
 	struct gen_request fb = rq;
 	struct fetch_outcome out;
 	struct cache_key fbk;
@@ -691,7 +694,7 @@ static void test_fallback_after_capacity(void **state)
 	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_OK);
 	assert_true(out.fallback);
 	assert_string_equal(out.model_used, "gemini-3.1-flash-image");
-	assert_string_equal(out.size_used, "2K");
+	assert_string_equal(out.size_used, "1K");
 	assert_int_equal(requests(), 4);
 	/* stored under the fallback's key, not the original's */
 	fb.model = "gemini-3.1-flash-image";
@@ -706,7 +709,7 @@ static void test_fallback_after_capacity(void **state)
 			with_fb++;
 	assert_int_equal(with_fb, 2);	/* its "sent" and its "ok" */
 	assert_int_equal(count_outcome(&ls, "failed"), 1);
-	assert_string_equal(str_of(ls.l[ls.n - 1], "fallback"), "gemini-3.1-flash-image 2K");
+	assert_string_equal(str_of(ls.l[ls.n - 1], "fallback"), "gemini-3.1-flash-image 1K");
 	free_ledger(&ls);
 }
 
