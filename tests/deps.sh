@@ -4,7 +4,8 @@ set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
 libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib1g-dev
 libmicrohttpd-dev libcmocka-dev python3 python3-pytest mandoc inotify-tools attr
-clang libclang-rt-14-dev valgrind vim nano rsync"
+clang libclang-rt-14-dev valgrind vim nano rsync
+xvfb pcmanfm imagemagick"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
