@@ -164,17 +164,15 @@ static int apply_sets(struct config *cfg, const struct cli *c)
 	for (int i = 0; i < c->nsets; i++) {
 		char *eq = strchr(c->sets[i], '=');
 		int rc;
-		if (eq) {
+		if (eq)
 			*eq = '\0';
-			rc = config_set(cfg, c->sets[i], eq + 1, err, sizeof(err));
-			*eq = '=';
-		} else {
-			rc = config_set(cfg, c->sets[i], "yes", err, sizeof(err));
-		}
-		if (rc < 0) {
+		rc = config_set(cfg, c->sets[i], eq ? eq + 1 : "yes", err, sizeof(err));
+		if (rc < 0)	/* the key name only: the value may be a secret */
 			fprintf(stderr, "bananafs: -o %s: %s\n", c->sets[i], err);
+		if (eq)
+			*eq = '=';
+		if (rc < 0)
 			return -1;
-		}
 	}
 	return 0;
 }
