@@ -85,7 +85,7 @@ for h in $HARNESSES; do
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$OUT/crashes/$h-" \
 		>"$log" 2>&1
 	rc=$?
-	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	runs=$(sed -n "s/^stat::number_of_executed_units: *//p" "$log" | tail -n 1)
 	if [ $rc -ne 0 ]; then
 		echo "fuzz_$h: FAILED (rc $rc, ${runs:-?} runs); log $log:"
 		grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -n 8
