@@ -23,6 +23,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "cache/journal.h"
 #include "cache/log.h"
 #include "cache/prompt.h"
 #include "fs/bfs.h"
@@ -645,9 +646,10 @@ static int bfs_release(const char *path, struct fuse_file_info *fi)
 
 /*
  * FLUSH comes with every close(2), synchronously; RELEASE comes later and
- * asynchronously.  A changed prompt is marked queued here so that a script
- * reading its status right after close() never sees the previous outcome;
- * the job itself starts on RELEASE.
+ * asynchronously.  A changed prompt is journaled and marked queued here, so
+ * that once close() has returned the job survives kill -9 (DESIGN.md 7) and
+ * a script reading its status never sees the previous outcome; the job
+ * itself starts on RELEASE (or at the next mount).
  */
 static int bfs_flush(const char *path, struct fuse_file_info *fi)
 {
@@ -661,12 +663,16 @@ static int bfs_flush(const char *path, struct fuse_file_info *fi)
 	struct node n;
 	tree_classify(path, &n);
 	if (dirty && is_prompt(&n)) {
+		struct bfs *b = ctx_bfs();
+		int64_t id = journal_add(&b->store, n.rel, 0);
 		status_lock();
 		struct prompt_status *s = status_make(n.rel);
 		if (s && strcmp(s->status, "queued") != 0) {
 			status_set(s, "queued");
 			status_set_error(s, NULL);
 		}
+		if (s && id > 0)
+			s->job_id = id;
 		status_unlock();
 	}
 	return 0;

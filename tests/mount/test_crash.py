@@ -137,10 +137,6 @@ def test_kill9_during_generations(mount_factory, slow_emulator, workdir, request
     m.unmount()
 
 
-@pytest.mark.xfail(reason="known bug: a job is journaled at RELEASE, which the kernel sends after "
-                          "close() has returned; kill -9 in between loses the prompt (no PNG, no "
-                          ".error, not resumed).  Fix: journal at FLUSH of a written prompt.",
-                   strict=False)
 def test_kill9_right_after_close(mount_factory, slow_emulator):
     """A prompt whose close() returned is on disk and must be generated even
     when the daemon dies a moment later (DESIGN.md section 7)."""
