@@ -178,10 +178,9 @@ struct walk {
 	const char *fallback;		/* "MODEL SIZE" on a fallback walk, else NULL */
 };
 
-static void status_say(const struct walk *w, const char *what)
+static int status_say(const struct walk *w, const char *what)
 {
-	if (w->status)
-		w->status(w->arg, what);
+	return w->status ? w->status(w->arg, what) : 0;
 }
 
 static void rec_init(const struct walk *w, struct ledger_rec *r, const char *outcome)
@@ -262,7 +261,7 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 	char why[64];
 	const char *reason = w->reason;
 	double t0 = 0, latency = -1, d;
-	bool waited, ok = false, billed = false;
+	bool waited, ok = false, billed = false, abandoned = false;
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
@@ -276,6 +275,13 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 			status_say(w, "waiting-quota");
 		waited = false;
 		limiter_acquire(&f->limiter, &waited);
+		if (status_say(w, "running") != 0) {
+			limiter_release(&f->limiter);
+			gen_result_fail(res, ERR_NONE, "superseded by a newer version of the prompt; "
+					"nothing was sent");
+			abandoned = true;
+			break;
+		}
 
 		/* The intent is on disk before the request leaves, or it does not leave. */
 		rec_init(w, &r, "sent");
@@ -288,7 +294,6 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 					f->ledger.path ? f->ledger.path : "");
 			break;
 		}
-		status_say(w, "running");
 		out->attempts = attempt;
 		STAT_INC(f, sent);
 		t0 = f->clk->now(f->clk->ctx);
@@ -341,6 +346,8 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 
 	budget_settle(&f->budget, est, (ok || billed) ? est : 0, time(NULL));
 	out->cost_usd = (ok || billed) ? est : 0;
+	if (abandoned)
+		return false;	/* nothing left this machine: nothing to ledger */
 
 	rec_init(w, &r, ok ? "ok" : "failed");
 	r.billed = ok || billed;

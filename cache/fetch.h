@@ -72,8 +72,14 @@ struct fetch_outcome {
 	char batch_name[128];		/* "batches/<id>" once the batch route submitted it; else "" */
 };
 
-/* Called when the request changes state: "running", "waiting-quota". */
-typedef void (*fetch_status_fn)(void *arg, const char *status);
+/*
+ * Called when the request changes state: "waiting-quota", and "running"
+ * just before each attempt is sent.  Returning non-zero from "running"
+ * abandons the request before it is sent (the prompt was rewritten while it
+ * waited): nothing is ledgered as sent, nothing is paid, and the outcome is
+ * FETCH_FAILED with res.message saying so.
+ */
+typedef int (*fetch_status_fn)(void *arg, const char *status);
 
 /*
  * Runs the pipeline for rq.  prompt_hash is the hex hash of rq->prompt for

@@ -198,9 +198,13 @@ static void set_status(struct job_ctx *c, const char *st)
 	status_unlock();
 }
 
-static void on_fetch_status(void *arg, const char *st)
+/* Abandons a request about to be sent for a prompt rewritten since it was read. */
+static int on_fetch_status(void *arg, const char *st)
 {
+	if (!current(arg))
+		return !strcmp(st, "running");
 	set_status(arg, st);
+	return 0;
 }
 
 /* Ends the job: final status, error line, journal row (only if still current). */

@@ -287,3 +287,20 @@ def test_key_never_in_store_or_logs(mount, emulator):
             with open(os.path.join(dirpath, n), "rb") as f:
                 assert KEY.encode() not in f.read(), n
     assert KEY not in mount.log()
+
+
+def test_rewrite_while_queued_pays_only_the_final_text(mount_factory, emulator):
+    m = mount_factory("[bananafs]\nmax_inflight = 1\n")
+    emulator.fault("slow", 1, delay_ms=1500)
+    d = m.path(*PRO2K)
+    write(os.path.join(d, "first.txt"), "occupies the only slot")
+    time.sleep(0.3)
+    p = os.path.join(d, "second.txt")
+    for text in ("draft one", "draft two", "the final text"):
+        write(p, text)
+        time.sleep(0.05)
+    assert wait_done(p, 30) == "done"
+    assert wait_done(os.path.join(d, "first.txt"), 30) == "done"
+    time.sleep(0.3)
+    prompts = [r["prompt"] for r in emulator.requests()]
+    assert sorted(prompts) == ["occupies the only slot", "the final text"]

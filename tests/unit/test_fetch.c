@@ -443,7 +443,7 @@ struct statuses {
 	int running, waiting;
 };
 
-static void on_status(void *arg, const char *s)
+static int on_status(void *arg, const char *s)
 {
 	struct statuses *st = arg;
 
@@ -453,6 +453,14 @@ static void on_status(void *arg, const char *s)
 	else if (strcmp(s, "waiting-quota") == 0)
 		st->waiting++;
 	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+/* A caller whose prompt was rewritten while the request waited for a slot. */
+static int superseded(void *arg, const char *s)
+{
+	(void)arg;
+	return strcmp(s, "running") == 0;
 }
 
 /* --- tests ----------------------------------------------------------------- */
@@ -607,6 +615,27 @@ static void test_permanent_error_not_retried(void **state)
 	assert_int_equal(requests(), 1);
 	assert_true(x->clk_state.slept == 0);
 	fetch_outcome_free(&out);
+}
+
+static void test_superseded_request_is_never_sent(void **state)
+{
+	struct fx *x = *state;
+	struct gen_request rq = request("gemini-3.1-flash-image", "1K", "an old draft");
+	struct fetch_outcome out;
+	struct lines ls;
+	double today, total, reserved;
+
+	open_fetch(x);
+	script(1, 200, NULL);
+	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, superseded, NULL, &out), FETCH_FAILED);
+	assert_int_equal(requests(), 0);
+	assert_non_null(strstr(out.res.message, "superseded"));
+	fetch_outcome_free(&out);
+	read_ledger(x, &ls);
+	assert_int_equal(count_outcome(&ls, "sent"), 0);
+	free_ledger(&ls);
+	budget_snapshot(&x->f.budget, &today, &total, &reserved);
+	assert_true(reserved == 0 && today == 0);
 }
 
 static void test_budget_refusal_sends_nothing(void **state)
@@ -834,6 +863,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_429_retryinfo_then_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_503_storm_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permanent_error_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_superseded_request_is_never_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_refusal_sends_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_counts_earlier_spending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_sends_nothing, setup, teardown),
