@@ -28,6 +28,7 @@
 #include "api/batch.h"
 #include "api/errors.h"
 #include "api/image.h"
+#include "api/models.h"
 #include "api/prices.h"
 #include "cache/batcher.h"
 #include "cache/journal.h"
@@ -443,6 +444,20 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		stat_add(f, &f->stats.refused);
 		goto out_tell;
 	}
+	int ew, eh;
+	if (out.res.cls == ERR_NONE && out.res.image &&
+	    model_pixels(k->model, k->size, k->aspect, &ew, &eh) == 0 && ew > 0 && eh > 0 &&
+	    ((long)out.res.width * 10 < (long)ew * 9 || (long)out.res.width * 10 > (long)ew * 11 ||
+	     (long)out.res.height * 10 < (long)eh * 9 || (long)out.res.height * 10 > (long)eh * 11)) {
+		/* same rule as api_attempt: a grossly wrong size is not the image asked for */
+		gen_result_fail(&out.res, ERR_MALFORMED, "wrong image size: the image is %dx%d pixels, but "
+				"%s %s %s should be about %dx%d", out.res.width, out.res.height, k->model,
+				k->size, k->aspect, ew, eh);
+		billed = true;	/* the batch made it: paid for */
+		free(out.res.image);
+		out.res.image = NULL;
+		out.res.image_len = 0;
+	}
 	if (out.res.cls == ERR_NONE && out.res.image && out.res.image_len > 0) {
 		struct fetch_pub pa = { .rq = &rq, .key_hex = k->key, .res = &out.res };
 		const char *mime = out.res.mime[0] ? out.res.mime : image_sniff(out.res.image, out.res.image_len);
@@ -460,7 +475,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		free(out.res.image);
 		out.res.image = NULL;
 		out.res.image_len = 0;
-	} else if (out.res.cls == ERR_NONE) {
+	} else if (out.res.cls == ERR_NONE && !billed) {
 		gen_result_fail(&out.res, ERR_NO_IMAGE, "the batch result held no image");
 	}
 
