@@ -108,20 +108,25 @@ void jobs_trigger(struct jobs *j, const char *relpath)
 	enqueue(j, relpath, id, NULL);
 }
 
+struct resume_ctx {
+	struct jobs *j;
+	int n;
+};
+
 static int resume_one(int64_t id, const char *relpath, int regen, int attempts, void *arg)
 {
+	struct resume_ctx *rc = arg;
 	(void)regen;
-	enqueue(arg, relpath, id, attempts > 0 ? "resume after crash" : NULL);
+	enqueue(rc->j, relpath, id, attempts > 0 ? "resume after crash" : NULL);
+	rc->n++;
 	return 0;
 }
 
 int jobs_resume(struct jobs *j)
 {
-	int before = 0, after = 0;
-	jobs_counts(j, &before, NULL, NULL, NULL, NULL);
-	journal_pending(&j->b->store, resume_one, j);
-	jobs_counts(j, &after, NULL, NULL, NULL, NULL);
-	return after - before;
+	struct resume_ctx rc = { .j = j };
+	journal_pending(&j->b->store, resume_one, &rc);
+	return rc.n;
 }
 
 /* ------------------------------------------------------------------ */

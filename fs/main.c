@@ -320,6 +320,9 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out_unmount;
+	/* The batcher first: resumed jobs on the batch route need it. */
+	if (batcher_start(&b.fetch, jobs_batch_done, b.jobs, err, sizeof(err)) < 0)
+		log_warnx("batch route unavailable: %s", err);
 	int workers = b.cfg.max_inflight * 2 + 2;
 	if (jobs_start(b.jobs, workers) < 0) {
 		log_warnx("cannot start workers");
@@ -329,8 +332,6 @@ int main(int argc, char *argv[])
 	int resumed = jobs_resume(b.jobs);
 	if (resumed > 0)
 		log_info("resumed %d journaled job(s) from an earlier run", resumed);
-	if (batcher_start(&b.fetch, jobs_batch_done, b.jobs, err, sizeof(err)) < 0)
-		log_warnx("batch route unavailable: %s", err);
 
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	rc = c.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, lc);
