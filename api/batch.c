@@ -27,7 +27,7 @@ static void seterr(char *err, size_t errlen, const char *msg)
 char *batch_request_json(const struct gen_request *rq, char *err, size_t errlen)
 {
 	/* The builder wants an endpoint for its URL; only the body is kept. */
-	static const struct api_endpoint dummy = { "http://127.0.0.1", "v1beta", "", 0 };
+	static const struct api_endpoint dummy = { "http://127.0.0.1", "v1beta", "", 0, 0, NULL };
 	struct http_req req;
 	cJSON *root;
 	char *model = NULL, *out = NULL;

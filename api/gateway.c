@@ -1,51 +1,167 @@
 /*
- * gateway.c - an OpenAI-compatible provider (gemini-wire.md section 6):
- * POST {base}/v1/images/generations with a Bearer key, answer data[0].b64_json.
- * Chat-completions answers (Markdown data URLs, message.images[]) are parsed
- * too, since gateways serve Gemini image models mostly that way.
+ * gateway.c - a provider reached with a Bearer key (gemini-wire.md section 6),
+ * in one of three dialects picked by config gateway_api (ep->gateway_api):
+ *   native  POST {base}/v1beta/models/{m}:generateContent: generate.c's body
+ *           and parser (the only dialect that carries aspect ratio and size
+ *           everywhere);
+ *   images  POST {base}/v1/images/generations (JSON), or /v1/images/edits
+ *           (multipart, one image[] part per reference) when there are
+ *           references; answer data[0].b64_json;
+ *   chat    POST {base}/v1/chat/completions with modalities image+text;
+ *           the answer's three image shapes are parsed by gateway_parse_chat.
+ * The model id goes out under the provider's name (gateway_models).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "api/image.h"
 #include "api/models.h"
+#include "api/multipart.h"
 #include "api/wire.h"
 
-static int gateway_build(const struct api_endpoint *ep, const struct gen_request *rq,
-			 struct http_req *out, char *err, size_t errlen)
-{
-	char size[32];
-	int w, h;
-	cJSON *root = NULL;
+static const char oom_msg[] = "cannot build the gateway request (out of memory or bad key)";
 
-	memset(out, 0, sizeof(*out));
+/* Length of base without trailing '/' and, when strip_v1, without a final "/v1". */
+static size_t base_len(const char *base, bool strip_v1, bool *had_v1)
+{
+	size_t bl = base ? strlen(base) : 0;
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	bool v1 = bl >= 3 && strncmp(base + bl - 3, "/v1", 3) == 0;
+	if (had_v1)
+		*had_v1 = v1;
+	if (strip_v1 && v1)
+		bl -= 3;
+	return bl;
+}
+
+/* {base}/v1/rest, without a second /v1 when the base already names it. */
+static char *openai_url(const struct api_endpoint *ep, const char *rest)
+{
+	bool has_v1;
+	size_t bl = base_len(ep->base_url, false, &has_v1);
+	if (!ep->base_url)
+		return NULL;
+	char *base = strndup(ep->base_url, bl);
+	char *url = base ? wire_url(base, "%s%s", has_v1 ? "" : "v1/", rest) : NULL;
+	free(base);
+	return url;
+}
+
+static int check_request(const struct gen_request *rq, char *err, size_t errlen)
+{
 	if (!rq->model || !rq->prompt || !rq->size || !rq->aspect) {
 		snprintf(err, errlen, "request lacks model, prompt, size or aspect");
 		return -1;
 	}
-	if (rq->nrefs > 0) {
-		snprintf(err, errlen, "the gateway images route cannot send reference images; "
-			 "use route: generate with a Bearer key");
+	return 0;
+}
+
+/* native: generate.c's request with the provider's model name, Bearer key, v1beta. */
+static int native_build(const struct api_endpoint *ep, const struct gen_request *rq,
+			struct http_req *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (check_request(rq, err, errlen))
+		return -1;
+	const char *theirs = gateway_map_name(ep->models, rq->model);
+	if (strpbrk(theirs, "/?#:% ")) {
+		snprintf(err, errlen, "the provider model name \"%.64s\" cannot go into the "
+			 "generateContent URL; use gateway_api = images or chat for it", theirs);
 		return -1;
 	}
+	/* a gateway_url written for the OpenAI paths ("https://x/v1") still works */
+	char *base = ep->base_url ? strndup(ep->base_url, base_len(ep->base_url, true, NULL)) : NULL;
+	if (!base) {
+		snprintf(err, errlen, "%s", ep->base_url ? oom_msg : "no gateway_url set");
+		return -1;
+	}
+	struct api_endpoint nep = *ep;
+	struct gen_request nrq = *rq;
+	nep.base_url = base;
+	nep.api_version = "v1beta";
+	nep.bearer = 1;
+	nrq.model = theirs;
+	int rc = route_generate.build(&nep, &nrq, out, err, errlen);
+	free(base);
+	return rc;
+}
+
+static int pixel_size(const struct gen_request *rq, char *size, size_t len, char *err, size_t errlen)
+{
+	int w, h;
 	if (model_pixels(rq->model, rq->size, rq->aspect, &w, &h) != 0) {
 		snprintf(err, errlen, "no pixel size known for %.64s %s %s", rq->model, rq->size,
 			 rq->aspect);
 		return -1;
 	}
-	snprintf(size, sizeof(size), "%dx%d", w, h);
+	snprintf(size, len, "%dx%d", w, h);
+	return 0;
+}
 
-	/* a base that already names /v1 must not get a second one */
-	size_t bl = ep->base_url ? strlen(ep->base_url) : 0;
-	while (bl && ep->base_url[bl - 1] == '/')
-		bl--;
-	bool has_v1 = bl >= 3 && strncmp(ep->base_url + bl - 3, "/v1", 3) == 0;
+/* images with references: POST /v1/images/edits, multipart/form-data. */
+static int edits_build(const struct api_endpoint *ep, const struct gen_request *rq,
+		       const char *theirs, const char *size, struct http_req *out,
+		       char *err, size_t errlen)
+{
+	int np = 0;
+	char boundary[MULTIPART_BOUNDARY_MAX];
+	char (*names)[32] = calloc((size_t)rq->nrefs, sizeof(*names));
+	struct mp_part *parts = calloc((size_t)rq->nrefs + 5, sizeof(*parts));
+
+	if (!names || !parts)
+		goto out_fail;
+	parts[np++] = (struct mp_part){ "model", NULL, NULL, theirs, strlen(theirs) };
+	parts[np++] = (struct mp_part){ "prompt", NULL, NULL, rq->prompt, strlen(rq->prompt) };
+	parts[np++] = (struct mp_part){ "n", NULL, NULL, "1", 1 };
+	parts[np++] = (struct mp_part){ "size", NULL, NULL, size, strlen(size) };
+	parts[np++] = (struct mp_part){ "response_format", NULL, NULL, "b64_json", 8 };
+	for (int i = 0; i < rq->nrefs; i++) {
+		const struct ref_image *r = &rq->refs[i];
+		const char *mime = r->mime ? r->mime : "image/png";
+		snprintf(names[i], sizeof(names[i]), "image%d.%s", i + 1, image_ext(mime));
+		parts[np++] = (struct mp_part){ "image[]", names[i], mime, r->data, r->len };
+	}
+	out->body = multipart_build(parts, np, boundary, &out->body_len);
+	if (!out->body)
+		goto out_fail;
 	out->method = "POST";
-	out->url = wire_url(ep->base_url, "%simages/generations", has_v1 ? "" : "v1/");
+	out->url = openai_url(ep, "images/edits");
+	if (!out->url || wire_auth(out, ep, true) ||
+	    wire_header(out, "Content-Type: multipart/form-data; boundary=%s", boundary))
+		goto out_fail;
+	free(parts);
+	free(names);
+	return 0;
+out_fail:
+	free(parts);
+	free(names);
+	http_req_free(out);
+	snprintf(err, errlen, "%s", oom_msg);
+	return -1;
+}
+
+/* images: POST /v1/images/generations, or edits when there are references. */
+static int images_build(const struct api_endpoint *ep, const struct gen_request *rq,
+			struct http_req *out, char *err, size_t errlen)
+{
+	char size[32];
+	cJSON *root = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (check_request(rq, err, errlen) || pixel_size(rq, size, sizeof(size), err, errlen))
+		return -1;
+	const char *theirs = gateway_map_name(ep->models, rq->model);
+	if (rq->nrefs > 0)
+		return edits_build(ep, rq, theirs, size, out, err, errlen);
+
+	out->method = "POST";
+	out->url = openai_url(ep, "images/generations");
 	if (!out->url || wire_auth(out, ep, true) ||
 	    wire_header(out, "Content-Type: application/json"))
 		goto out_fail;
 	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddStringToObject(root, "model", rq->model) ||
+	if (!root || !cJSON_AddStringToObject(root, "model", theirs) ||
 	    !cJSON_AddStringToObject(root, "prompt", rq->prompt) ||
 	    !cJSON_AddNumberToObject(root, "n", 1) ||
 	    !cJSON_AddStringToObject(root, "size", size) ||
@@ -56,8 +172,84 @@ static int gateway_build(const struct api_endpoint *ep, const struct gen_request
 out_fail:
 	cJSON_Delete(root);
 	http_req_free(out);
-	snprintf(err, errlen, "cannot build the gateway request (out of memory or bad key)");
+	snprintf(err, errlen, "%s", oom_msg);
 	return -1;
+}
+
+/*
+ * chat: one user message of a text part and an image_url data URL per
+ * reference; modalities image+text asks for message.images[].  image_config
+ * (OpenRouter's knob) carries aspect and size where the provider honours it.
+ */
+static int chat_build(const struct api_endpoint *ep, const struct gen_request *rq,
+		      struct http_req *out, char *err, size_t errlen)
+{
+	cJSON *root = NULL, *msgs, *msg, *content, *part, *iu, *mods, *ic;
+	char *url = NULL, *b64 = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (check_request(rq, err, errlen))
+		return -1;
+	out->method = "POST";
+	out->url = openai_url(ep, "chat/completions");
+	if (!out->url || wire_auth(out, ep, true) ||
+	    wire_header(out, "Content-Type: application/json"))
+		goto out_fail;
+	root = cJSON_CreateObject();
+	if (!root || !cJSON_AddStringToObject(root, "model", gateway_map_name(ep->models, rq->model)) ||
+	    !(msgs = cJSON_AddArrayToObject(root, "messages")) ||
+	    !(msg = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, msg) ||
+	    !cJSON_AddStringToObject(msg, "role", "user") ||
+	    !(content = cJSON_AddArrayToObject(msg, "content")) ||
+	    !(part = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, part) ||
+	    !cJSON_AddStringToObject(part, "type", "text") ||
+	    !cJSON_AddStringToObject(part, "text", rq->prompt))
+		goto out_fail;
+	for (int i = 0; i < rq->nrefs; i++) {
+		const struct ref_image *r = &rq->refs[i];
+		if (!(b64 = base64_encode(r->data, r->len)) ||
+		    asprintf(&url, "data:%s;base64,%s", r->mime ? r->mime : "image/png", b64) < 0) {
+			url = NULL;
+			goto out_fail;
+		}
+		free(b64);
+		b64 = NULL;
+		if (!(part = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, part) ||
+		    !cJSON_AddStringToObject(part, "type", "image_url") ||
+		    !(iu = cJSON_AddObjectToObject(part, "image_url")) ||
+		    !cJSON_AddStringToObject(iu, "url", url))
+			goto out_fail;
+		free(url);
+		url = NULL;
+	}
+	if (!(mods = cJSON_AddArrayToObject(root, "modalities")) ||
+	    !cJSON_AddItemToArray(mods, cJSON_CreateString("image")) ||
+	    !cJSON_AddItemToArray(mods, cJSON_CreateString("text")) ||
+	    !(ic = cJSON_AddObjectToObject(root, "image_config")) ||
+	    !cJSON_AddStringToObject(ic, "aspect_ratio", rq->aspect) ||
+	    !cJSON_AddStringToObject(ic, "image_size", rq->size) || wire_body(out, root))
+		goto out_fail;
+	cJSON_Delete(root);
+	return 0;
+out_fail:
+	free(url);
+	free(b64);
+	cJSON_Delete(root);
+	http_req_free(out);
+	snprintf(err, errlen, "%s", oom_msg);
+	return -1;
+}
+
+static int gateway_build(const struct api_endpoint *ep, const struct gen_request *rq,
+			 struct http_req *out, char *err, size_t errlen)
+{
+	const struct route_ops *ops = gateway_ops_for((enum gateway_api)ep->gateway_api);
+	if (!ops) {
+		memset(out, 0, sizeof(*out));
+		snprintf(err, errlen, "unknown gateway_api %d", ep->gateway_api);
+		return -1;
+	}
+	return ops->build(ep, rq, out, err, errlen);
 }
 
 static const char url_only_msg[] = "gateway returned a URL; only inline images are supported";
@@ -195,7 +387,7 @@ void gateway_parse_chat(const struct http_resp *resp, struct gen_result *res)
 	cJSON_Delete(root);
 }
 
-static void gateway_parse(const struct http_resp *resp, struct gen_result *res)
+static void images_parse(const struct http_resp *resp, struct gen_result *res)
 {
 	res->http_status = resp->status;
 	res->in_tokens = res->out_tokens = res->thought_tokens = -1;
@@ -228,8 +420,61 @@ static void gateway_parse(const struct http_resp *resp, struct gen_result *res)
 	cJSON_Delete(root);
 }
 
+/*
+ * For callers that know only the route: the answer says which dialect it is
+ * (candidates/promptFeedback: native; choices: chat; else images).
+ */
+static void gateway_parse(const struct http_resp *resp, struct gen_result *res)
+{
+	cJSON *root = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
+	bool native = cJSON_GetObjectItemCaseSensitive(root, "candidates") ||
+		      cJSON_GetObjectItemCaseSensitive(root, "promptFeedback");
+	cJSON_Delete(root);
+	if (native)
+		route_generate.parse(resp, res);
+	else
+		images_parse(resp, res);	/* hands chat answers on itself */
+}
+
 const struct route_ops route_gateway = {
 	.name = "gateway",
 	.build = gateway_build,
 	.parse = gateway_parse,
 };
+
+static void native_parse(const struct http_resp *resp, struct gen_result *res)
+{
+	route_generate.parse(resp, res);
+}
+
+static const struct route_ops gateway_native = {
+	.name = "gateway",
+	.build = native_build,
+	.parse = native_parse,
+};
+
+static const struct route_ops gateway_images = {
+	.name = "gateway",
+	.build = images_build,
+	.parse = images_parse,
+};
+
+static const struct route_ops gateway_chat = {
+	.name = "gateway",
+	.build = chat_build,
+	.parse = gateway_parse_chat,
+};
+
+const struct route_ops *gateway_ops_for(enum gateway_api a)
+{
+	switch (a) {
+	case GATEWAY_API_NATIVE:
+		return &gateway_native;
+	case GATEWAY_API_IMAGES:
+		return &gateway_images;
+	case GATEWAY_API_CHAT:
+		return &gateway_chat;
+	default:
+		return NULL;
+	}
+}

@@ -8,11 +8,41 @@
 #include "api/http.h"
 #include "api/request.h"
 
+/* How a gateway is spoken to (config gateway_api; gemini-wire.md section 6). */
+enum gateway_api {
+	GATEWAY_API_NATIVE = 0,	/* {base}/v1beta/models/{m}:generateContent, Bearer */
+	GATEWAY_API_IMAGES,	/* /v1/images/generations, /v1/images/edits with references */
+	GATEWAY_API_CHAT,	/* /v1/chat/completions, modalities image+text */
+};
+
+/* "native", "images", "chat"; NULL for an out-of-range value.  Additive. */
+const char *gateway_api_name(enum gateway_api a);
+/* 0 and *out, or -1 for an unknown name.  Additive. */
+int gateway_api_parse(const char *name, enum gateway_api *out);
+
+/*
+ * gateway_models parsed once: our model id -> the provider's name for it.
+ * Built by gateway_map_parse, read-only afterwards (shared by threads).
+ */
+struct gateway_model_map;
+
+/*
+ * Parses "ours=theirs[,ours=theirs...]" (blanks around names ignored).
+ * *out is NULL for an empty or NULL spec.  0, or -1 with a message in err.
+ */
+int gateway_map_parse(const char *spec, struct gateway_model_map **out, char *err, size_t errlen);
+/* The provider's name for ours, or ours itself when unmapped (or m is NULL). */
+const char *gateway_map_name(const struct gateway_model_map *m, const char *ours);
+void gateway_map_free(struct gateway_model_map *m);
+
 struct api_endpoint {
 	const char *base_url;		/* "https://generativelanguage.googleapis.com" */
 	const char *api_version;	/* "v1beta" or "v1" */
 	const char *api_key;		/* secret: never logged */
 	int bearer;			/* 1: Authorization: Bearer instead of x-goog-api-key */
+	/* Gateways only (additive): */
+	int gateway_api;		/* enum gateway_api; 0 = native */
+	const struct gateway_model_map *models;	/* NULL: model ids are sent as they are */
 };
 
 struct route_ops {
@@ -30,7 +60,10 @@ struct route_ops {
 
 extern const struct route_ops route_standard;	/* standard.c (flex: same with service_tier) */
 extern const struct route_ops route_generate;	/* generate.c */
-extern const struct route_ops route_gateway;	/* gateway.c */
+extern const struct route_ops route_gateway;	/* gateway.c: build follows ep->gateway_api,
+						   parse tells the three answer shapes apart */
+/* The gateway ops for one gateway_api (additive): build and parse of that API only. */
+const struct route_ops *gateway_ops_for(enum gateway_api a);
 
 /*
  * Parses an OpenAI-compatible chat-completions answer (gemini-wire.md 6.2):

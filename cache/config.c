@@ -31,6 +31,7 @@
 #include "api/models.h"
 #include "api/prices.h"
 #include "api/request.h"
+#include "api/route.h"
 
 #define MIB (1024UL * 1024UL)
 #define SECRET_MAX 4096			/* bytes read from a key file or command */
@@ -246,22 +247,16 @@ check_url(const char *key, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
-/* "model=provider,model2=provider2" with non-empty sides. */
+/* "model=provider,model2=provider2" with non-empty sides: the gateway's own parser decides. */
 static bool
 gateway_models_valid(const char *v)
 {
-	const char *p = v;
+	struct gateway_model_map *m;
+	char why[8];
 
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",");
-		const char *eq = memchr(p, '=', n);
-
-		if (eq == NULL || eq == p || eq == p + n - 1)
-			return false;
-		p += n;
-		if (*p == ',')
-			p++;
-	}
+	if (gateway_map_parse(v, &m, why, sizeof(why)) < 0)
+		return false;
+	gateway_map_free(m);
 	return true;
 }
 
@@ -331,6 +326,7 @@ static const struct ckey ckeys[] = {
 	{ "gateway_key_file", CK_PATH, F(gateway_key_file), 0, 0, NULL },
 	{ "gateway_models", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "gateway_bills_failures", CK_BOOL, F(gateway_bills_failures), 0, 0, NULL },
+	{ "gateway_api", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "allow_other", CK_BOOL, F(allow_other), 0, 0, NULL },
 };
 #undef F
@@ -443,6 +439,17 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 			return -1;
 		}
 		return set_str(&c->gateway_models, v, false, err, errlen);
+	}
+	if (strcmp(n, "gateway_api") == 0) {
+		enum gateway_api a;
+
+		if (gateway_api_parse(v, &a) < 0) {
+			msg_set(err, errlen, "gateway_api: bad value '%s': expected native, images "
+				"or chat", v);
+			return -1;
+		}
+		c->gateway_api = (int)a;
+		return 0;
 	}
 	msg_set(err, errlen, "%s: internal error: no setter", n);
 	return -1;
@@ -1025,6 +1032,7 @@ config_render(const struct config *c)
 	fprintf(f, "gateway_key_file = %s\n", S(c->gateway_key_file));
 	fprintf(f, "gateway_models = %s\n", S(c->gateway_models));
 	fprintf(f, "gateway_bills_failures = %s\n", c->gateway_bills_failures ? "yes" : "no");
+	fprintf(f, "gateway_api = %s\n", S(gateway_api_name((enum gateway_api)c->gateway_api)));
 	fprintf(f, "allow_other = %s\n", c->allow_other ? "yes" : "no");
 	/* Keys: only whether one is there, never a byte of it. */
 	fprintf(f, "api_key = %s\n", c->api_key != NULL ? "(set)" : "(not set)");

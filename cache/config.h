@@ -38,6 +38,7 @@ struct config {
 	char *gateway_key_file;
 	char *gateway_models;		/* "gemini-3-pro-image=provider-name,..." */
 	bool gateway_bills_failures;	/* default true */
+	int gateway_api;		/* enum gateway_api (api/route.h): native (default), images, chat */
 	bool allow_other;
 	/* Resolved at start-up, never written anywhere: */
 	char *api_key;

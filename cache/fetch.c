@@ -121,8 +121,18 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	f->gateway.api_version = "v1";
 	f->gateway.api_key = cfg->gateway_key;
 	f->gateway.bearer = 1;
+	f->gateway.gateway_api = cfg->gateway_api;
+	if (gateway_map_parse(cfg->gateway_models, &f->gateway_models, err, errlen) < 0)
+		goto out_destroy_limiter;
+	f->gateway.models = f->gateway_models;
 	free(path);
 	return 0;
+
+out_destroy_limiter:
+	pthread_mutex_destroy(&f->stats_mu);
+	inflight_destroy(&f->inflight);
+	budget_destroy(&f->budget);
+	limiter_destroy(&f->limiter);
 
 out_close_ledger:
 	ledger_close(&f->ledger);
@@ -141,6 +151,9 @@ void fetch_close(struct fetch_ctx *f)
 	budget_destroy(&f->budget);
 	ledger_close(&f->ledger);
 	pthread_mutex_destroy(&f->stats_mu);
+	gateway_map_free(f->gateway_models);
+	f->gateway_models = NULL;
+	f->gateway.models = NULL;
 	f->cfg = NULL;
 }
 

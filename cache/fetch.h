@@ -41,7 +41,8 @@ struct fetch_ctx {
 	const struct clock_ops *clk;
 	struct http_opts http;
 	struct api_endpoint google;	/* endpoint + api key */
-	struct api_endpoint gateway;	/* gateway_url + gateway key, bearer */
+	struct api_endpoint gateway;	/* gateway_url + gateway key, bearer, gateway_api */
+	struct gateway_model_map *gateway_models; /* cfg->gateway_models parsed; owned; may be NULL */
 	pthread_mutex_t stats_mu;
 	struct fetch_stats stats;	/* protected by stats_mu */
 	struct batcher *batcher;	/* set by batcher_start for the batch route; NULL otherwise */

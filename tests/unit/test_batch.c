@@ -34,7 +34,7 @@
 
 #define EMU_KEY "emulator-key"
 
-static const struct api_endpoint EP = { "http://127.0.0.1:9", "v1beta", "AIzaTESTKEY", 0 };
+static const struct api_endpoint EP = { "http://127.0.0.1:9", "v1beta", "AIzaTESTKEY", 0, 0, NULL };
 
 static struct gen_request req_for(const char *prompt)
 {

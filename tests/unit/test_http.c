@@ -220,7 +220,7 @@ static void test_attempt_end_to_end(void **state)
 
 	char base[64];
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-	struct api_endpoint ep = { base, "v1beta", "KEY", 0 };
+	struct api_endpoint ep = { base, "v1beta", "KEY", 0, 0, NULL };
 	/* A model outside the pixel table: this test is about the wire, not the size check. */
 	struct gen_request rq = { .model = "test-model-without-table", .size = "1K", .aspect = "1:1",
 				  .prompt = "a cat", .prompt_len = 5, .n = 1, .index = 1,

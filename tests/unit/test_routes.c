@@ -14,7 +14,7 @@
 #include "tests/unit/imgmake.h"
 
 static const struct api_endpoint google = {
-	"https://generativelanguage.googleapis.com/", "v1beta", "KEY-abc123", 0,
+	"https://generativelanguage.googleapis.com/", "v1beta", "KEY-abc123", 0, 0, NULL,
 };
 
 static unsigned char ref_bytes[] = { 0x89, 'P', 'N', 'G', 1, 2, 3, 4, 5 };
@@ -100,7 +100,7 @@ static void test_build_flex_bearer(void **state)
 {
 	(void)state;
 	struct gen_request rq = request(ROUTE_FLEX, 0);
-	struct api_endpoint ep = { "http://127.0.0.1:8080", "v1", "tok", 1 };
+	struct api_endpoint ep = { "http://127.0.0.1:8080", "v1", "tok", 1, 0, NULL };
 	struct http_req q;
 	char err[128];
 	assert_ptr_equal(route_ops_for(ROUTE_FLEX), &route_standard);
@@ -115,7 +115,7 @@ static void test_build_flex_bearer(void **state)
 	http_req_free(&q);
 
 	/* a key with a line break never becomes a header */
-	struct api_endpoint evil = { "https://x.example", "v1beta", "k\r\nX-Evil: 1", 0 };
+	struct api_endpoint evil = { "https://x.example", "v1beta", "k\r\nX-Evil: 1", 0, 0, NULL };
 	assert_int_equal(route_standard.build(&evil, &rq, &q, err, sizeof(err)), -1);
 	assert_null(q.url);
 }
@@ -160,7 +160,8 @@ static void test_build_gateway(void **state)
 	(void)state;
 	struct gen_request rq = request(ROUTE_GATEWAY, 0);
 	rq.size = "1K";
-	struct api_endpoint gw = { "https://api.gateway.example", "v1beta", "gwkey", 0 };
+	struct api_endpoint gw = { "https://api.gateway.example", "v1beta", "gwkey", 0,
+				   GATEWAY_API_IMAGES, NULL };
 	struct http_req q;
 	char err[128];
 	assert_ptr_equal(route_ops_for(ROUTE_GATEWAY), &route_gateway);
@@ -177,14 +178,15 @@ static void test_build_gateway(void **state)
 	cJSON_Delete(j);
 	http_req_free(&q);
 
-	struct api_endpoint gw1 = { "https://gw.example/v1/", "v1beta", "k", 1 };
+	struct api_endpoint gw1 = { "https://gw.example/v1/", "v1beta", "k", 1, GATEWAY_API_IMAGES, NULL };
 	assert_int_equal(route_gateway.build(&gw1, &rq, &q, err, sizeof(err)), 0);
 	assert_string_equal(q.url, "https://gw.example/v1/images/generations");
 	http_req_free(&q);
 
-	rq = request(ROUTE_GATEWAY, 1);	/* references cannot go this way */
-	assert_int_equal(route_gateway.build(&gw, &rq, &q, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "reference"));
+	rq = request(ROUTE_GATEWAY, 1);	/* references go to the edits endpoint (test_gateway.c) */
+	assert_int_equal(route_gateway.build(&gw, &rq, &q, err, sizeof(err)), 0);
+	assert_string_equal(q.url, "https://api.gateway.example/v1/images/edits");
+	http_req_free(&q);
 }
 
 /* ---- answers ---------------------------------------------------------- */
@@ -547,7 +549,7 @@ static void test_attempt_refusals(void **state)
 	memset(&res, 0, sizeof(res));
 
 	/* plain http to a non-loopback host is refused before any connection */
-	struct api_endpoint ep = { "http://example.com", "v1beta", "k", 0 };
+	struct api_endpoint ep = { "http://example.com", "v1beta", "k", 0, 0, NULL };
 	api_attempt(&ho, &ep, &rq, &res);
 	assert_int_equal(res.cls, ERR_REQUEST);
 	assert_int_equal(res.http_status, 0);
@@ -560,7 +562,7 @@ static void test_attempt_refusals(void **state)
 
 	/* nothing listens on loopback port 1: a network error */
 	rq.route = ROUTE_GENERATE;
-	struct api_endpoint dead = { "http://127.0.0.1:1", "v1beta", "k", 0 };
+	struct api_endpoint dead = { "http://127.0.0.1:1", "v1beta", "k", 0, 0, NULL };
 	api_attempt(&ho, &dead, &rq, &res);
 	assert_int_equal(res.cls, ERR_NETWORK);
 	assert_int_equal(res.quota_value, -1);
