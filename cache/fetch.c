@@ -663,8 +663,8 @@ char *fetch_render_error(const struct fetch_outcome *out, const struct gen_reque
 			sb_add(&b, "HTTP status: none (no answer arrived)\n");
 		if (res->finish_reason[0])
 			sb_add(&b, "finish reason: %s\n", res->finish_reason);
-		if (res->request_id[0])
-			sb_add(&b, "request id: %s\n", res->request_id);
+		sb_add(&b, "request id: %s\n",
+		       res->request_id[0] ? res->request_id : "none (the server gave none)");
 		if (res->cls != ERR_NONE) {
 			sb_add(&b, "whose problem: %s\n", errors_whose(res->cls));
 			sb_add(&b, "next move: %s\n", errors_next_move(res->cls));

@@ -304,3 +304,20 @@ def test_rewrite_while_queued_pays_only_the_final_text(mount_factory, emulator):
     time.sleep(0.3)
     prompts = [r["prompt"] for r in emulator.requests()]
     assert sorted(prompts) == ["occupies the only slot", "the final text"]
+
+
+def test_rsync_and_mv_are_one_request_each(mount, emulator, tmp_path):
+    if not shutil.which("rsync"):
+        pytest.skip("rsync not installed")
+    src = tmp_path / "r.txt"
+    src.write_text("synced prompt\n")
+    d = mount.path(*PRO2K)
+    subprocess.run(["rsync", str(src), d + "/"], check=True, timeout=30)
+    other = tmp_path / "m.txt"
+    other.write_text("moved prompt\n")
+    # mv across file systems: copy to a temp name in the folder, then rename
+    subprocess.run(["mv", str(other), os.path.join(d, "m.txt")], check=True, timeout=30)
+    assert wait_done(os.path.join(d, "r.txt")) == "done"
+    assert wait_done(os.path.join(d, "m.txt")) == "done"
+    time.sleep(0.5)
+    assert sorted(r["prompt"] for r in emulator.requests()) == ["moved prompt", "synced prompt"]
