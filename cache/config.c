@@ -145,6 +145,7 @@ config_defaults(struct config *c)
 	c->batch_poll_s = 10;
 	c->gateway_bills_failures = true;
 	c->allow_other = false;
+	c->publish_via_mount = true;
 	return 0;
 }
 
@@ -328,6 +329,7 @@ static const struct ckey ckeys[] = {
 	{ "gateway_bills_failures", CK_BOOL, F(gateway_bills_failures), 0, 0, NULL },
 	{ "gateway_api", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "allow_other", CK_BOOL, F(allow_other), 0, 0, NULL },
+	{ "publish_via_mount", CK_BOOL, F(publish_via_mount), 0, 0, NULL },
 };
 #undef F
 
@@ -1034,6 +1036,7 @@ config_render(const struct config *c)
 	fprintf(f, "gateway_bills_failures = %s\n", c->gateway_bills_failures ? "yes" : "no");
 	fprintf(f, "gateway_api = %s\n", S(gateway_api_name((enum gateway_api)c->gateway_api)));
 	fprintf(f, "allow_other = %s\n", c->allow_other ? "yes" : "no");
+	fprintf(f, "publish_via_mount = %s\n", c->publish_via_mount ? "yes" : "no");
 	/* Keys: only whether one is there, never a byte of it. */
 	fprintf(f, "api_key = %s\n", c->api_key != NULL ? "(set)" : "(not set)");
 	fprintf(f, "gateway_key = %s\n", c->gateway_key != NULL ? "(set)" : "(not set)");

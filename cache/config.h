@@ -40,6 +40,7 @@ struct config {
 	bool gateway_bills_failures;	/* default true */
 	int gateway_api;		/* enum gateway_api (api/route.h): native (default), images, chat */
 	bool allow_other;
+	bool publish_via_mount;		/* rename results into place through the mount (inotify); default true */
 	/* Resolved at start-up, never written anywhere: */
 	char *api_key;
 	char *gateway_key;

@@ -30,6 +30,7 @@
 
 #include "api/image.h"
 #include "api/models.h"
+#include "cache/beneath.h"
 #include "cache/key.h"
 
 #define PROMPT_HEADER_MAX_LINES 64	/* lines between the two "---" */
@@ -606,7 +607,7 @@ load_one(int tree_fd, const char *dir, const char *input, struct ref_image *r,
 		return -1;
 	}
 
-	fd = (int)syscall(SYS_openat2, tree_fd, path, &how, sizeof(how));
+	fd = open_beneath(tree_fd, path, (int)how.flags);
 	if (fd < 0) {
 		msg_set(err, errlen, "input '%s': %s", q, open_reason(errno));
 		return -1;

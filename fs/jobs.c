@@ -12,17 +12,16 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "api/errors.h"
 #include "api/prices.h"
+#include "cache/beneath.h"
 #include "cache/journal.h"
 #include "cache/key.h"
 #include "cache/log.h"
@@ -140,11 +139,7 @@ struct job_ctx {
 /* Reads the prompt file beneath the tree; NULL with errno on failure. */
 static char *read_prompt(int tree_fd, const char *relpath, size_t *len)
 {
-	struct open_how how = {
-		.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, tree_fd, relpath, &how, sizeof(how));
+	int fd = open_beneath(tree_fd, relpath, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
 	struct stat st;

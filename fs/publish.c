@@ -25,7 +25,7 @@ static void tmp_name(char *buf, size_t len)
 static int rename_into_place(struct bfs *b, const char *dir, const char *tmp, const char *name)
 {
 	char from[PATH_MAX], to[PATH_MAX];
-	if (b->mounted && b->mountpoint) {
+	if (b->mounted && b->mountpoint && b->cfg.publish_via_mount) {
 		int n1 = snprintf(from, sizeof(from), "%s/%s/%s", b->mountpoint, dir, tmp);
 		int n2 = snprintf(to, sizeof(to), "%s/%s/%s", b->mountpoint, dir, name);
 		if (n1 > 0 && n2 > 0 && (size_t)n1 < sizeof(from) && (size_t)n2 < sizeof(to) &&
@@ -109,7 +109,7 @@ out_unlink: {
 void publish_remove(struct bfs *b, const char *dir, const char *name)
 {
 	char p[PATH_MAX];
-	if (b->mounted && b->mountpoint) {
+	if (b->mounted && b->mountpoint && b->cfg.publish_via_mount) {
 		int n = snprintf(p, sizeof(p), "%s/%s/%s", b->mountpoint, dir, name);
 		if (n > 0 && (size_t)n < sizeof(p) && (unlink(p) == 0 || errno == ENOENT))
 			return;
