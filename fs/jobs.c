@@ -22,6 +22,7 @@
 #include "api/errors.h"
 #include "api/prices.h"
 #include "cache/beneath.h"
+#include "cache/folderconf.h"
 #include "cache/journal.h"
 #include "cache/key.h"
 #include "cache/log.h"
@@ -334,10 +335,23 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		fail_job(&c, dir, stem, text);
 		return;
 	}
-	const char *aspect = p.aspect[0] ? p.aspect : b->cfg.default_aspect;
+	/* The prompt's header wins over the folders' .bananafs.conf, which win over the config. */
+	struct folder_conf fc;
+	if (folder_conf_load(b->tree_fd, dir, &fc, err, sizeof(err)) < 0) {
+		char text[1400];
+		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
+			 "whose problem: request\nnext move: fix the folder's .bananafs.conf and save the "
+			 "prompt again.\n", err);
+		fail_job(&c, dir, stem, text);
+		prompt_free(&p);
+		return;
+	}
+	const char *aspect = p.aspect[0] ? p.aspect : fc.aspect[0] ? fc.aspect : b->cfg.default_aspect;
 	enum route route = ROUTE_STANDARD;
 	if (p.route_set)
 		route = p.route;
+	else if (fc.route_set)
+		route = fc.route;
 	else if (route_parse(b->cfg.route, &route) < 0)
 		route = ROUTE_STANDARD;
 	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||

@@ -205,3 +205,25 @@ def test_cache_serves_across_routes(mount, emulator):
     write(b, "---\nroute: generate\n---\nroute is not in the key")
     assert wait_done(b) == "cached"
     assert emulator.stats()["generations"] == 1
+
+
+def test_folder_conf_applies_below_it(mount, emulator):
+    proj = mount.path("gemini-3.1-flash-image", "512", "wide-project")
+    os.makedirs(os.path.join(proj, "sub"))
+    write(os.path.join(proj, ".bananafs.conf"), "aspect = 16:9\nroute = generate\n")
+    p = os.path.join(proj, "sub", "a.txt")
+    write(p, "inherits the folder's settings")
+    assert wait_done(p) == "done"
+    assert png_size(os.path.join(proj, "sub", "a.png")) == (688, 384)
+    assert emulator.stats()["by_endpoint"].get("generateContent") == 1
+    # the prompt's own header wins
+    q = os.path.join(proj, "b.txt")
+    write(q, "---\naspect: 1:1\n---\nsquare after all")
+    assert wait_done(q) == "done"
+    assert png_size(os.path.join(proj, "b.png")) == (512, 512)
+    # a bad folder file is a clear error naming it
+    write(os.path.join(proj, ".bananafs.conf"), "route = teleport\n")
+    r = os.path.join(proj, "c.txt")
+    write(r, "never sent")
+    assert wait_done(r) == "failed"
+    assert ".bananafs.conf:1" in open(os.path.join(proj, "c.error")).read()
