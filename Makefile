@@ -107,14 +107,12 @@ undemo:
 # --- install ---------------------------------------------------------------
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)/sbin
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)/
 	for m in $(MANPAGES); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
-	ln -sf $(BINDIR)/bananafs $(DESTDIR)/sbin/mount.fuse.bananafs
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,bananafs bananactl bananafs-emulator)
-	rm -f $(DESTDIR)/sbin/mount.fuse.bananafs
 	for m in $(MANPAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 clean:
