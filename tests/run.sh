@@ -57,7 +57,14 @@ if [ "$mode" = long ]; then
 else
 	step mount pytest_run "$B" tests/mount
 fi
-step mount-san pytest_run "$S" tests/mount -m smoke
+# Sanitizer builds of bananafs and the emulator: the smoke tests everywhere, and
+# whole files where hostile input and money meet.
+mount_san() {
+	pytest_run "$S" tests/mount -m smoke &&
+	pytest_run "$S" tests/mount/test_hostile_server.py tests/mount/test_hostile_user.py \
+		tests/mount/test_money.py tests/mount/test_batch.py tests/mount/test_crash.py
+}
+step mount-san mount_san
 if [ -x tests/fuzz/run.sh ] || [ -f tests/fuzz/run.sh ]; then
 	step fuzz sh tests/fuzz/run.sh "$mode"
 fi
