@@ -71,7 +71,7 @@ static const struct fuse_opt cli_opts[] = {
 
 /* Options that belong to FUSE, passed through untouched. */
 static const char *const fuse_passthrough[] = {
-	"allow_other", "allow_root", "default_permissions", "fsname=", "subtype=", "max_read=",
+	"allow_root", "default_permissions", "fsname=", "subtype=", "max_read=",
 	"auto_unmount", "rw", "ro", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
 	"noatime", "atime", "relatime", NULL,
 };
@@ -297,8 +297,9 @@ int main(int argc, char *argv[])
 
 	/* FUSE options: ours first, then whatever the user passed through. */
 	fuse_opt_insert_arg(&args, 1, "-ofsname=bananafs,subtype=bananafs");
+	/* Shared with other users: let the kernel check permissions against the store's modes. */
 	if (b.cfg.allow_other)
-		fuse_opt_add_arg(&args, "-oallow_other");
+		fuse_opt_add_arg(&args, "-oallow_other,default_permissions");
 	fuse = fuse_new(&args, &bfs_ops, sizeof(bfs_ops), &b);
 	if (!fuse) {
 		fprintf(stderr, "bananafs: FUSE refused the options\n");

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -142,31 +141,32 @@ static void maybe_trigger(struct bfs *b, const char *path)
 }
 
 /* ------------------------------------------------------------------ */
-/* Credentials: files are created as the caller when the daemon is root */
+/* Ownership: files belong to whoever made them                        */
 
-struct creds {
-	uid_t uid;
-	gid_t gid;
-	int switched;
-};
-
-static void creds_enter(struct creds *c)
+/*
+ * A root daemon serving other users (allow_other) creates their files as
+ * root and then hands them over: the store stays 0700 and private to the
+ * daemon (so switching fsuid to the caller would not even reach it), while
+ * each file belongs to its maker.  The kernel has already checked the
+ * caller against the parent folder (default_permissions).  A setgid
+ * folder's group is kept, as a local disk would.
+ */
+static void give_to_caller(struct bfs *b, const char *rel)
 {
 	struct fuse_context *fc = fuse_get_context();
-	c->switched = 0;
-	if (geteuid() != 0 || (fc->uid == 0 && fc->gid == 0))
+	if (geteuid() != 0 || fc->uid == 0)
 		return;
-	c->gid = (gid_t)setfsgid(fc->gid);
-	c->uid = (uid_t)setfsuid(fc->uid);
-	c->switched = 1;
-}
-
-static void creds_leave(struct creds *c)
-{
-	if (!c->switched)
-		return;
-	setfsuid(c->uid);
-	setfsgid(c->gid);
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", rel);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	struct stat st;
+	gid_t gid = fc->gid;
+	if (fstatat(b->tree_fd, slash ? parent : ".", &st, 0) == 0 && (st.st_mode & S_ISGID))
+		gid = (gid_t)-1;
+	if (fchownat(b->tree_fd, rel, fc->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		log_warn("cannot give %s to uid %u", rel, (unsigned)fc->uid);
 }
 
 /* ------------------------------------------------------------------ */
@@ -359,11 +359,10 @@ static int bfs_mknod(const char *path, mode_t mode, dev_t rdev)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	struct creds c;
-	creds_enter(&c);
-	int rc = mknodat(b->tree_fd, n.rel, mode, rdev) < 0 ? -errno : 0;
-	creds_leave(&c);
-	return rc;
+	if (mknodat(b->tree_fd, n.rel, mode, rdev) < 0)
+		return -errno;
+	give_to_caller(b, n.rel);
+	return 0;
 }
 
 static int bfs_mkdir(const char *path, mode_t mode)
@@ -373,11 +372,10 @@ static int bfs_mkdir(const char *path, mode_t mode)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	struct creds c;
-	creds_enter(&c);
-	int rc = mkdirat(b->tree_fd, n.rel, mode) < 0 ? -errno : 0;
-	creds_leave(&c);
-	return rc;
+	if (mkdirat(b->tree_fd, n.rel, mode) < 0)
+		return -errno;
+	give_to_caller(b, n.rel);
+	return 0;
 }
 
 static int bfs_unlink(const char *path)
@@ -416,11 +414,10 @@ static int bfs_symlink(const char *target, const char *path)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	struct creds c;
-	creds_enter(&c);
-	int rc = symlinkat(target, b->tree_fd, n.rel) < 0 ? -errno : 0;
-	creds_leave(&c);
-	return rc;
+	if (symlinkat(target, b->tree_fd, n.rel) < 0)
+		return -errno;
+	give_to_caller(b, n.rel);
+	return 0;
 }
 
 static int bfs_rename(const char *from, const char *to, unsigned int flags)
@@ -468,7 +465,8 @@ static int bfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return fchmod(((struct fh *)(uintptr_t)fi->fh)->fd, mode) < 0 ? -errno : 0;
 	struct node n;
 	tree_classify(path, &n);
-	if (n.kind != NODE_USER)
+	/* Size folders may change owner and mode (to share them); the rest is fixed. */
+	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	/* fchmodat cannot act on a symlink itself; Linux symlinks have no mode anyway. */
 	struct stat st;
@@ -484,7 +482,8 @@ static int bfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_in
 		return fchown(((struct fh *)(uintptr_t)fi->fh)->fd, uid, gid) < 0 ? -errno : 0;
 	struct node n;
 	tree_classify(path, &n);
-	if (n.kind != NODE_USER)
+	/* Size folders may change owner and mode (to share them); the rest is fixed. */
+	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	return fchownat(b->tree_fd, n.rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
@@ -578,13 +577,10 @@ static int bfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : fixed_err(&n);
-	struct creds c;
-	creds_enter(&c);
 	int fd = openat(b->tree_fd, n.rel, fi->flags | O_CREAT | O_CLOEXEC, mode);
-	int e = errno;
-	creds_leave(&c);
 	if (fd < 0)
-		return -e;
+		return -errno;
+	give_to_caller(b, n.rel);
 	return open_common(b, &n, fd, fi, 1);
 }
 
