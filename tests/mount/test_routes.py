@@ -227,3 +227,22 @@ def test_folder_conf_applies_below_it(mount, emulator):
     write(r, "never sent")
     assert wait_done(r) == "failed"
     assert ".bananafs.conf:1" in open(os.path.join(proj, "c.error")).read()
+
+
+def test_model_text_kept_in_png(mount, emulator):
+    p = mount.path(*PRO2K, "said.txt")
+    write(p, "the model talks too")
+    assert wait_done(p) == "done"
+    t = png_texts(mount.path(*PRO2K, "said.png"))
+    assert t.get("text"), t.keys()
+
+
+def test_config_adds_a_model_without_rebuild(mount_factory, emulator):
+    m = mount_factory("[model gemini-nano-banana-2.1-beta]\nsizes = 1K\nalias = beta\n")
+    assert os.listdir(m.path("gemini-nano-banana-2.1-beta")) == ["1K"]
+    assert os.readlink(m.path("beta")) == "gemini-nano-banana-2.1-beta"
+    p = m.path("beta", "1K", "new.txt")
+    write(p, "a model the code does not know")
+    assert wait_done(p) == "failed"       # the emulator does not know it either: 404
+    err = open(m.path("beta", "1K", "new.error")).read()
+    assert "404" in err and emulator.requests()[-1]["model"] == "gemini-nano-banana-2.1-beta"
