@@ -513,7 +513,8 @@ static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return rc;
 }
 
-static int open_common(struct bfs *b, const struct node *n, int fd, struct fuse_file_info *fi, int dirty)
+/* Wraps an open backing fd in a handle and counts it for the RELEASE trigger. */
+static int open_common(int fd, struct fuse_file_info *fi, int dirty)
 {
 	struct stat st;
 	struct fh *h = calloc(1, sizeof(*h));
@@ -523,8 +524,6 @@ static int open_common(struct bfs *b, const struct node *n, int fd, struct fuse_
 		close(fd);
 		return -e;
 	}
-	(void)b;
-	(void)n;
 	h->kind = FH_FILE;
 	h->fd = fd;
 	h->dev = st.st_dev;
@@ -567,7 +566,7 @@ static int bfs_open(const char *path, struct fuse_file_info *fi)
 	int fd = openat(b->tree_fd, n.rel, (fi->flags & ~O_CREAT) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	return open_common(b, &n, fd, fi, (fi->flags & O_TRUNC) != 0);
+	return open_common(fd, fi, (fi->flags & O_TRUNC) != 0);
 }
 
 static int bfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -581,7 +580,7 @@ static int bfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (fd < 0)
 		return -errno;
 	give_to_caller(b, n.rel);
-	return open_common(b, &n, fd, fi, 1);
+	return open_common(fd, fi, 1);
 }
 
 static int bfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
