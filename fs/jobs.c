@@ -79,13 +79,22 @@ static void push(struct jobs *j, const char *path, const char *reason)
 	pthread_mutex_unlock(&j->mu);
 }
 
+/*
+ * Generations come from one counter for the whole mount, never per entry:
+ * a prompt deleted (its entry dropped) and written again gets a new entry,
+ * and a per-entry count would start over and hand the new job the running
+ * old job's number, letting the old job publish over the new text.
+ * Protected by status_lock.
+ */
+static uint64_t last_gen;
+
 static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason)
 {
 	bool need_push = false;
 	status_lock();
 	struct prompt_status *s = status_make(relpath);
 	if (s) {
-		s->gen++;
+		s->gen = ++last_gen;
 		s->job_id = id;
 		status_set(s, "queued");
 		status_set_error(s, NULL);

@@ -19,7 +19,7 @@ struct prompt_status {
 	char model[64];
 	char size[8];
 	time_t updated;
-	uint64_t gen;			/* bumped by every trigger */
+	uint64_t gen;			/* set by every trigger from a mount-wide counter */
 	bool queued;			/* in the run queue now */
 	int64_t job_id;			/* journal row */
 	int batch_pending;		/* candidates still in a batch */

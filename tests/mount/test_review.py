@@ -1,0 +1,59 @@
+"""Mount tests from a review: races between FUSE calls and job workers,
+and corners of the contract (DESIGN.md 1, 2, 7) found by reading the code."""
+import os
+import struct
+import time
+
+from conftest import status, wait_done, wait_for
+
+PRO2K = ("gemini-3-pro-image", "2K")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def png_text(path, keyword):
+    """The text of an iTXt/tEXt chunk of a PNG, or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 8
+    while pos + 12 <= len(data):
+        n, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if ctype == b"tEXt":
+            k, v = body.split(b"\0", 1)
+            if k.decode("latin-1") == keyword:
+                return v.decode("latin-1")
+        elif ctype == b"iTXt":
+            k, rest = body.split(b"\0", 1)
+            if k.decode("latin-1") == keyword:
+                # flag, method, language NUL, translated keyword NUL, text
+                rest = rest[2:]
+                _lang, rest = rest.split(b"\0", 1)
+                _tr, text = rest.split(b"\0", 1)
+                return text.decode("utf-8")
+        if ctype == b"IEND":
+            break
+        pos += 12 + n
+    return None
+
+
+def test_deleted_and_recreated_prompt_is_not_overwritten_by_the_old_job(mount, emulator):
+    """A job still running for a prompt that was deleted and written again
+    must not publish the old text's image over the new one, nor finish the
+    new job's journal row (its generation must not be reused)."""
+    d = mount.path(*PRO2K)
+    p = os.path.join(d, "a.txt")
+    emulator.fault("slow", 1, delay_ms=3000)
+    write(p, "the old text")
+    wait_for(lambda: status(p) == "running", 10, "the first job to run")
+    time.sleep(0.3)  # inside the slow request
+    os.unlink(p)
+    write(p, "the new text")
+    assert wait_done(p, 30) in ("done", "cached")
+    # let the old, slow request come back
+    time.sleep(3.5)
+    assert png_text(os.path.join(d, "a.png"), "prompt") == "the new text"
+    assert status(p) in ("done", "cached")
