@@ -720,16 +720,23 @@ static int our_xattr(struct bfs *b, const struct node *n, const char *name, char
 	}
 	status_unlock();
 	if (!s && !strcmp(field, "status")) {
+		/*
+		 * A success removes NAME.error, so NAME.error beside an older
+		 * image means the last run failed.  Outputs: NAME.png, NAME-1.png
+		 * (n > 1), .jpg/.webp with output_format = original.
+		 */
+		static const char *const outs[] = { ".png", "-1.png", ".jpg", "-1.jpg", ".webp", "-1.webp" };
 		char stem[PATH_MAX], p[PATH_MAX + 8];
 		snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(n->rel) - 4), n->rel);
-		snprintf(p, sizeof(p), "%s.png", stem);
+		snprintf(p, sizeof(p), "%s.error", stem);
 		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-			snprintf(out, sizeof(out), "done");
+			snprintf(out, sizeof(out), "failed");
 			found = 1;
-		} else {
-			snprintf(p, sizeof(p), "%s.error", stem);
+		}
+		for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]) && !found; i++) {
+			snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
 			if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-				snprintf(out, sizeof(out), "failed");
+				snprintf(out, sizeof(out), "done");
 				found = 1;
 			}
 		}

@@ -57,3 +57,32 @@ def test_deleted_and_recreated_prompt_is_not_overwritten_by_the_old_job(mount, e
     time.sleep(3.5)
     assert png_text(os.path.join(d, "a.png"), "prompt") == "the new text"
     assert status(p) in ("done", "cached")
+
+
+def test_status_after_remount_of_a_prompt_with_candidates(mount_factory, emulator):
+    """After a remount the status table is empty and a prompt's status is
+    read from its outputs; a prompt with n: 2 has NAME-1.png, not NAME.png,
+    and must still read as done (bananactl wait would otherwise hang)."""
+    m = mount_factory()
+    d = m.path(*PRO2K)
+    p = os.path.join(d, "two.txt")
+    write(p, "---\nn: 2\n---\ntwo candidates\n")
+    assert wait_done(p) == "done"
+    assert os.path.exists(os.path.join(d, "two-1.png"))
+    m.unmount()
+    m = mount_factory()
+    assert status(m.path(*PRO2K, "two.txt")) == "done"
+
+
+def test_status_after_remount_of_a_prompt_that_failed_after_a_success(mount_factory, emulator):
+    """A success removes NAME.error; a later failure leaves the older NAME.png
+    beside a new NAME.error.  After a remount that prompt failed last."""
+    m = mount_factory()
+    p = m.path(*PRO2K, "f.txt")
+    write(p, "a good prompt")
+    assert wait_done(p) == "done"
+    write(p, "---\nbogus: 1\n---\nnow a bad header\n")
+    assert wait_done(p) == "failed"
+    m.unmount()
+    m = mount_factory()
+    assert status(m.path(*PRO2K, "f.txt")) == "failed"
