@@ -824,6 +824,8 @@ static int bfs_listxattr(const char *path, char *list, size_t size)
 			if (our_xattr(b, &n, full, NULL, 0) < 0)
 				continue;
 			size_t l = strlen(full) + 1;
+			if (len + l > sizeof(out))
+				return -E2BIG;	/* as a local disk past XATTR_LIST_MAX */
 			memcpy(out + len, full, l);
 			len += l;
 		}

@@ -86,3 +86,50 @@ def test_status_after_remount_of_a_prompt_that_failed_after_a_success(mount_fact
     m.unmount()
     m = mount_factory()
     assert status(m.path(*PRO2K, "f.txt")) == "failed"
+
+
+def test_listxattr_of_a_prompt_with_a_full_xattr_list(mount_factory, emulator, tmp_path):
+    """Our user.bananafs.* names are added to whatever names the store holds;
+    with a store list near the 64 KiB limit (tmpfs allows that) they must not
+    run past the daemon's buffer: the answer is the list or E2BIG."""
+    import errno
+    import shutil
+    import tempfile
+    if not os.path.isdir("/dev/shm"):
+        import pytest
+        pytest.skip("no /dev/shm")
+    shm = tempfile.mkdtemp(prefix="bananafs-review-", dir="/dev/shm")
+    try:
+        m = mount_factory(opts=("--store", os.path.join(shm, "store")))
+        p = m.path(*PRO2K, "x.txt")
+        write(p, "a prompt with many attributes")
+        assert wait_done(p) == "done"
+        back = os.path.join(shm, "store", "tree", *PRO2K, "x.txt")
+        total, i = 0, 0
+        name_len = 240
+        try:
+            while total < 65536 - 300:
+                name = f"user.{i:05d}" + "n" * (name_len - 11)
+                os.setxattr(back, name, b"")
+                total += len(name) + 1
+                i += 1
+            # fill up to a few bytes short of 64 KiB
+            rest = 65536 - total - 4 - 1
+            name = "user.z" + "z" * (rest - 6)
+            os.setxattr(back, name, b"")
+            total += len(name) + 1
+        except OSError as e:
+            import pytest
+            pytest.skip(f"the store's file system does not take that many xattrs: {e}")
+        assert total > 65536 - 16
+        try:
+            names = os.listxattr(p)
+        except OSError as e:
+            assert e.errno == errno.E2BIG, e
+        else:
+            assert "user.bananafs.status" in names
+        assert m.proc.poll() is None
+        assert status(p) == "done"
+        m.unmount()
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
