@@ -1,6 +1,11 @@
 /*
  * publish.c - see publish.h.  Invariant: a published name never shows a
  * half-written file; it is always the result of a rename.
+ *
+ * The prompt's folder is opened beneath the tree (and beneath the mount
+ * when publishing through it) once, and every step works on that folder
+ * fd: a folder swapped for a symlink while the request ran cannot send
+ * the result (or an unlink) anywhere outside the tree.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +16,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "cache/beneath.h"
 #include "cache/log.h"
 #include "fs/publish.h"
 
@@ -21,64 +27,89 @@ static void tmp_name(char *buf, size_t len)
 	snprintf(buf, len, PUB_TMP_PREFIX "%ld.%lu", (long)getpid(), atomic_fetch_add(&pub_counter, 1));
 }
 
-/* Renames dir/tmp to dir/name through the mount when it serves, else in the store. */
-static int rename_into_place(struct bfs *b, const char *dir, const char *tmp, const char *name)
+/* The folder dir (relative to the tree) in the store; an O_PATH fd or -1. */
+static int store_dir_fd(struct bfs *b, const char *dir)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	if (b->mounted && b->mountpoint && b->cfg.publish_via_mount) {
-		int n1 = snprintf(from, sizeof(from), "%s/%s/%s", b->mountpoint, dir, tmp);
-		int n2 = snprintf(to, sizeof(to), "%s/%s/%s", b->mountpoint, dir, name);
-		if (n1 > 0 && n2 > 0 && (size_t)n1 < sizeof(from) && (size_t)n2 < sizeof(to) &&
-		    rename(from, to) == 0)
-			return 0;
-		log_debug("publish through the mount failed (%s); renaming in the store", strerror(errno));
-	}
-	int n1 = snprintf(from, sizeof(from), "%s/%s", dir, tmp);
-	int n2 = snprintf(to, sizeof(to), "%s/%s", dir, name);
-	if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(from) || (size_t)n2 >= sizeof(to)) {
-		errno = ENAMETOOLONG;
+	if (!dir[0])
+		return fcntl(b->tree_fd, F_DUPFD_CLOEXEC, 0);
+	return open_beneath(b->tree_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The same folder seen through the mount when publishing through it; -1 otherwise. */
+static int mount_dir_fd(struct bfs *b, const char *dir)
+{
+	if (!b->mounted || !b->mountpoint || !b->cfg.publish_via_mount)
 		return -1;
+	int root = open(b->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0 || !dir[0])
+		return root;
+	int fd = open_beneath(root, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int e = errno;
+	close(root);
+	errno = e;
+	return fd;
+}
+
+/* Renames tmp to name in the folder: through the mount when it serves, else in the store. */
+static int rename_into_place(struct bfs *b, int sfd, const char *dir, const char *tmp, const char *name)
+{
+	int mfd = mount_dir_fd(b, dir);
+	if (mfd >= 0) {
+		int rc = renameat(mfd, tmp, mfd, name);
+		int e = errno;
+		close(mfd);
+		if (rc == 0)
+			return 0;
+		log_debug("publish through the mount failed (%s); renaming in the store", strerror(e));
 	}
-	return renameat(b->tree_fd, from, b->tree_fd, to);
+	return renameat(sfd, tmp, sfd, name);
 }
 
 int publish_object(struct bfs *b, const char *dir, const char *name, const struct object_info *o,
 		   const char *keyhex)
 {
 	char tmp[64], abs_tmp[PATH_MAX];
+	int sfd = store_dir_fd(b, dir);
+	if (sfd < 0)
+		return -1;
 	tmp_name(tmp, sizeof(tmp));
-	int n = snprintf(abs_tmp, sizeof(abs_tmp), "%s/%s/%s", b->store.tree_dir, dir, tmp);
-	if (n < 0 || (size_t)n >= sizeof(abs_tmp)) {
-		errno = ENAMETOOLONG;
+	/* store_link takes a path: name the folder by its fd, so nothing is resolved again. */
+	snprintf(abs_tmp, sizeof(abs_tmp), "/proc/self/fd/%d/%s", sfd, tmp);
+	if (store_link(&b->store, o, abs_tmp) < 0) {
+		int e = errno;
+		close(sfd);
+		errno = e;
 		return -1;
 	}
-	if (store_link(&b->store, o, abs_tmp) < 0)
-		return -1;
 	/* Marks the inode as a cache object so a write through the tree copies first. */
 	if (setxattr(abs_tmp, "user.bananafs.object", keyhex, strlen(keyhex), 0) < 0 &&
 	    errno != ENOTSUP)
 		log_debug("cannot mark %s as an object: %s", name, strerror(errno));
-	if (rename_into_place(b, dir, tmp, name) < 0) {
+	if (rename_into_place(b, sfd, dir, tmp, name) < 0) {
 		int e = errno;
-		unlink(abs_tmp);
+		unlinkat(sfd, tmp, 0);
+		close(sfd);
 		errno = e;
 		return -1;
 	}
+	close(sfd);
 	return 0;
 }
 
 int publish_text(struct bfs *b, const char *dir, const char *name, const char *text)
 {
-	char tmp[64], rel[PATH_MAX];
+	char tmp[64];
+	int sfd = store_dir_fd(b, dir);
+	if (sfd < 0)
+		return -1;
 	tmp_name(tmp, sizeof(tmp));
-	int n = snprintf(rel, sizeof(rel), "%s/%s", dir, tmp);
-	if (n < 0 || (size_t)n >= sizeof(rel)) {
-		errno = ENAMETOOLONG;
+	int fd = openat(sfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		int e = errno;
+		close(sfd);
+		errno = e;
 		return -1;
 	}
-	int fd = openat(b->tree_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -1;
 	size_t len = strlen(text), off = 0;
 	while (off < len) {
 		ssize_t w = write(fd, text + off, len - off);
@@ -93,14 +124,16 @@ int publish_text(struct bfs *b, const char *dir, const char *name, const char *t
 		goto out_unlink;
 	close(fd);
 	fd = -1;
-	if (rename_into_place(b, dir, tmp, name) < 0)
+	if (rename_into_place(b, sfd, dir, tmp, name) < 0)
 		goto out_unlink;
+	close(sfd);
 	return 0;
 out_unlink: {
 	int e = errno;
 	if (fd >= 0)
 		close(fd);
-	unlinkat(b->tree_fd, rel, 0);
+	unlinkat(sfd, tmp, 0);
+	close(sfd);
 	errno = e;
 	return -1;
 }
@@ -108,13 +141,17 @@ out_unlink: {
 
 void publish_remove(struct bfs *b, const char *dir, const char *name)
 {
-	char p[PATH_MAX];
-	if (b->mounted && b->mountpoint && b->cfg.publish_via_mount) {
-		int n = snprintf(p, sizeof(p), "%s/%s/%s", b->mountpoint, dir, name);
-		if (n > 0 && (size_t)n < sizeof(p) && (unlink(p) == 0 || errno == ENOENT))
+	int mfd = mount_dir_fd(b, dir);
+	if (mfd >= 0) {
+		int rc = unlinkat(mfd, name, 0);
+		int e = errno;
+		close(mfd);
+		if (rc == 0 || e == ENOENT)
 			return;
 	}
-	int n = snprintf(p, sizeof(p), "%s/%s", dir, name);
-	if (n > 0 && (size_t)n < sizeof(p))
-		unlinkat(b->tree_fd, p, 0);
+	int sfd = store_dir_fd(b, dir);
+	if (sfd >= 0) {
+		unlinkat(sfd, name, 0);
+		close(sfd);
+	}
 }

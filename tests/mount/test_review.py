@@ -133,3 +133,24 @@ def test_listxattr_of_a_prompt_with_a_full_xattr_list(mount_factory, emulator, t
         m.unmount()
     finally:
         shutil.rmtree(shm, ignore_errors=True)
+
+
+def test_results_are_never_published_through_a_symlinked_folder(mount, emulator, tmp_path):
+    """A prompt's folder replaced by a symlink to a folder outside the mount
+    while its request runs: the image must not be written there (a root
+    daemon with allow_other would otherwise create and replace files as root
+    wherever a user points it)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    d = mount.path(*PRO2K)
+    proj = os.path.join(d, "proj")
+    os.mkdir(proj)
+    p = os.path.join(proj, "x.txt")
+    emulator.fault("slow", 1, delay_ms=2000)
+    write(p, "a prompt whose folder moves")
+    wait_for(lambda: status(p) == "running", 10, "the job to run")
+    time.sleep(0.3)
+    os.rename(proj, os.path.join(d, "proj2"))
+    os.symlink(str(outside), proj)
+    time.sleep(3)
+    assert sorted(os.listdir(outside)) == []
