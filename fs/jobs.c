@@ -108,6 +108,24 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		push(j, relpath, reason);
 }
 
+void jobs_written(struct jobs *j, const char *relpath)
+{
+	int64_t id = journal_add(&j->b->store, relpath, 0);
+	if (id < 0)
+		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
+	status_lock();
+	struct prompt_status *s = status_make(relpath);
+	if (s) {
+		/* A job still running for the old text is no longer current. */
+		s->gen = ++last_gen;
+		if (id > 0)
+			s->job_id = id;
+		status_set(s, "queued");
+		status_set_error(s, NULL);
+	}
+	status_unlock();
+}
+
 void jobs_trigger(struct jobs *j, const char *relpath)
 {
 	int64_t id = journal_add(&j->b->store, relpath, 0);
@@ -282,6 +300,20 @@ static const char unplaced_text[] =
 	"bananafs: the image was made and cached, but could not be placed beside the prompt.\n"
 	"next move: save the prompt again (the cached image is free).\n";
 
+/*
+ * Ends a batch job once every candidate has reported and the job's loop
+ * has ended.  Under status_lock.  Returns 1 when it ended in success.
+ */
+static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const char *error)
+{
+	status_set(s, s->batch_failed ? "failed" : "done");
+	status_set_error(s, s->batch_failed ? error : NULL);
+	if (s->job_id > 0)
+		journal_finish(&b->store, s->job_id);
+	s->job_id = -1;
+	return !s->batch_failed;
+}
+
 static void run_job(struct jobs *j, const char *relpath, const char *reason)
 {
 	struct bfs *b = j->b;
@@ -306,6 +338,9 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		s->queued = false;
 		c.gen = s->gen;
 		jid = s->job_id;
+		s->batch_pending = 0;
+		s->batch_failed = 0;
+		s->batch_loop_done = 0;
 		status_set(s, "running");
 	}
 	status_unlock();
@@ -394,9 +429,17 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		struct fetch_outcome out;
 		if (route == ROUTE_BATCH) {
 			/* The batcher calls on_batch_done with this reference later. */
-			char ref[PATH_MAX + 32];
-			snprintf(ref, sizeof(ref), "%d/%d:%s", i, p.n, relpath);
+			char ref[PATH_MAX + 64];
+			snprintf(ref, sizeof(ref), "%" PRIu64 "/%d/%d:%s", c.gen, i, p.n, relpath);
 			fetch_image_batch(&b->fetch, &rq, job_id, ref, &out);
+			if (out.result == FETCH_BATCH_PENDING) {
+				/* Counted now: the batcher may report before this loop ends. */
+				status_lock();
+				struct prompt_status *ps = status_get(relpath);
+				if (ps && ps->gen == c.gen)
+					ps->batch_pending++;
+				status_unlock();
+			}
 		} else {
 			fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, &c, &out);
 		}
@@ -435,17 +478,26 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 
 	if (pending) {
 		/* The journal row stays until the batcher reports every candidate. */
+		int all_done = 0;
 		status_lock();
 		struct prompt_status *ps = status_get(relpath);
 		if (ps && ps->gen == c.gen) {
 			status_set(ps, "batch-pending");
-			ps->batch_pending = pending;
-			ps->batch_failed = errtext != NULL;
+			ps->batch_failed |= errtext != NULL;
+			ps->batch_loop_done = 1;
 			snprintf(ps->key, sizeof(ps->key), "%s", lastkey);
-			snprintf(ps->batch, sizeof(ps->batch), "%s", batch_name);
+			if (batch_name[0])
+				snprintf(ps->batch, sizeof(ps->batch), "%s", batch_name);
 			ps->cost_usd = cost;
+			if (ps->batch_pending <= 0)
+				all_done = batch_finish_locked(b, ps, NULL);
 		}
 		status_unlock();
+		if (all_done) {
+			char ename[NAME_MAX + 32];
+			snprintf(ename, sizeof(ename), "%s.error", stem);
+			publish_remove(b, dir, ename);
+		}
 		if (errtext && current(&c)) {
 			char ename[NAME_MAX + 32];
 			snprintf(ename, sizeof(ename), "%s.error", stem);
@@ -468,24 +520,29 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 }
 
 /*
- * The batcher's report for one candidate ("i/n:relpath").  After a
- * remount the prompt may have no status entry yet (its journaled job is
- * queued again and will find the image in the cache), so this publishes
- * whenever the prompt still exists.
+ * The batcher's report for one candidate ("gen/i/n:relpath").  Reports for
+ * an older generation of the prompt (rewritten since, or from before a
+ * remount) publish nothing: the current job publishes its own result, and
+ * a resumed job finds the image in the cache.
  */
 void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out)
 {
 	struct jobs *j = arg;
 	struct bfs *b = j->b;
+	uint64_t gen;
 	int i, n, off = 0;
-	if (sscanf(ref, "%d/%d:%n", &i, &n, &off) != 2 || off == 0 || i < 1 || n < i)
+	if (sscanf(ref, "%" SCNu64 "/%d/%d:%n", &gen, &i, &n, &off) != 3 || off == 0 || i < 1 || n < i)
 		return;
 	const char *relpath = ref + off;
-	char dir[PATH_MAX], stem[NAME_MAX + 1];
-	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
-	if (faccessat(b->tree_fd, relpath, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+	status_lock();
+	struct prompt_status *cur = status_get(relpath);
+	bool stale = !cur || cur->gen != gen;
+	status_unlock();
+	if (stale)
 		return;
 
+	char dir[PATH_MAX], stem[NAME_MAX + 1];
+	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
 	char *errtext = NULL;
 	if (out->result == FETCH_OK) {
 		if (place_image(b, dir, stem, i, n, out) < 0)
@@ -507,27 +564,19 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 		publish_text(b, dir, ename, errtext);
 
 	int all_done = 0;
+	char line[512] = "";
+	if (errtext)
+		first_line(errtext, line, sizeof(line));
 	status_lock();
-	struct prompt_status *s = status_make(relpath);
-	if (s) {
+	struct prompt_status *s = status_get(relpath);
+	if (s && s->gen == gen) {
 		if (errtext)
 			s->batch_failed = 1;
 		if (out->batch_name[0])
 			snprintf(s->batch, sizeof(s->batch), "%s", out->batch_name);
-		if (s->batch_pending > 0)
-			s->batch_pending--;
-		if (s->batch_pending == 0 && !s->queued) {
-			char line[512] = "";
-			if (errtext)
-				first_line(errtext, line, sizeof(line));
-			status_set(s, s->batch_failed ? "failed" : "done");
-			all_done = !s->batch_failed;
-			status_set_error(s, errtext ? line : NULL);
-			snprintf(s->key, sizeof(s->key), "%s", out->key_hex);
-			if (s->job_id > 0)
-				journal_finish(&b->store, s->job_id);
-			s->job_id = -1;
-		}
+		s->batch_pending--;
+		if (s->batch_pending <= 0 && s->batch_loop_done)
+			all_done = batch_finish_locked(b, s, errtext ? line : NULL);
 	}
 	status_unlock();
 	if (all_done)

@@ -13,8 +13,14 @@ struct jobs *jobs_new(struct bfs *b);
 int jobs_start(struct jobs *j, int nworkers);
 /* Re-queues what the journal holds from an earlier run. Returns how many. */
 int jobs_resume(struct jobs *j);
-/* A prompt at relpath was written or renamed into place. */
+/* A prompt at relpath was written or renamed into place: queue its job. */
 void jobs_trigger(struct jobs *j, const char *relpath);
+/*
+ * A changed prompt was closed (FLUSH): journal it and mark it queued, so it
+ * survives kill -9 before RELEASE and a job running for its old text stops
+ * being current.  The job itself is queued by jobs_trigger on RELEASE.
+ */
+void jobs_written(struct jobs *j, const char *relpath);
 /*
  * Stops the workers, waiting at most grace_s for those inside a request.
  * Returns the jobs left pending (they stay journaled).  *busy is the number

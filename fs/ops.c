@@ -22,7 +22,6 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-#include "cache/journal.h"
 #include "cache/log.h"
 #include "cache/prompt.h"
 #include "fs/bfs.h"
@@ -657,19 +656,8 @@ static int bfs_flush(const char *path, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&open_mu);
 	struct node n;
 	tree_classify(path, &n);
-	if (dirty && is_prompt(&n)) {
-		struct bfs *b = ctx_bfs();
-		int64_t id = journal_add(&b->store, n.rel, 0);
-		status_lock();
-		struct prompt_status *s = status_make(n.rel);
-		if (s && strcmp(s->status, "queued") != 0) {
-			status_set(s, "queued");
-			status_set_error(s, NULL);
-		}
-		if (s && id > 0)
-			s->job_id = id;
-		status_unlock();
-	}
+	if (dirty && is_prompt(&n))
+		jobs_written(ctx_bfs()->jobs, n.rel);
 	return 0;
 }
 

@@ -22,8 +22,9 @@ struct prompt_status {
 	uint64_t gen;			/* set by every trigger from a mount-wide counter */
 	bool queued;			/* in the run queue now */
 	int64_t job_id;			/* journal row */
-	int batch_pending;		/* candidates still in a batch */
+	int batch_pending;		/* candidates recorded minus reported (may dip below 0) */
 	int batch_failed;		/* some candidate of the batch failed */
+	int batch_loop_done;		/* the job has recorded all its candidates */
 	char batch[128];		/* "batches/<id>" once known */
 	struct prompt_status *next;	/* hash chain */
 };

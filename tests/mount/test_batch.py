@@ -83,3 +83,31 @@ def test_batch_header_and_cache(slow_batch_emulator, workdir):
         assert emu.stats()["generations"] == 1
     finally:
         m.unmount()
+
+
+def test_rewrite_while_batch_pending_publishes_only_the_new_text(slow_batch_emulator, workdir):
+    import subprocess
+    emu = slow_batch_emulator
+    m = make_mount(emu, workdir, "[bananafs]\nroute = batch\nbatch_window_s = 0.3\nbatch_poll_s = 0.2\n")
+    try:
+        p = m.path(*PRO1K, "re.txt")
+        png = p[:-4] + ".png"
+        with open(p, "w") as f:
+            f.write("the first text")
+        wait_for(lambda: emu.stats()["by_endpoint"].get("batchGenerateContent") == 1, 15, "first batch")
+        watch = subprocess.Popen(["inotifywait", "-m", "-e", "moved_to", m.path(*PRO1K)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(0.5)
+        with open(p, "w") as f:
+            f.write("the second text")
+        assert wait_done(p, 60) == "done"
+        time.sleep(4)  # the first batch's answer has come and gone by now
+        watch.terminate()
+        events = [l for l in watch.communicate()[0].splitlines() if "re.png" in l]
+        assert len(events) == 1, events
+        with open(png, "rb") as f:
+            data = f.read()
+        assert b"the second text" in data and b"the first text" not in data
+        assert status(p) == "done"
+    finally:
+        m.unmount()
