@@ -467,6 +467,11 @@ static int bfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	/* Size folders may change owner and mode (to share them); the rest is fixed. */
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
+	if (n.kind == NODE_USER) {
+		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
+		if (crc)
+			return crc;
+	}
 	/* fchmodat cannot act on a symlink itself; Linux symlinks have no mode anyway. */
 	struct stat st;
 	if (fstatat(b->tree_fd, n.rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
@@ -484,6 +489,11 @@ static int bfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_in
 	/* Size folders may change owner and mode (to share them); the rest is fixed. */
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
+	if (n.kind == NODE_USER) {
+		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
+		if (crc)
+			return crc;
+	}
 	return fchownat(b->tree_fd, n.rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
@@ -750,7 +760,9 @@ static int bfs_setxattr(const char *path, const char *name, const char *value, s
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		return -EPERM;
-	int rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	int rc = cow_if_object(b, n.rel);
+	if (!rc)
+		rc = abs_backing(b, n.rel, abs, sizeof(abs));
 	if (rc)
 		return rc;
 	return lsetxattr(abs, name, value, size, flags) < 0 ? -errno : 0;
@@ -836,7 +848,9 @@ static int bfs_removexattr(const char *path, const char *name)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		return -EPERM;
-	int rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	int rc = cow_if_object(b, n.rel);
+	if (!rc)
+		rc = abs_backing(b, n.rel, abs, sizeof(abs));
 	if (rc)
 		return rc;
 	return lremovexattr(abs, name) < 0 ? -errno : 0;
@@ -945,6 +959,11 @@ static int bfs_utimens(const char *path, const struct timespec tv[2], struct fus
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
+	if (n.kind == NODE_USER) {
+		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
+		if (crc)
+			return crc;
+	}
 	return utimensat(b->tree_fd, n.rel, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 

@@ -321,3 +321,21 @@ def test_rsync_and_mv_are_one_request_each(mount, emulator, tmp_path):
     assert wait_done(os.path.join(d, "m.txt")) == "done"
     time.sleep(0.5)
     assert sorted(r["prompt"] for r in emulator.requests()) == ["moved prompt", "synced prompt"]
+
+
+def test_metadata_changes_do_not_reach_the_cache(mount, emulator):
+    p = mount.path(*PRO2K, "meta.txt")
+    write(p, "metadata stays mine")
+    assert wait_done(p) == "done"
+    png = mount.path(*PRO2K, "meta.png")
+    objects = os.path.join(mount.store, "cache", "objects")
+    obj = [os.path.join(objects, n) for n in os.listdir(objects)
+           if os.path.samefile(os.path.join(objects, n), os.path.join(mount.store, "tree", *PRO2K, "meta.png"))][0]
+    mode = os.stat(obj).st_mode
+    os.chmod(png, 0o600)
+    os.utime(png, (1, 1))
+    os.setxattr(png, "user.note", b"mine")
+    st = os.stat(obj)
+    assert st.st_mode == mode and st.st_mtime != 1
+    assert "user.note" not in os.listxattr(obj)
+    assert os.stat(png).st_mode & 0o777 == 0o600
