@@ -22,6 +22,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "cache/beneath.h"
 #include "cache/log.h"
 #include "cache/prompt.h"
 #include "fs/bfs.h"
@@ -140,35 +141,6 @@ static void maybe_trigger(struct bfs *b, const char *path)
 }
 
 /* ------------------------------------------------------------------ */
-/* Ownership: files belong to whoever made them                        */
-
-/*
- * A root daemon serving other users (allow_other) creates their files as
- * root and then hands them over: the store stays 0700 and private to the
- * daemon (so switching fsuid to the caller would not even reach it), while
- * each file belongs to its maker.  The kernel has already checked the
- * caller against the parent folder (default_permissions).  A setgid
- * folder's group is kept, as a local disk would.
- */
-static void give_to_caller(struct bfs *b, const char *rel)
-{
-	struct fuse_context *fc = fuse_get_context();
-	if (geteuid() != 0 || fc->uid == 0)
-		return;
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", rel);
-	char *slash = strrchr(parent, '/');
-	if (slash)
-		*slash = '\0';
-	struct stat st;
-	gid_t gid = fc->gid;
-	if (fstatat(b->tree_fd, slash ? parent : ".", &st, 0) == 0 && (st.st_mode & S_ISGID))
-		gid = (gid_t)-1;
-	if (fchownat(b->tree_fd, rel, fc->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		log_warn("cannot give %s to uid %u", rel, (unsigned)fc->uid);
-}
-
-/* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
 /* The errno for changing a fixed node. */
@@ -194,34 +166,96 @@ static int create_err(const char *path)
 	return -EPERM;
 }
 
-static int abs_backing(struct bfs *b, const char *rel, char *out, size_t len)
+/*
+ * A backing name as the *at() calls take it: the parent folder opened
+ * beneath the tree and the last component.  The kernel resolved the path
+ * through the mount, but a folder on it may have been swapped for a
+ * symlink since (by another user, with allow_other): opening the parent
+ * with RESOLVE_BENEATH means no operation ever lands outside the tree.
+ */
+struct at {
+	int fd;				/* the parent folder; owned */
+	const char *name;		/* last component, points into buf */
+	char buf[PATH_MAX];
+	char proc[64];			/* "/proc/self/fd/N/" prefix for the path-only xattr calls */
+};
+
+/* 0, or -errno. */
+static int at_get(struct bfs *b, const char *rel, struct at *a)
 {
-	int n = snprintf(out, len, "%s/%s", b->store.tree_dir, rel);
+	if (snprintf(a->buf, sizeof(a->buf), "%s", rel) >= (int)sizeof(a->buf))
+		return -ENAMETOOLONG;
+	char *slash = strrchr(a->buf, '/');
+	if (!slash) {
+		a->name = a->buf;
+		a->fd = fcntl(b->tree_fd, F_DUPFD_CLOEXEC, 0);
+	} else {
+		*slash = '\0';
+		a->name = slash + 1;
+		a->fd = open_beneath(b->tree_fd, a->buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (a->fd < 0)
+		return errno == ELOOP || errno == EXDEV ? -ENOENT : -errno;
+	snprintf(a->proc, sizeof(a->proc), "/proc/self/fd/%d/", a->fd);
+	return 0;
+}
+
+static void at_put(struct at *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+/* "/proc/self/fd/N/name" for l*xattr(); -ENAMETOOLONG when it does not fit. */
+static int at_path(const struct at *a, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s%s", a->proc, a->name);
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+
+/*
+ * A root daemon serving other users (allow_other) creates their files as
+ * root and then hands them over: the store stays 0700 and private to the
+ * daemon (so switching fsuid to the caller would not even reach it), while
+ * each file belongs to its maker.  The kernel has already checked the
+ * caller against the parent folder (default_permissions).  A setgid
+ * folder's group is kept, as a local disk would.
+ */
+static void give_to_caller(const struct at *a)
+{
+	struct fuse_context *fc = fuse_get_context();
+	if (geteuid() != 0 || fc->uid == 0)
+		return;
+	struct stat st;
+	gid_t gid = fc->gid;
+	if (fstat(a->fd, &st) == 0 && (st.st_mode & S_ISGID))
+		gid = (gid_t)-1;
+	if (fchownat(a->fd, a->name, fc->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		log_warn("cannot give %s to uid %u", a->name, (unsigned)fc->uid);
 }
 
 /*
  * Copy-on-write for published outputs: a hard link to a cache object gets
  * its own copy before anyone writes to it, so edits never reach the cache.
  */
-static int cow_if_object(struct bfs *b, const char *rel)
+static int cow_if_object(const struct at *a)
 {
 	struct stat st;
 	char abs[PATH_MAX], tmp[PATH_MAX];
-	if (fstatat(b->tree_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	if (fstatat(a->fd, a->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_nlink < 2)
 		return 0;
-	if (abs_backing(b, rel, abs, sizeof(abs)) < 0)
+	if (at_path(a, abs, sizeof(abs)) < 0)
 		return -ENAMETOOLONG;
 	if (lgetxattr(abs, "user.bananafs.object", NULL, 0) < 0)
 		return 0;
-	int n = snprintf(tmp, sizeof(tmp), "%s.bananafs-cow.%ld", rel, (long)gettid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	int in = openat(b->tree_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	snprintf(tmp, sizeof(tmp), PUB_TMP_PREFIX "cow.%ld", (long)gettid());
+	int in = openat(a->fd, a->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return -errno;
-	int out = openat(b->tree_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+	int out = openat(a->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
 	if (out < 0) {
 		int e = errno;
 		close(in);
@@ -249,10 +283,10 @@ static int cow_if_object(struct bfs *b, const char *rel)
 out_close:
 	close(in);
 	close(out);
-	if (!rc && renameat(b->tree_fd, tmp, b->tree_fd, rel) < 0)
+	if (!rc && renameat(a->fd, tmp, a->fd, a->name) < 0)
 		rc = -errno;
 	if (rc)
-		unlinkat(b->tree_fd, tmp, 0);
+		unlinkat(a->fd, tmp, 0);
 	return rc;
 }
 
@@ -332,8 +366,15 @@ static int bfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		return 0;
 	}
 	case NODE_SIZE:
-	case NODE_USER:
-		return fstatat(b->tree_fd, n.rel, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	case NODE_USER: {
+		struct at a;
+		int rc = at_get(b, n.rel, &a);
+		if (rc)
+			return rc;
+		rc = fstatat(a.fd, a.name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		at_put(&a);
+		return rc;
+	}
 	default:
 		return -ENOENT;
 	}
@@ -352,9 +393,15 @@ static int bfs_readlink(const char *path, char *buf, size_t size)
 	}
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : -EINVAL;
-	ssize_t r = readlinkat(b->tree_fd, n.rel, buf, size - 1);
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	ssize_t r = readlinkat(a.fd, a.name, buf, size - 1);
+	int e = errno;
+	at_put(&a);
 	if (r < 0)
-		return -errno;
+		return -e;
 	buf[r] = '\0';
 	return 0;
 }
@@ -366,10 +413,15 @@ static int bfs_mknod(const char *path, mode_t mode, dev_t rdev)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	if (mknodat(b->tree_fd, n.rel, mode, rdev) < 0)
-		return -errno;
-	give_to_caller(b, n.rel);
-	return 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	rc = mknodat(a.fd, a.name, mode, rdev) < 0 ? -errno : 0;
+	if (!rc)
+		give_to_caller(&a);
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_mkdir(const char *path, mode_t mode)
@@ -379,10 +431,15 @@ static int bfs_mkdir(const char *path, mode_t mode)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	if (mkdirat(b->tree_fd, n.rel, mode) < 0)
-		return -errno;
-	give_to_caller(b, n.rel);
-	return 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	rc = mkdirat(a.fd, a.name, mode) < 0 ? -errno : 0;
+	if (!rc)
+		give_to_caller(&a);
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_unlink(const char *path)
@@ -392,8 +449,14 @@ static int bfs_unlink(const char *path)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (unlinkat(b->tree_fd, n.rel, 0) < 0)
-		return -errno;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	rc = unlinkat(a.fd, a.name, 0) < 0 ? -errno : 0;
+	at_put(&a);
+	if (rc)
+		return rc;
 	if (is_prompt(&n)) {
 		status_lock();
 		struct prompt_status *s = status_get(n.rel);
@@ -411,7 +474,13 @@ static int bfs_rmdir(const char *path)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	return unlinkat(b->tree_fd, n.rel, AT_REMOVEDIR) < 0 ? -errno : 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	rc = unlinkat(a.fd, a.name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_symlink(const char *target, const char *path)
@@ -421,10 +490,15 @@ static int bfs_symlink(const char *target, const char *path)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
-	if (symlinkat(target, b->tree_fd, n.rel) < 0)
-		return -errno;
-	give_to_caller(b, n.rel);
-	return 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	rc = symlinkat(target, a.fd, a.name) < 0 ? -errno : 0;
+	if (!rc)
+		give_to_caller(&a);
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_rename(const char *from, const char *to, unsigned int flags)
@@ -437,8 +511,20 @@ static int bfs_rename(const char *from, const char *to, unsigned int flags)
 		return nf.kind == NODE_NONE ? -ENOENT : fixed_err(&nf);
 	if (nt.kind != NODE_USER)
 		return nt.kind == NODE_NONE ? create_err(to) : fixed_err(&nt);
-	if (renameat2(b->tree_fd, nf.rel, b->tree_fd, nt.rel, flags) < 0)
-		return -errno;
+	struct at af, at;
+	int rc = at_get(b, nf.rel, &af);
+	if (rc)
+		return rc;
+	rc = at_get(b, nt.rel, &at);
+	if (rc) {
+		at_put(&af);
+		return rc;
+	}
+	rc = renameat2(af.fd, af.name, at.fd, at.name, flags) < 0 ? -errno : 0;
+	at_put(&af);
+	at_put(&at);
+	if (rc)
+		return rc;
 	if (is_prompt(&nf)) {
 		status_lock();
 		struct prompt_status *s = status_get(nf.rel);
@@ -462,7 +548,17 @@ static int bfs_link(const char *from, const char *to)
 		return nf.kind == NODE_NONE ? -ENOENT : -EPERM;
 	if (nt.kind != NODE_USER)
 		return nt.kind == NODE_NONE ? create_err(to) : -EEXIST;
-	return linkat(b->tree_fd, nf.rel, b->tree_fd, nt.rel, 0) < 0 ? -errno : 0;
+	struct at af, at;
+	int rc = at_get(b, nf.rel, &af);
+	if (rc)
+		return rc;
+	rc = at_get(b, nt.rel, &at);
+	if (!rc) {
+		rc = linkat(af.fd, af.name, at.fd, at.name, 0) < 0 ? -errno : 0;
+		at_put(&at);
+	}
+	at_put(&af);
+	return rc;
 }
 
 static int bfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -475,16 +571,20 @@ static int bfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	/* Size folders may change owner and mode (to share them); the rest is fixed. */
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (n.kind == NODE_USER) {
-		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
-		if (crc)
-			return crc;
-	}
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	if (n.kind == NODE_USER)
+		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
 	/* fchmodat cannot act on a symlink itself; Linux symlinks have no mode anyway. */
 	struct stat st;
-	if (fstatat(b->tree_fd, n.rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-		return -EOPNOTSUPP;
-	return fchmodat(b->tree_fd, n.rel, mode, 0) < 0 ? -errno : 0;
+	if (!rc && fstatat(a.fd, a.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		rc = -EOPNOTSUPP;
+	if (!rc && fchmodat(a.fd, a.name, mode, 0) < 0)
+		rc = -errno;
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
@@ -497,12 +597,16 @@ static int bfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_in
 	/* Size folders may change owner and mode (to share them); the rest is fixed. */
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (n.kind == NODE_USER) {
-		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
-		if (crc)
-			return crc;
-	}
-	return fchownat(b->tree_fd, n.rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	if (n.kind == NODE_USER)
+		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
+	if (!rc && fchownat(a.fd, a.name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
@@ -519,14 +623,19 @@ static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	int rc = cow_if_object(b, n.rel);
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	int fd = openat(b->tree_fd, n.rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	rc = ftruncate(fd, size) < 0 ? -errno : 0;
-	close(fd);
+	rc = cow_if_object(&a);
+	int fd = rc ? -1 : openat(a.fd, a.name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (!rc && fd < 0)
+		rc = -errno;
+	if (fd >= 0) {
+		rc = ftruncate(fd, size) < 0 ? -errno : 0;
+		close(fd);
+	}
+	at_put(&a);
 	return rc;
 }
 
@@ -575,15 +684,18 @@ static int bfs_open(const char *path, struct fuse_file_info *fi)
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : -EISDIR;
 	int writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
-	if (writing) {
-		int rc = cow_if_object(b, n.rel);
-		if (rc)
-			return rc;
-	}
-	int fd = openat(b->tree_fd, n.rel, (fi->flags & ~O_CREAT) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return open_common(fd, fi, (fi->flags & O_TRUNC) != 0);
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	if (writing)
+		rc = cow_if_object(&a);
+	/* The kernel follows symlinks itself: one here was swapped in since. */
+	int fd = rc ? -1 : openat(a.fd, a.name, (fi->flags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
+	if (!rc && fd < 0)
+		rc = -errno;
+	at_put(&a);
+	return rc ? rc : open_common(fd, fi, (fi->flags & O_TRUNC) != 0);
 }
 
 static int bfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -593,11 +705,17 @@ static int bfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? create_err(path) : fixed_err(&n);
-	int fd = openat(b->tree_fd, n.rel, fi->flags | O_CREAT | O_CLOEXEC, mode);
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	int fd = openat(a.fd, a.name, fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
-		return -errno;
-	give_to_caller(b, n.rel);
-	return open_common(fd, fi, 1);
+		rc = -errno;
+	else
+		give_to_caller(&a);
+	at_put(&a);
+	return rc ? rc : open_common(fd, fi, 1);
 }
 
 static int bfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -768,12 +886,20 @@ static int bfs_setxattr(const char *path, const char *name, const char *value, s
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		return -EPERM;
-	int rc = cow_if_object(b, n.rel);
-	if (!rc)
-		rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	return lsetxattr(abs, name, value, size, flags) < 0 ? -errno : 0;
+	rc = cow_if_object(&a);
+	if (!rc)
+		rc = at_path(&a, abs, sizeof(abs));
+	if (rc) {
+		at_put(&a);
+		return rc;
+	}
+	rc = lsetxattr(abs, name, value, size, flags) < 0 ? -errno : 0;
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_getxattr(const char *path, const char *name, char *value, size_t size)
@@ -786,11 +912,16 @@ static int bfs_getxattr(const char *path, const char *name, char *value, size_t 
 		return n.kind == NODE_NONE ? -ENOENT : -ENODATA;
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		return is_prompt(&n) ? our_xattr(b, &n, name, value, size) : -ENODATA;
-	int rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	ssize_t r = lgetxattr(abs, name, value, size);
-	return r < 0 ? -errno : (int)r;
+	rc = at_path(&a, abs, sizeof(abs));
+	ssize_t r = rc ? rc : lgetxattr(abs, name, value, size);
+	if (!rc && r < 0)
+		rc = -errno;
+	at_put(&a);
+	return rc ? rc : (int)r;
 }
 
 static int bfs_listxattr(const char *path, char *list, size_t size)
@@ -801,17 +932,25 @@ static int bfs_listxattr(const char *path, char *list, size_t size)
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : 0;
-	int rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
+	if ((rc = at_path(&a, abs, sizeof(abs))) != 0) {
+		at_put(&a);
+		return rc;
+	}
 	ssize_t r = llistxattr(abs, NULL, 0);
 	if (r < 0)
 		r = 0;
 	char *raw = malloc((size_t)r + 1);
-	if (!raw)
+	if (!raw) {
+		at_put(&a);
 		return -ENOMEM;
+	}
 	if (r > 0 && (r = llistxattr(abs, raw, (size_t)r)) < 0)
 		r = 0;
+	at_put(&a);
 	/* Our own names replace whatever the store holds under the prefix. */
 	char out[65536];
 	size_t len = 0;
@@ -856,12 +995,20 @@ static int bfs_removexattr(const char *path, const char *name)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
 		return -EPERM;
-	int rc = cow_if_object(b, n.rel);
-	if (!rc)
-		rc = abs_backing(b, n.rel, abs, sizeof(abs));
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	return lremovexattr(abs, name) < 0 ? -errno : 0;
+	rc = cow_if_object(&a);
+	if (!rc)
+		rc = at_path(&a, abs, sizeof(abs));
+	if (rc) {
+		at_put(&a);
+		return rc;
+	}
+	rc = lremovexattr(abs, name) < 0 ? -errno : 0;
+	at_put(&a);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -877,9 +1024,15 @@ static int bfs_opendir(const char *path, struct fuse_file_info *fi)
 		return -ENOENT;
 	if (n.kind != NODE_SIZE && n.kind != NODE_USER)
 		return 0;
-	int fd = openat(b->tree_fd, n.rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	int fd = openat(a.fd, a.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	rc = fd < 0 ? -errno : 0;
+	at_put(&a);
+	if (rc)
+		return rc;
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
@@ -948,8 +1101,15 @@ static int bfs_access(const char *path, int mask)
 	case NODE_NONE:
 		return -ENOENT;
 	case NODE_SIZE:
-	case NODE_USER:
-		return faccessat(b->tree_fd, n.rel, mask, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	case NODE_USER: {
+		struct at a;
+		int rc = at_get(b, n.rel, &a);
+		if (rc)
+			return rc;
+		rc = faccessat(a.fd, a.name, mask, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		at_put(&a);
+		return rc;
+	}
 	case NODE_CTL_DIR:
 	case NODE_CTL_FILE:
 		return (mask & W_OK) ? -EROFS : 0;
@@ -967,12 +1127,16 @@ static int bfs_utimens(const char *path, const struct timespec tv[2], struct fus
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER && n.kind != NODE_SIZE)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (n.kind == NODE_USER) {
-		int crc = cow_if_object(b, n.rel);	/* metadata changes must not reach the cache either */
-		if (crc)
-			return crc;
-	}
-	return utimensat(b->tree_fd, n.rel, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	struct at a;
+	int rc = at_get(b, n.rel, &a);
+	if (rc)
+		return rc;
+	if (n.kind == NODE_USER)
+		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
+	if (!rc && utimensat(a.fd, a.name, tv, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	at_put(&a);
+	return rc;
 }
 
 static int bfs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)

@@ -267,3 +267,29 @@ def test_device_node_in_tree_as_reference(hostile, emulator):
     write(p, "---\ninput: zero.png\n---\nedit\n")
     expect_error(p, "input", timeout=15)
     assert emulator.stats()["requests"] == 0
+
+
+def test_folder_swapped_for_symlink_never_reaches_outside(mount, tmp_path):
+    """A folder replaced by a symlink after the kernel looked it up (a race another
+    user could win with allow_other) must not lead an operation out of the store."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.dat"
+    victim.write_text("keep me")
+    rel = ("gemini-3-pro-image", "2K", "swap")
+    d = mount.path(*rel)
+    os.makedirs(d)
+    with open(os.path.join(d, "victim.dat"), "w") as f:
+        f.write("inside")
+    os.stat(os.path.join(d, "victim.dat"))          # the kernel now caches swap/ as a folder
+    backing = os.path.join(mount.store, "tree", *rel)
+    os.rename(backing, backing + ".moved")
+    os.symlink(str(outside), backing)
+    for op in (lambda p: os.unlink(p), lambda p: os.chmod(p, 0o777),
+               lambda p: open(p, "w").write("overwritten"), lambda p: os.truncate(p, 0)):
+        try:
+            op(os.path.join(d, "victim.dat"))
+        except OSError:
+            pass
+    assert victim.read_text() == "keep me"
+    assert victim.stat().st_mode & 0o777 != 0o777
