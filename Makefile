@@ -84,18 +84,21 @@ unit: $(UNIT_BIN)
 deps:
 	@sh tests/deps.sh
 
+test-deps:
+	@sh tests/deps.sh test
+
 # --- tests -----------------------------------------------------------------
 
-check test: deps
+check test: test-deps
 	@sh tests/run.sh short
 
-check-long: deps
+check-long: test-deps
 	@sh tests/run.sh long
 
-fuzz: deps
+fuzz: test-deps
 	@sh tests/fuzz/run.sh long
 
-bench: deps all
+bench: test-deps all
 	@sh tests/bench/run.sh
 
 demo: deps all
@@ -118,4 +121,4 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all unit deps check test check-long fuzz bench demo undemo install uninstall clean
+.PHONY: all unit deps test-deps check test check-long fuzz bench demo undemo install uninstall clean

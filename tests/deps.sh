@@ -1,11 +1,15 @@
 #!/bin/sh
-# Installs the Debian packages bananafs needs to build and test, when missing.
+# Installs the Debian packages bananafs needs, when missing.
+#   sh tests/deps.sh        to build and run (make deps, make demo)
+#   sh tests/deps.sh test   also what the test suite drives (make check)
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
 libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib1g-dev
-libmicrohttpd-dev libcmocka-dev python3 python3-pytest mandoc inotify-tools attr
-clang libclang-rt-14-dev valgrind vim nano rsync
-xvfb pcmanfm imagemagick"
+libmicrohttpd-dev attr"
+if [ "${1:-}" = test ]; then
+	PKGS="$PKGS libcmocka-dev python3 python3-pytest mandoc inotify-tools clang
+libclang-rt-14-dev valgrind vim nano rsync xvfb pcmanfm imagemagick"
+fi
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
