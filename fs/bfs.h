@@ -6,6 +6,7 @@
 #ifndef BANANAFS_FS_BFS_H
 #define BANANAFS_FS_BFS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include "cache/config.h"
 #include "cache/fetch.h"
@@ -19,7 +20,7 @@ struct bfs {
 	struct fetch_ctx fetch;
 	int tree_fd;			/* STORE/tree, O_PATH|O_DIRECTORY */
 	char *mountpoint;		/* absolute; workers publish through it */
-	volatile int mounted;		/* 1 while the FUSE loop serves requests */
+	atomic_int mounted;		/* 1 while the FUSE loop serves requests (read by workers) */
 	bool offline;			/* endpoint is loopback: the bundled emulator */
 	struct jobs *jobs;
 };

@@ -65,7 +65,13 @@ static void push(struct jobs *j, const char *path, const char *reason)
 	struct qitem *q = calloc(1, sizeof(*q));
 	if (!q || !(q->path = strdup(path))) {
 		free(q);
-		log_warnx("out of memory queueing %s", path);
+		/* Not queued after all: a later trigger must queue it again.  It stays journaled. */
+		log_warnx("out of memory queueing %s; it runs at the next mount", path);
+		status_lock();
+		struct prompt_status *s = status_get(path);
+		if (s)
+			s->queued = false;
+		status_unlock();
 		return;
 	}
 	q->reason = reason;

@@ -261,9 +261,12 @@ int main(int argc, char *argv[])
 
 	char mp[PATH_MAX];
 	struct stat st;
-	if (!realpath(c.mountpoint, mp) || stat(mp, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "bananafs: mount point %s: %s\n", c.mountpoint,
-			errno ? strerror(errno) : "not a folder");
+	if (!realpath(c.mountpoint, mp) || stat(mp, &st) < 0) {
+		fprintf(stderr, "bananafs: mount point %s: %s\n", c.mountpoint, strerror(errno));
+		goto out_config;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "bananafs: mount point %s: not a folder\n", c.mountpoint);
 		goto out_config;
 	}
 	b.mountpoint = strdup(mp);
