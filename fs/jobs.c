@@ -132,6 +132,55 @@ void jobs_written(struct jobs *j, const char *relpath)
 	status_unlock();
 }
 
+struct moved {
+	const char *from;		/* "old/folder/" */
+	size_t len;
+	char **paths;			/* unfinished prompts below it */
+	int n, cap;
+};
+
+static void collect_moved(struct prompt_status *s, void *arg)
+{
+	struct moved *m = arg;
+	bool unfinished = !strcmp(s->status, "queued") || !strcmp(s->status, "running") ||
+			  !strcmp(s->status, "waiting-quota") || !strcmp(s->status, "batch-pending");
+	if (!unfinished || strncmp(s->path, m->from, m->len) != 0)
+		return;
+	if (m->n == m->cap) {
+		int cap = m->cap ? m->cap * 2 : 16;
+		char **np = realloc(m->paths, sizeof(*np) * (size_t)cap);
+		if (!np)
+			return;
+		m->paths = np;
+		m->cap = cap;
+	}
+	if ((m->paths[m->n] = strdup(s->path)))
+		m->n++;
+}
+
+void jobs_folder_moved(struct jobs *j, const char *from, const char *to)
+{
+	char prefix[PATH_MAX + 1], path[2 * PATH_MAX + 2];
+	snprintf(prefix, sizeof(prefix), "%s/", from);
+	struct moved m = { .from = prefix, .len = strlen(prefix) };
+	status_foreach(collect_moved, &m);
+	/* Without an entry, a job for the old place is stale: it neither sends nor publishes. */
+	status_lock();
+	for (int i = 0; i < m.n; i++) {
+		struct prompt_status *ps = status_get(m.paths[i]);
+		if (ps && ps->job_id > 0)
+			journal_finish(&j->b->store, ps->job_id);
+		status_drop(m.paths[i]);
+	}
+	status_unlock();
+	for (int i = 0; i < m.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", to, m.paths[i] + m.len);
+		jobs_trigger(j, path);
+		free(m.paths[i]);
+	}
+	free(m.paths);
+}
+
 void jobs_trigger(struct jobs *j, const char *relpath)
 {
 	int64_t id = journal_add(&j->b->store, relpath, 0);

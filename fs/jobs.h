@@ -13,6 +13,12 @@ struct jobs *jobs_new(struct bfs *b);
 int jobs_start(struct jobs *j, int nworkers);
 /* Re-queues what the journal holds from an earlier run. Returns how many. */
 int jobs_resume(struct jobs *j);
+/*
+ * A folder was renamed: unfinished prompts below it are queued again at
+ * their new place, and their old jobs become stale (a request already in
+ * flight is paid once and then served from the cache).
+ */
+void jobs_folder_moved(struct jobs *j, const char *from, const char *to);
 /* A prompt at relpath was written or renamed into place: queue its job. */
 void jobs_trigger(struct jobs *j, const char *relpath);
 /*

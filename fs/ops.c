@@ -535,6 +535,12 @@ static int bfs_rename(const char *from, const char *to, unsigned int flags)
 	maybe_trigger(b, to);
 	if (flags & RENAME_EXCHANGE)
 		maybe_trigger(b, from);
+	struct stat st;
+	if (!(flags & RENAME_EXCHANGE) && at_get(b, nt.rel, &at) == 0) {
+		if (fstatat(at.fd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			jobs_folder_moved(b->jobs, nf.rel, nt.rel);
+		at_put(&at);
+	}
 	return 0;
 }
 

@@ -339,3 +339,18 @@ def test_metadata_changes_do_not_reach_the_cache(mount, emulator):
     assert st.st_mode == mode and st.st_mtime != 1
     assert "user.note" not in os.listxattr(obj)
     assert os.stat(png).st_mode & 0o777 == 0o600
+
+
+def test_renaming_a_folder_keeps_its_queued_prompts(mount_factory, emulator):
+    m = mount_factory("[bananafs]\nmax_inflight = 1\n")
+    emulator.fault("slow", 1, delay_ms=1500)
+    d = m.path(*PRO2K)
+    write(os.path.join(d, "blocker.txt"), "holds the only slot")
+    os.makedirs(os.path.join(d, "proj"))
+    time.sleep(0.3)
+    write(os.path.join(d, "proj", "inside.txt"), "moved while queued")
+    time.sleep(0.1)
+    os.rename(os.path.join(d, "proj"), os.path.join(d, "renamed"))
+    p = os.path.join(d, "renamed", "inside.txt")
+    assert wait_done(p, 30) == "done"
+    assert png_size(os.path.join(d, "renamed", "inside.png")) == (2048, 2048)
