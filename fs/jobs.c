@@ -1,12 +1,15 @@
 /*
  * jobs.c - prompt jobs.
  *
- * A trigger records the job in the journal (so kill -9 loses nothing),
- * bumps the prompt's generation and queues its path once.  A worker reads
- * the prompt when it starts, so a prompt rewritten while queued is paid
- * for once, with its final text.  When a worker finishes, it publishes
+ * A changed prompt is journaled at its close (FLUSH, so kill -9 loses
+ * nothing) and queued at RELEASE; each step bumps the prompt's generation
+ * and the path is queued once.  A worker reads the prompt when it starts,
+ * and asks again just before each request is sent, so a prompt rewritten
+ * while it waits is paid for once, with its final text.  A worker publishes
  * only if the generation is unchanged (sshfs-style generation guard): a
- * prompt rewritten while running is handled by the newer job.
+ * prompt rewritten while running is handled by the newer job.  Batch
+ * results come back through jobs_batch_done with the generation they were
+ * asked for.
  */
 #include <errno.h>
 #include <fcntl.h>
