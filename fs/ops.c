@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -882,7 +883,9 @@ static int our_xattr(struct bfs *b, const struct node *n, const char *name, char
 	return (int)len;
 }
 
-static int bfs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
+/* setxattr, or removexattr when remove is set, of a user file. */
+static int xattr_change(const char *path, const char *name, bool remove, const char *value,
+			size_t size, int flags)
 {
 	struct bfs *b = ctx_bfs();
 	struct node n;
@@ -899,13 +902,15 @@ static int bfs_setxattr(const char *path, const char *name, const char *value, s
 	rc = cow_if_object(&a);
 	if (!rc)
 		rc = at_path(&a, abs, sizeof(abs));
-	if (rc) {
-		at_put(&a);
-		return rc;
-	}
-	rc = lsetxattr(abs, name, value, size, flags) < 0 ? -errno : 0;
+	if (!rc && (remove ? lremovexattr(abs, name) : lsetxattr(abs, name, value, size, flags)) < 0)
+		rc = -errno;
 	at_put(&a);
 	return rc;
+}
+
+static int bfs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
+{
+	return xattr_change(path, name, false, value, size, flags);
 }
 
 static int bfs_getxattr(const char *path, const char *name, char *value, size_t size)
@@ -993,28 +998,7 @@ static int bfs_listxattr(const char *path, char *list, size_t size)
 
 static int bfs_removexattr(const char *path, const char *name)
 {
-	struct bfs *b = ctx_bfs();
-	struct node n;
-	char abs[PATH_MAX];
-	tree_classify(path, &n);
-	if (n.kind != NODE_USER)
-		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
-		return -EPERM;
-	struct at a;
-	int rc = at_get(b, n.rel, &a);
-	if (rc)
-		return rc;
-	rc = cow_if_object(&a);
-	if (!rc)
-		rc = at_path(&a, abs, sizeof(abs));
-	if (rc) {
-		at_put(&a);
-		return rc;
-	}
-	rc = lremovexattr(abs, name) < 0 ? -errno : 0;
-	at_put(&a);
-	return rc;
+	return xattr_change(path, name, true, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
