@@ -6,6 +6,7 @@
  * image passes exactly the checks a synchronous one does.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,17 @@
 #include "api/image.h"
 #include "api/wire.h"
 
-static void seterr(char *err, size_t errlen, const char *msg)
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "%s", msg);
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }
 
 /* --- requests -------------------------------------------------------------- */
@@ -311,40 +319,37 @@ static bool name_ok(const char *name, const char *prefix)
 	return true;
 }
 
-int batch_build_get(const struct api_endpoint *ep, const char *name, struct http_req *out,
-		    char *err, size_t errlen)
+/* A GET of NAME (which must start with prefix) plus suffix, on the API's own base. */
+static int build_named_get(const struct api_endpoint *ep, const char *name, const char *prefix,
+			   const char *suffix, const char *what, struct http_req *out,
+			   char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	if (!name_ok(name, "batches/")) {
-		seterr(err, errlen, "bad batch name");
+	if (!name_ok(name, prefix)) {
+		seterr(err, errlen, "bad %s name", what);
 		return -1;
 	}
 	out->method = "GET";
-	out->url = wire_url(ep->base_url, "%s/%s", ver(ep), name);
+	out->url = wire_url(ep->base_url, "%s/%s%s", ver(ep), name, suffix);
 	if (!out->url || wire_auth(out, ep, false)) {
 		http_req_free(out);
-		seterr(err, errlen, "cannot build the batch poll request");
+		seterr(err, errlen, "cannot build the %s request", what);
 		return -1;
 	}
 	return 0;
 }
 
+int batch_build_get(const struct api_endpoint *ep, const char *name, struct http_req *out,
+		    char *err, size_t errlen)
+{
+	return build_named_get(ep, name, "batches/", "", "batch", out, err, errlen);
+}
+
 int batch_build_download(const struct api_endpoint *ep, const char *file, struct http_req *out,
 			 char *err, size_t errlen)
 {
-	memset(out, 0, sizeof(*out));
-	if (!name_ok(file, "files/")) {
-		seterr(err, errlen, "bad results file name");
-		return -1;
-	}
-	out->method = "GET";
-	out->url = wire_url(ep->base_url, "%s/%s:download?alt=media", ver(ep), file);
-	if (!out->url || wire_auth(out, ep, false)) {
-		http_req_free(out);
-		seterr(err, errlen, "cannot build the results download request");
-		return -1;
-	}
-	return 0;
+	return build_named_get(ep, file, "files/", ":download?alt=media", "results file", out, err,
+			       errlen);
 }
 
 /* --- answers --------------------------------------------------------------- */
