@@ -12,23 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/errbuf.h"
 #include "api/batch.h"
 #include "api/errors.h"
 #include "api/image.h"
 #include "api/wire.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* --- requests -------------------------------------------------------------- */
 
@@ -65,7 +53,7 @@ char *batch_request_json(const struct gen_request *rq, char *err, size_t errlen)
 out_fail:
 	cJSON_Delete(root);
 	free(model);
-	seterr(err, errlen, "cannot build the batch request JSON (out of memory)");
+	errbuf_set(err, errlen, "cannot build the batch request JSON (out of memory)");
 	return NULL;
 }
 
@@ -82,7 +70,7 @@ static const char *ver(const struct api_endpoint *ep)
 static int bad_model(const char *model, char *err, size_t errlen)
 {
 	if (!model || !*model || strpbrk(model, "/?#:% ")) {
-		seterr(err, errlen, "the model id cannot go into a URL path");
+		errbuf_set(err, errlen, "the model id cannot go into a URL path");
 		return 1;
 	}
 	return 0;
@@ -132,7 +120,7 @@ int batch_build_create_inline(const struct api_endpoint *ep, const char *model, 
 out_fail:
 	cJSON_Delete(root);
 	http_req_free(out);
-	seterr(err, errlen, "cannot build the batch create request (out of memory or bad request)");
+	errbuf_set(err, errlen, "cannot build the batch create request (out of memory or bad request)");
 	return -1;
 }
 
@@ -235,7 +223,7 @@ int batch_build_upload_start(const struct api_endpoint *ep, const char *display,
 out_fail:
 	cJSON_Delete(root);
 	http_req_free(out);
-	seterr(err, errlen, "cannot build the upload start request");
+	errbuf_set(err, errlen, "cannot build the upload start request");
 	return -1;
 }
 
@@ -258,7 +246,7 @@ int batch_build_upload_finish(const char *upload_url, const char *data, size_t l
 	return 0;
 out_fail:
 	http_req_free(out);
-	seterr(err, errlen, "cannot build the upload request (no upload URL or out of memory)");
+	errbuf_set(err, errlen, "cannot build the upload request (no upload URL or out of memory)");
 	return -1;
 }
 
@@ -274,7 +262,7 @@ int batch_parse_upload(const struct http_resp *resp, char *name, size_t namelen,
 		snprintf(name, namelen, "%s", n);
 		rc = 0;
 	} else {
-		seterr(err, errlen, "the upload answer names no file");
+		errbuf_set(err, errlen, "the upload answer names no file");
 	}
 	cJSON_Delete(root);
 	return rc;
@@ -302,7 +290,7 @@ int batch_build_create_file(const struct api_endpoint *ep, const char *model, co
 out_fail:
 	cJSON_Delete(root);
 	http_req_free(out);
-	seterr(err, errlen, "cannot build the batch create request");
+	errbuf_set(err, errlen, "cannot build the batch create request");
 	return -1;
 }
 
@@ -326,14 +314,14 @@ static int build_named_get(const struct api_endpoint *ep, const char *name, cons
 {
 	memset(out, 0, sizeof(*out));
 	if (!name_ok(name, prefix)) {
-		seterr(err, errlen, "bad %s name", what);
+		errbuf_set(err, errlen, "bad %s name", what);
 		return -1;
 	}
 	out->method = "GET";
 	out->url = wire_url(ep->base_url, "%s/%s%s", ver(ep), name, suffix);
 	if (!out->url || wire_auth(out, ep, false)) {
 		http_req_free(out);
-		seterr(err, errlen, "cannot build the %s request", what);
+		errbuf_set(err, errlen, "cannot build the %s request", what);
 		return -1;
 	}
 	return 0;
@@ -510,7 +498,7 @@ int batch_parse_status(const struct http_resp *resp, struct batch_status *st, ch
 	memset(st, 0, sizeof(*st));
 	root = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	if (!cJSON_IsObject(root)) {
-		seterr(err, errlen, "the batch answer is not a JSON object");
+		errbuf_set(err, errlen, "the batch answer is not a JSON object");
 		goto out_delete;
 	}
 	md = obj(root, "metadata");
@@ -518,7 +506,7 @@ int batch_parse_status(const struct http_resp *resp, struct batch_status *st, ch
 	if (!s || strncmp(s, "batches/", 8) != 0)
 		s = wire_str(md, "name");
 	if (!s || !name_ok(s, "batches/") || strlen(s) >= sizeof(st->name)) {
-		seterr(err, errlen, "the batch answer names no batch");
+		errbuf_set(err, errlen, "the batch answer names no batch");
 		goto out_delete;
 	}
 	wire_copy(st->name, sizeof(st->name), s);
@@ -534,7 +522,7 @@ int batch_parse_status(const struct http_resp *resp, struct batch_status *st, ch
 		if (!out)
 			continue;
 		if (take_inline(st, out) < 0) {
-			seterr(err, errlen, "out of memory reading batch results");
+			errbuf_set(err, errlen, "out of memory reading batch results");
 			goto out_delete;
 		}
 		s = wire_str(out, "responsesFile");
@@ -589,7 +577,7 @@ int batch_parse_results_jsonl(const char *body, size_t len, struct batch_status 
 			const cJSON *er = obj(line, "error");
 			if (add_result(st, key, obj(line, "response"), er ? er : obj(line, "status")) < 0) {
 				cJSON_Delete(line);
-				seterr(err, errlen, "out of memory reading batch results");
+				errbuf_set(err, errlen, "out of memory reading batch results");
 				return -1;
 			}
 		}

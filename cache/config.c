@@ -10,6 +10,7 @@
  *   - no message written here ever contains a key;
  *   - key buffers are wiped before they are freed.
  */
+#include "api/errbuf.h"
 #include "cache/config.h"
 
 #include <ctype.h>
@@ -36,18 +37,6 @@
 #define MIB (1024UL * 1024UL)
 #define SECRET_MAX 4096			/* bytes read from a key file or command */
 #define INI_NAME_MAX 50			/* libinih cuts longer section and key names */
-
-static void __attribute__((format(printf, 3, 4)))
-msg_set(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- defaults and paths ------------------------------------------------- */
 
@@ -228,21 +217,21 @@ check_url(const char *key, const char *v, char *err, size_t errlen)
 		host = v + 7;
 		hl = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/");
 		if (!is_loopback(host, hl)) {
-			msg_set(err, errlen, "%s: plain http:// is accepted only for loopback "
+			errbuf_set(err, errlen, "%s: plain http:// is accepted only for loopback "
 				"(localhost, 127.0.0.1, [::1]); use https://", key);
 			return -1;
 		}
 	} else {
-		msg_set(err, errlen, "%s: expected an https:// URL", key);
+		errbuf_set(err, errlen, "%s: expected an https:// URL", key);
 		return -1;
 	}
 	if (host[0] == '\0' || host[0] == '/') {
-		msg_set(err, errlen, "%s: the URL names no host", key);
+		errbuf_set(err, errlen, "%s: the URL names no host", key);
 		return -1;
 	}
 	for (const char *p = v; *p != '\0'; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			msg_set(err, errlen, "%s: the URL contains a blank or control character", key);
+			errbuf_set(err, errlen, "%s: the URL contains a blank or control character", key);
 			return -1;
 		}
 	return 0;
@@ -272,11 +261,11 @@ set_str(char **slot, const char *v, bool path, char *err, size_t errlen)
 		s = NULL;
 	} else if (path && strncmp(v, "~/", 2) == 0 && (h = home_dir()) != NULL) {
 		if (asprintf(&s, "%s/%s", h, v + 2) < 0) {
-			msg_set(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 			return -1;
 		}
 	} else if ((s = strdup(v)) == NULL) {
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	free(*slot);
@@ -358,7 +347,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "api_version") == 0) {
 		if (v[0] == '\0' || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789.") != strlen(v)) {
-			msg_set(err, errlen, "api_version: bad value '%s': expected a version path "
+			errbuf_set(err, errlen, "api_version: bad value '%s': expected a version path "
 				"such as v1beta or v1", v);
 			return -1;
 		}
@@ -366,7 +355,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "route") == 0) {
 		if (route_parse(v, &r) < 0) {
-			msg_set(err, errlen, "route: unknown route '%s': expected standard, generate, "
+			errbuf_set(err, errlen, "route: unknown route '%s': expected standard, generate, "
 				"flex, batch or gateway", v);
 			return -1;
 		}
@@ -374,7 +363,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "max_response_mb") == 0) {
 		if (parse_long(v, (long)k->min, (long)k->max, &l) < 0) {
-			msg_set(err, errlen, "%s: bad number '%s': expected %s", n, v, k->expect);
+			errbuf_set(err, errlen, "%s: bad number '%s': expected %s", n, v, k->expect);
 			return -1;
 		}
 		c->max_response_bytes = (size_t)l * MIB;
@@ -389,12 +378,12 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 			return 0;
 		}
 		if (parse_double(v, -INFINITY, k->max, &d) < 0) {
-			msg_set(err, errlen, "%s: bad number '%s': expected US dollars >= 0, or none",
+			errbuf_set(err, errlen, "%s: bad number '%s': expected US dollars >= 0, or none",
 				n, v);
 			return -1;
 		}
 		if (d < 0) {
-			msg_set(err, errlen, "%s: negative budget '%s': use a limit >= 0, or none for "
+			errbuf_set(err, errlen, "%s: negative budget '%s': use a limit >= 0, or none for "
 				"no limit", n, v);
 			return -1;
 		}
@@ -404,7 +393,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	if (strcmp(n, "fallback_size") == 0) {
 		if (v[0] != '\0' && strcmp(v, "512") != 0 && strcmp(v, "1K") != 0 &&
 		    strcmp(v, "2K") != 0 && strcmp(v, "4K") != 0) {
-			msg_set(err, errlen, "fallback_size: bad value '%s': expected 512, 1K, 2K or 4K",
+			errbuf_set(err, errlen, "fallback_size: bad value '%s': expected 512, 1K, 2K or 4K",
 				v);
 			return -1;
 		}
@@ -412,7 +401,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "ledger_prompts") == 0) {
 		if (strcmp(v, "hash") != 0 && strcmp(v, "full") != 0) {
-			msg_set(err, errlen, "ledger_prompts: bad value '%s': expected hash or full", v);
+			errbuf_set(err, errlen, "ledger_prompts: bad value '%s': expected hash or full", v);
 			return -1;
 		}
 		c->ledger_prompts_full = strcmp(v, "full") == 0;
@@ -420,7 +409,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "output_format") == 0) {
 		if (strcmp(v, "png") != 0 && strcmp(v, "original") != 0) {
-			msg_set(err, errlen, "output_format: bad value '%s': expected png or original", v);
+			errbuf_set(err, errlen, "output_format: bad value '%s': expected png or original", v);
 			return -1;
 		}
 		c->output_original = strcmp(v, "original") == 0;
@@ -428,7 +417,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "aspect") == 0 || strcmp(n, "default_aspect") == 0) {
 		if (!aspect_valid(v)) {
-			msg_set(err, errlen, "%s: bad aspect '%s': expected one of 1:1 2:3 3:2 3:4 4:3 "
+			errbuf_set(err, errlen, "%s: bad aspect '%s': expected one of 1:1 2:3 3:2 3:4 4:3 "
 				"4:5 5:4 9:16 16:9 21:9 1:4 4:1 1:8 8:1", n, v);
 			return -1;
 		}
@@ -436,7 +425,7 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 	}
 	if (strcmp(n, "gateway_models") == 0) {
 		if (v[0] != '\0' && !gateway_models_valid(v)) {
-			msg_set(err, errlen, "gateway_models: bad value '%s': expected "
+			errbuf_set(err, errlen, "gateway_models: bad value '%s': expected "
 				"model=provider-name[,model=provider-name...]", v);
 			return -1;
 		}
@@ -446,14 +435,14 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 		enum gateway_api a;
 
 		if (gateway_api_parse(v, &a) < 0) {
-			msg_set(err, errlen, "gateway_api: bad value '%s': expected native, images "
+			errbuf_set(err, errlen, "gateway_api: bad value '%s': expected native, images "
 				"or chat", v);
 			return -1;
 		}
 		c->gateway_api = (int)a;
 		return 0;
 	}
-	msg_set(err, errlen, "%s: internal error: no setter", n);
+	errbuf_set(err, errlen, "%s: internal error: no setter", n);
 	return -1;
 }
 
@@ -466,11 +455,11 @@ config_set(struct config *c, const char *key, const char *value, char *err, size
 	bool b;
 
 	if (key == NULL || value == NULL) {
-		msg_set(err, errlen, "missing key or value");
+		errbuf_set(err, errlen, "missing key or value");
 		return -1;
 	}
 	if (strcmp(key, "api_key") == 0 || strcmp(key, "gateway_key") == 0) {
-		msg_set(err, errlen, "%s cannot be set in the config file or with -o (it would end "
+		errbuf_set(err, errlen, "%s cannot be set in the config file or with -o (it would end "
 			"up in shell history and process lists); use the environment (%s), %s_file "
 			"(mode 600) or %s", key,
 			key[0] == 'a' ? "GOOGLE_API_KEY or GEMINI_API_KEY" : "BANANAFS_GATEWAY_KEY",
@@ -483,7 +472,7 @@ config_set(struct config *c, const char *key, const char *value, char *err, size
 			break;
 		}
 	if (k == NULL) {
-		msg_set(err, errlen, "unknown key '%s' (see bananafs.conf(5))", key);
+		errbuf_set(err, errlen, "unknown key '%s' (see bananafs.conf(5))", key);
 		return -1;
 	}
 
@@ -494,21 +483,21 @@ config_set(struct config *c, const char *key, const char *value, char *err, size
 			       err, errlen);
 	case CK_INT:
 		if (parse_long(value, (long)k->min, (long)k->max, &l) < 0) {
-			msg_set(err, errlen, "%s: bad number '%s': expected %s", key, value, k->expect);
+			errbuf_set(err, errlen, "%s: bad number '%s': expected %s", key, value, k->expect);
 			return -1;
 		}
 		*(int *)(void *)((char *)c + k->off) = (int)l;
 		return 0;
 	case CK_DBL:
 		if (parse_double(value, k->min, k->max, &d) < 0) {
-			msg_set(err, errlen, "%s: bad number '%s': expected %s", key, value, k->expect);
+			errbuf_set(err, errlen, "%s: bad number '%s': expected %s", key, value, k->expect);
 			return -1;
 		}
 		*(double *)(void *)((char *)c + k->off) = d;
 		return 0;
 	case CK_BOOL:
 		if (parse_bool(value, &b) < 0) {
-			msg_set(err, errlen, "%s: bad value '%s': expected yes or no", key, value);
+			errbuf_set(err, errlen, "%s: bad value '%s': expected yes or no", key, value);
 			return -1;
 		}
 		*(bool *)(void *)((char *)c + k->off) = b;
@@ -743,7 +732,7 @@ config_load(struct config *c, const char *path, bool must_exist, char *err, size
 	if (x.f == NULL) {
 		if (errno == ENOENT && !must_exist)
 			return 0;
-		msg_set(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	r = ini_parse_stream(ctx_reader, &x, ctx_handler, &x);
@@ -754,16 +743,16 @@ config_load(struct config *c, const char *path, bool must_exist, char *err, size
 
 	/* inih reports the first line it failed on: a syntax error or our handler. */
 	if (r > 0 && (x.err_line == 0 || r < x.err_line)) {
-		msg_set(err, errlen, "%s:%d: syntax error: expected 'key = value' or '[section]'",
+		errbuf_set(err, errlen, "%s:%d: syntax error: expected 'key = value' or '[section]'",
 			path, r);
 		return -1;
 	}
 	if (x.err_line != 0) {
-		msg_set(err, errlen, "%s:%d: %s", path, x.err_line, x.msg);
+		errbuf_set(err, errlen, "%s:%d: %s", path, x.err_line, x.msg);
 		return -1;
 	}
 	if (r != 0) {
-		msg_set(err, errlen, "%s: cannot parse (out of memory)", path);
+		errbuf_set(err, errlen, "%s: cannot parse (out of memory)", path);
 		return -1;
 	}
 	return 0;
@@ -776,12 +765,12 @@ static int
 check_key(const char *k, const char *from, char *err, size_t errlen)
 {
 	if (k[0] == '\0') {
-		msg_set(err, errlen, "the key from %s is empty", from);
+		errbuf_set(err, errlen, "the key from %s is empty", from);
 		return -1;
 	}
 	for (const unsigned char *p = (const unsigned char *)k; *p != '\0'; p++)
 		if (*p <= ' ' || *p == 0x7f) {
-			msg_set(err, errlen, "the key from %s contains spaces or control characters; "
+			errbuf_set(err, errlen, "the key from %s contains spaces or control characters; "
 				"store the key alone on one line", from);
 			return -1;
 		}
@@ -809,28 +798,28 @@ read_key_file(const char *setting, const char *path, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ELOOP)
-			msg_set(err, errlen, "%s %s is a symbolic link; name the file itself", setting,
+			errbuf_set(err, errlen, "%s %s is a symbolic link; name the file itself", setting,
 				path);
 		else
-			msg_set(err, errlen, "%s %s: %s", setting, path, strerror(errno));
+			errbuf_set(err, errlen, "%s %s: %s", setting, path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
-		msg_set(err, errlen, "%s %s: %s", setting, path, strerror(errno));
+		errbuf_set(err, errlen, "%s %s: %s", setting, path, strerror(errno));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		msg_set(err, errlen, "%s %s is not a regular file", setting, path);
+		errbuf_set(err, errlen, "%s %s is not a regular file", setting, path);
 		goto out_close;
 	}
 	if (st.st_uid != geteuid()) {
-		msg_set(err, errlen, "%s %s is owned by uid %u, not by you (uid %u): use a key file "
+		errbuf_set(err, errlen, "%s %s is owned by uid %u, not by you (uid %u): use a key file "
 			"of your own, with chmod 600", setting, path, (unsigned)st.st_uid,
 			(unsigned)geteuid());
 		goto out_close;
 	}
 	if ((st.st_mode & 077) != 0) {
-		msg_set(err, errlen, "%s %s is open to group or others (mode %04o); refusing to use "
+		errbuf_set(err, errlen, "%s %s is open to group or others (mode %04o); refusing to use "
 			"it: run chmod 600 %s", setting, path, (unsigned)(st.st_mode & 07777), path);
 		goto out_close;
 	}
@@ -840,7 +829,7 @@ read_key_file(const char *setting, const char *path, char *err, size_t errlen)
 		if (rd < 0 && errno == EINTR)
 			continue;
 		if (rd < 0) {
-			msg_set(err, errlen, "%s %s: read: %s", setting, path, strerror(errno));
+			errbuf_set(err, errlen, "%s %s: read: %s", setting, path, strerror(errno));
 			goto out_wipe;
 		}
 		if (rd == 0)
@@ -848,13 +837,13 @@ read_key_file(const char *setting, const char *path, char *err, size_t errlen)
 		got += (size_t)rd;
 	}
 	if (got > SECRET_MAX) {
-		msg_set(err, errlen, "%s %s is larger than %d bytes; it should hold only the key",
+		errbuf_set(err, errlen, "%s %s is larger than %d bytes; it should hold only the key",
 			setting, path, SECRET_MAX);
 		goto out_wipe;
 	}
 	buf[got] = '\0';
 	if (memchr(buf, '\0', got) != NULL) {
-		msg_set(err, errlen, "the key from %s %s contains a NUL byte", setting, path);
+		errbuf_set(err, errlen, "the key from %s %s contains a NUL byte", setting, path);
 		goto out_wipe;
 	}
 	strip_eol(buf);
@@ -862,7 +851,7 @@ read_key_file(const char *setting, const char *path, char *err, size_t errlen)
 		goto out_wipe;
 	key = strdup(buf);
 	if (key == NULL)
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 out_wipe:
 	explicit_bzero(buf, sizeof(buf));
 out_close:
@@ -881,7 +870,7 @@ run_key_command(const char *cmd, char *err, size_t errlen)
 	fflush(NULL);
 	p = popen(cmd, "re");
 	if (p == NULL) {
-		msg_set(err, errlen, "api_key_command: cannot run: %s", strerror(errno));
+		errbuf_set(err, errlen, "api_key_command: cannot run: %s", strerror(errno));
 		return NULL;
 	}
 	got = fread(buf, 1, SECRET_MAX, p);
@@ -893,17 +882,17 @@ run_key_command(const char *cmd, char *err, size_t errlen)
 	st = pclose(p);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		if (st != -1 && WIFEXITED(st))
-			msg_set(err, errlen, "api_key_command failed (exit status %d)",
+			errbuf_set(err, errlen, "api_key_command failed (exit status %d)",
 				WEXITSTATUS(st));
 		else
-			msg_set(err, errlen, "api_key_command failed (killed or not run)");
+			errbuf_set(err, errlen, "api_key_command failed (killed or not run)");
 		goto out_wipe;
 	}
 	nl = memchr(buf, '\n', got);
 	if (nl != NULL)
 		*nl = '\0';	/* the first line is the key */
 	if (strlen(buf) != (nl != NULL ? (size_t)(nl - buf) : got)) {
-		msg_set(err, errlen, "the key from api_key_command contains a NUL byte");
+		errbuf_set(err, errlen, "the key from api_key_command contains a NUL byte");
 		goto out_wipe;
 	}
 	strip_eol(buf);
@@ -911,7 +900,7 @@ run_key_command(const char *cmd, char *err, size_t errlen)
 		goto out_wipe;
 	key = strdup(buf);
 	if (key == NULL)
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 out_wipe:
 	explicit_bzero(buf, sizeof(buf));
 	return key;
@@ -933,7 +922,7 @@ key_from_env(const char *var, char **out, char *err, size_t errlen)
 	if (check_key(v, var, err, errlen) < 0)
 		return -1;
 	if ((*out = strdup(v)) == NULL) {
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -952,7 +941,7 @@ config_resolve_keys(struct config *c, char *warn, size_t warnlen, char *err, siz
 	/* The official SDK's order: GOOGLE_API_KEY wins over GEMINI_API_KEY. */
 	if (google != NULL) {
 		if (gemini != NULL)
-			msg_set(warn, warnlen, "Both GOOGLE_API_KEY and GEMINI_API_KEY are set. "
+			errbuf_set(warn, warnlen, "Both GOOGLE_API_KEY and GEMINI_API_KEY are set. "
 				"Using GOOGLE_API_KEY.");
 		if (key_from_env("GOOGLE_API_KEY", &key, err, errlen) < 0)
 			return -1;

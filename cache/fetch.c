@@ -52,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/errbuf.h"
 #include "api/errors.h"
 #include "api/image.h"
 #include "api/models.h"
@@ -60,20 +61,6 @@
 
 /* How many times a waiter may become owner after owners before it failed. */
 #define FETCH_MAX_TAKEOVERS 4
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	       const struct clock_ops *clk, char *err, size_t errlen)
@@ -88,18 +75,18 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	f->clk = clk ? clk : &clock_real;
 	f->ledger.fd = -1;
 	if (asprintf(&path, "%s/ledger.jsonl", s->dir) < 0) {
-		seterr(err, errlen, "fetch: out of memory");
+		errbuf_set(err, errlen, "fetch: out of memory");
 		return -1;
 	}
 	if (ledger_open(&f->ledger, path, err, errlen) < 0)
 		goto out_free_path;
 	if (ledger_totals(path, now, &t) < 0) {
-		seterr(err, errlen, "fetch: cannot read the ledger %s", path);
+		errbuf_set(err, errlen, "fetch: cannot read the ledger %s", path);
 		goto out_close_ledger;
 	}
 	if (limiter_init(&f->limiter, cfg->max_inflight > 0 ? cfg->max_inflight : 1,
 			 cfg->rpm > 0 ? cfg->rpm : 0, f->clk) < 0) {
-		seterr(err, errlen, "fetch: cannot set up the limiter");
+		errbuf_set(err, errlen, "fetch: cannot set up the limiter");
 		goto out_close_ledger;
 	}
 	budget_init(&f->budget, cfg->budget_daily_usd, cfg->budget_total_usd,

@@ -20,21 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/errbuf.h"
 #include "cache/ledger.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int end_torn_line(int fd)
 {
@@ -59,26 +46,26 @@ int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen)
 	memset(l, 0, sizeof(*l));
 	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (l->fd < 0) {
-		seterr(err, errlen, "ledger: cannot open %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "ledger: cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* umask-proof, and tighten a file someone loosened */
 	if (fchmod(l->fd, 0600) < 0) {
-		seterr(err, errlen, "ledger: chmod %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "ledger: chmod %s: %s", path, strerror(errno));
 		goto out_close;
 	}
 	/* A crash may have left a torn last line: end it, so ours starts clean. */
 	if (end_torn_line(l->fd) < 0) {
-		seterr(err, errlen, "ledger: cannot repair the last line of %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "ledger: cannot repair the last line of %s: %s", path, strerror(errno));
 		goto out_close;
 	}
 	l->path = strdup(path);
 	if (!l->path) {
-		seterr(err, errlen, "ledger: out of memory");
+		errbuf_set(err, errlen, "ledger: out of memory");
 		goto out_close;
 	}
 	if (pthread_mutex_init(&l->mu, NULL) != 0) {
-		seterr(err, errlen, "ledger: mutex init failed");
+		errbuf_set(err, errlen, "ledger: mutex init failed");
 		goto out_free_path;
 	}
 	return 0;

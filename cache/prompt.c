@@ -14,6 +14,7 @@
  *     never through a symlink, never a FIFO or device (O_NONBLOCK keeps a
  *     FIFO from blocking the open).
  */
+#include "api/errbuf.h"
 #include "cache/prompt.h"
 
 #include <errno.h>
@@ -61,18 +62,6 @@ msg_add(char *err, size_t errlen, size_t *off, const char *fmt, ...)
 	if (n < 0)
 		return;
 	*off += (size_t)n < errlen - *off ? (size_t)n : errlen - *off - 1;
-}
-
-static void __attribute__((format(printf, 3, 4)))
-msg_set(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /*
@@ -253,23 +242,23 @@ add_inputs(struct prompt *p, int lineno, const char *v, char *err, size_t errlen
 		trim(&item, &n);
 		quote(q, item, n);
 		if (n == 0) {
-			msg_set(err, errlen, "line %d: empty input path: expected a path relative to "
+			errbuf_set(err, errlen, "line %d: empty input path: expected a path relative to "
 				"the prompt's folder", lineno);
 			return -1;
 		}
 		if (item[0] == '/') {
-			msg_set(err, errlen, "line %d: input '%s' is an absolute path: inputs are "
+			errbuf_set(err, errlen, "line %d: input '%s' is an absolute path: inputs are "
 				"relative to the prompt's folder", lineno, q);
 			return -1;
 		}
 		if (p->ninputs >= PROMPT_MAX_INPUTS) {
-			msg_set(err, errlen, "line %d: too many inputs: at most %d reference images",
+			errbuf_set(err, errlen, "line %d: too many inputs: at most %d reference images",
 				lineno, PROMPT_MAX_INPUTS);
 			return -1;
 		}
 		p->inputs[p->ninputs] = strndup(item, n);
 		if (p->inputs[p->ninputs] == NULL) {
-			msg_set(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 			return -1;
 		}
 		p->ninputs++;
@@ -306,7 +295,7 @@ header_line(struct prompt *p, int lineno, const char *s, size_t len, bool seen[H
 	colon = memchr(s, ':', len);
 	if (colon == NULL) {
 		quote(q, s, len);
-		msg_set(err, errlen, "line %d: expected 'key: value', got '%s'", lineno, q);
+		errbuf_set(err, errlen, "line %d: expected 'key: value', got '%s'", lineno, q);
 		return -1;
 	}
 	ks = s, kl = (size_t)(colon - s);
@@ -320,20 +309,20 @@ header_line(struct prompt *p, int lineno, const char *s, size_t len, bool seen[H
 			break;
 	if (k == HK_COUNT || kl >= sizeof(key)) {
 		quote(q, ks, kl);
-		msg_set(err, errlen, "line %d: unknown key '%s' (known: %s)", lineno, q, known_keys);
+		errbuf_set(err, errlen, "line %d: unknown key '%s' (known: %s)", lineno, q, known_keys);
 		return -1;
 	}
 	memcpy(key, ks, kl);
 	key[kl] = '\0';
 	if (seen[k] && k != HK_INPUT) {
-		msg_set(err, errlen, "line %d: duplicate key '%s'", lineno, key);
+		errbuf_set(err, errlen, "line %d: duplicate key '%s'", lineno, key);
 		return -1;
 	}
 	seen[k] = true;
 
 	val = strndup(vs, vl);
 	if (val == NULL) {
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	quote(q, vs, vl);
@@ -353,7 +342,7 @@ header_line(struct prompt *p, int lineno, const char *s, size_t len, bool seen[H
 		break;
 	case HK_N:
 		if (parse_uint(val, PROMPT_MAX_N, &num) < 0 || num < 1) {
-			msg_set(err, errlen, "line %d: bad value '%s' for n: expected 1..%d",
+			errbuf_set(err, errlen, "line %d: bad value '%s' for n: expected 1..%d",
 				lineno, q, PROMPT_MAX_N);
 			goto out;
 		}
@@ -361,7 +350,7 @@ header_line(struct prompt *p, int lineno, const char *s, size_t len, bool seen[H
 		break;
 	case HK_VARIANT:
 		if (parse_uint(val, 1000000000L, &num) < 0) {
-			msg_set(err, errlen, "line %d: bad value '%s' for variant: expected 0..1000000000",
+			errbuf_set(err, errlen, "line %d: bad value '%s' for variant: expected 0..1000000000",
 				lineno, q);
 			goto out;
 		}
@@ -420,23 +409,23 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 		err[0] = '\0';
 
 	if (len > PROMPT_MAX_BYTES) {
-		msg_set(err, errlen, "prompt is %zu bytes; the limit is 32 KiB (%d bytes)",
+		errbuf_set(err, errlen, "prompt is %zu bytes; the limit is 32 KiB (%d bytes)",
 			len, PROMPT_MAX_BYTES);
 		return PROMPT_TOO_BIG;
 	}
 	if (len == 0) {
-		msg_set(err, errlen, "the prompt is empty: nothing was sent");
+		errbuf_set(err, errlen, "the prompt is empty: nothing was sent");
 		return PROMPT_EMPTY;
 	}
 	nul = memchr(buf, '\0', len);
 	if (nul != NULL) {
-		msg_set(err, errlen, "binary file: NUL byte at byte offset %zu; a prompt is UTF-8 text",
+		errbuf_set(err, errlen, "binary file: NUL byte at byte offset %zu; a prompt is UTF-8 text",
 			(size_t)(nul - buf));
 		return PROMPT_BAD_UTF8;
 	}
 	bad = utf8_bad_offset((const unsigned char *)buf, len);
 	if (bad >= 0) {
-		msg_set(err, errlen, "invalid UTF-8 at byte offset %ld; save the prompt as UTF-8", bad);
+		errbuf_set(err, errlen, "invalid UTF-8 at byte offset %ld; save the prompt as UTF-8", bad);
 		return PROMPT_BAD_UTF8;
 	}
 
@@ -457,13 +446,13 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 				break;
 			}
 			if (++nlines > PROMPT_HEADER_MAX_LINES) {
-				msg_set(err, errlen, "line 1: header longer than %d lines (is the closing "
+				errbuf_set(err, errlen, "line 1: header longer than %d lines (is the closing "
 					"'---' missing?)", PROMPT_HEADER_MAX_LINES);
 				return PROMPT_BAD_HEADER;
 			}
 		}
 		if (!closed) {
-			msg_set(err, errlen, "line 1: header opened with '---' is never closed "
+			errbuf_set(err, errlen, "line 1: header opened with '---' is never closed "
 				"(add a '---' line before the prompt text)");
 			return PROMPT_BAD_HEADER;
 		}
@@ -483,13 +472,13 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 	trim(&text, &tlen);
 	if (tlen == 0) {
 		prompt_free(p);
-		msg_set(err, errlen, "the prompt is empty: nothing was sent");
+		errbuf_set(err, errlen, "the prompt is empty: nothing was sent");
 		return PROMPT_EMPTY;
 	}
 	p->text = strndup(text, tlen);
 	if (p->text == NULL) {
 		prompt_free(p);
-		msg_set(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return PROMPT_TOO_BIG;
 	}
 	p->len = tlen;
@@ -603,31 +592,31 @@ load_one(int tree_fd, const char *dir, const char *input, struct ref_image *r,
 	else
 		n = snprintf(path, sizeof(path), "%s/%s", dir, input);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
-		msg_set(err, errlen, "input '%s': path too long", q);
+		errbuf_set(err, errlen, "input '%s': path too long", q);
 		return -1;
 	}
 
 	fd = open_beneath(tree_fd, path, (int)how.flags);
 	if (fd < 0) {
-		msg_set(err, errlen, "input '%s': %s", q, open_reason(errno));
+		errbuf_set(err, errlen, "input '%s': %s", q, open_reason(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		msg_set(err, errlen, "input '%s': %s", q, strerror(errno));
+		errbuf_set(err, errlen, "input '%s': %s", q, strerror(errno));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		msg_set(err, errlen, "input '%s': not a regular file", q);
+		errbuf_set(err, errlen, "input '%s': not a regular file", q);
 		goto out_close;
 	}
 	if (st.st_size > INPUT_MAX_BYTES) {
-		msg_set(err, errlen, "input '%s': %lld bytes; reference images are limited to %d MiB",
+		errbuf_set(err, errlen, "input '%s': %lld bytes; reference images are limited to %d MiB",
 			q, (long long)st.st_size, INPUT_MAX_BYTES / (1024 * 1024));
 		goto out_close;
 	}
 	data = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
 	if (data == NULL) {
-		msg_set(err, errlen, "input '%s': out of memory", q);
+		errbuf_set(err, errlen, "input '%s': out of memory", q);
 		goto out_close;
 	}
 	/* Read what fstat promised; a file that shrinks meanwhile is read as it is. */
@@ -637,7 +626,7 @@ load_one(int tree_fd, const char *dir, const char *input, struct ref_image *r,
 		if (rd < 0 && errno == EINTR)
 			continue;
 		if (rd < 0) {
-			msg_set(err, errlen, "input '%s': read: %s", q, strerror(errno));
+			errbuf_set(err, errlen, "input '%s': read: %s", q, strerror(errno));
 			goto out_free;
 		}
 		if (rd == 0)
@@ -646,7 +635,7 @@ load_one(int tree_fd, const char *dir, const char *input, struct ref_image *r,
 	}
 	mime = image_sniff(data, got);
 	if (mime == NULL) {
-		msg_set(err, errlen, "input '%s': not a PNG, JPEG or WebP image", q);
+		errbuf_set(err, errlen, "input '%s': not a PNG, JPEG or WebP image", q);
 		goto out_free;
 	}
 	close(fd);

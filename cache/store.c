@@ -28,21 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/errbuf.h"
 #include "cache/store.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* snprintf into a fixed buffer; -1 (ENAMETOOLONG) on truncation. */
 static int fmt_path(char *buf, size_t len, const char *fmt, ...)
@@ -82,30 +69,30 @@ static int private_dir(const char *dir, char *err, size_t errlen)
 
 	if (mkdir(dir, 0700) == 0) {
 		if (chmod(dir, 0700) < 0) {
-			seterr(err, errlen, "store: chmod 0700 %s: %s", dir, strerror(errno));
+			errbuf_set(err, errlen, "store: chmod 0700 %s: %s", dir, strerror(errno));
 			return -1;
 		}
 		return 0;
 	}
 	if (errno != EEXIST) {
-		seterr(err, errlen, "store: cannot create %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "store: cannot create %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (stat(dir, &st) < 0) {
-		seterr(err, errlen, "store: %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "store: %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "store: %s exists and is not a folder", dir);
+		errbuf_set(err, errlen, "store: %s exists and is not a folder", dir);
 		return -1;
 	}
 	if (st.st_uid != geteuid()) {
-		seterr(err, errlen, "store: %s is owned by uid %u, not by you (uid %u); refusing to use it",
+		errbuf_set(err, errlen, "store: %s is owned by uid %u, not by you (uid %u); refusing to use it",
 		       dir, (unsigned)st.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	if (st.st_mode & 022) {
-		seterr(err, errlen, "store: %s is writable by group or others (mode %04o); "
+		errbuf_set(err, errlen, "store: %s is writable by group or others (mode %04o); "
 		       "run 'chmod 700 %s' first", dir, (unsigned)(st.st_mode & 07777), dir);
 		return -1;
 	}
@@ -119,13 +106,13 @@ static int make_parents(const char *dir, char *err, size_t errlen)
 	char *s;
 
 	if (!p) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		return -1;
 	}
 	for (s = p + 1; (s = strchr(s, '/')) != NULL; s++) {
 		*s = '\0';
 		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-			seterr(err, errlen, "store: cannot create %s: %s", p, strerror(errno));
+			errbuf_set(err, errlen, "store: cannot create %s: %s", p, strerror(errno));
 			free(p);
 			return -1;
 		}
@@ -140,7 +127,7 @@ static int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "store: state.db: %s", msg ? msg : "error");
+		errbuf_set(err, errlen, "store: state.db: %s", msg ? msg : "error");
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -154,13 +141,13 @@ int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 
 	memset(s, 0, sizeof(*s));
 	if (!dir || !*dir) {
-		seterr(err, errlen, "store: no store folder given");
+		errbuf_set(err, errlen, "store: no store folder given");
 		return -1;
 	}
 	if (make_parents(dir, err, errlen) < 0 || private_dir(dir, err, errlen) < 0)
 		return -1;
 	if (!realpath(dir, real)) {
-		seterr(err, errlen, "store: %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "store: %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	s->dir = strdup(real);
@@ -169,7 +156,7 @@ int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 	s->objects_dir = path_join(real, "cache/objects");
 	db_path = path_join(real, "state.db");
 	if (!s->dir || !s->tree_dir || !cache_dir || !s->objects_dir || !db_path) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		goto out_free_paths;
 	}
 	if (private_dir(s->tree_dir, err, errlen) < 0 || private_dir(cache_dir, err, errlen) < 0 ||
@@ -178,13 +165,13 @@ int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 
 	if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "store: cannot open %s: %s", db_path,
+		errbuf_set(err, errlen, "store: cannot open %s: %s", db_path,
 		       s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto out_close_db;
 	}
 	/* state.db and its WAL hold paths and prompts' job names: private. */
 	if (chmod(db_path, 0600) < 0) {
-		seterr(err, errlen, "store: chmod %s: %s", db_path, strerror(errno));
+		errbuf_set(err, errlen, "store: chmod %s: %s", db_path, strerror(errno));
 		goto out_close_db;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
@@ -195,7 +182,7 @@ int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 		    "bytes INTEGER, width INTEGER, height INTEGER, created INTEGER);", err, errlen) < 0)
 		goto out_close_db;
 	if (pthread_mutex_init(&s->db_mu, NULL) != 0) {
-		seterr(err, errlen, "store: mutex init failed");
+		errbuf_set(err, errlen, "store: mutex init failed");
 		goto out_close_db;
 	}
 	free(cache_dir);
@@ -351,7 +338,7 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 	key_hex(k, hex);
 	if (!orig_ext || !pub_ext || strchr(orig_ext, '/') || strchr(pub_ext, '/') ||
 	    strlen(orig_ext) > 5 || strlen(pub_ext) > 5) {
-		seterr(err, errlen, "store: bad extension");
+		errbuf_set(err, errlen, "store: bad extension");
 		return -1;
 	}
 	/* The original and our own PNG must not share one name. */
@@ -361,29 +348,29 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 		snprintf(orig_name, sizeof(orig_name), "%s", orig_ext);
 	if (fill_paths(s, hex, orig_name, write_pub ? pub_ext : orig_name, &o) < 0 ||
 	    fmt_path(tmp_orig, sizeof(tmp_orig), "%s/.tmp-XXXXXX", s->objects_dir) < 0) {
-		seterr(err, errlen, "store: path too long");
+		errbuf_set(err, errlen, "store: path too long");
 		return -1;
 	}
 
 	/* 1. the original bytes */
 	fd = mkstemp(tmp_orig);
 	if (fd < 0) {
-		seterr(err, errlen, "store: cannot create a temp file in %s: %s", s->objects_dir, strerror(errno));
+		errbuf_set(err, errlen, "store: cannot create a temp file in %s: %s", s->objects_dir, strerror(errno));
 		tmp_orig[0] = '\0';
 		goto out_unlink_tmp;
 	}
 	if (fchmod(fd, 0644) < 0 || write_all(fd, orig, len) < 0) {
-		seterr(err, errlen, "store: writing %s: %s", tmp_orig, strerror(errno));
+		errbuf_set(err, errlen, "store: writing %s: %s", tmp_orig, strerror(errno));
 		goto out_close_fd;
 	}
 	if (fsync(fd) < 0) {
 		/* Never retried: a second fsync may "succeed" after the data was dropped. */
-		seterr(err, errlen, "store: fsync %s failed: %s", tmp_orig, strerror(errno));
+		errbuf_set(err, errlen, "store: fsync %s failed: %s", tmp_orig, strerror(errno));
 		goto out_close_fd;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		seterr(err, errlen, "store: close %s: %s", tmp_orig, strerror(errno));
+		errbuf_set(err, errlen, "store: close %s: %s", tmp_orig, strerror(errno));
 		goto out_unlink_tmp;
 	}
 	fd = -1;
@@ -391,44 +378,44 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 	/* 2. the publishable file, written by the caller into its own temp */
 	if (write_pub) {
 		if (fmt_path(tmp_pub, sizeof(tmp_pub), "%s/.tmp-XXXXXX", s->objects_dir) < 0) {
-			seterr(err, errlen, "store: path too long");
+			errbuf_set(err, errlen, "store: path too long");
 			goto out_unlink_tmp;
 		}
 		fd = mkstemp(tmp_pub);
 		if (fd < 0) {
-			seterr(err, errlen, "store: cannot create a temp file: %s", strerror(errno));
+			errbuf_set(err, errlen, "store: cannot create a temp file: %s", strerror(errno));
 			tmp_pub[0] = '\0';
 			goto out_unlink_tmp;
 		}
 		if (fchmod(fd, 0644) < 0) {
-			seterr(err, errlen, "store: chmod %s: %s", tmp_pub, strerror(errno));
+			errbuf_set(err, errlen, "store: chmod %s: %s", tmp_pub, strerror(errno));
 			goto out_close_fd;
 		}
 		close(fd);
 		fd = -1;
 		if (write_pub(tmp_pub, arg) < 0) {
-			seterr(err, errlen, "store: could not write the publishable file");
+			errbuf_set(err, errlen, "store: could not write the publishable file");
 			goto out_unlink_tmp;
 		}
 		if (fsync_path(tmp_pub, O_RDONLY) < 0) {
-			seterr(err, errlen, "store: fsync %s failed: %s", tmp_pub, strerror(errno));
+			errbuf_set(err, errlen, "store: fsync %s failed: %s", tmp_pub, strerror(errno));
 			goto out_unlink_tmp;
 		}
 		if (stat(tmp_pub, &sb) < 0) {
-			seterr(err, errlen, "store: %s: %s", tmp_pub, strerror(errno));
+			errbuf_set(err, errlen, "store: %s: %s", tmp_pub, strerror(errno));
 			goto out_unlink_tmp;
 		}
 	}
 
 	/* 3. rename both into place, then make the renames durable */
 	if (rename(tmp_orig, o.orig_path) < 0) {
-		seterr(err, errlen, "store: rename to %s: %s", o.orig_path, strerror(errno));
+		errbuf_set(err, errlen, "store: rename to %s: %s", o.orig_path, strerror(errno));
 		goto out_unlink_tmp;
 	}
 	tmp_orig[0] = '\0';
 	if (write_pub) {
 		if (rename(tmp_pub, o.path) < 0) {
-			seterr(err, errlen, "store: rename to %s: %s", o.path, strerror(errno));
+			errbuf_set(err, errlen, "store: rename to %s: %s", o.path, strerror(errno));
 			goto out_unlink_tmp;
 		}
 		tmp_pub[0] = '\0';
@@ -437,7 +424,7 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 		o.bytes = (long long)len;
 	}
 	if (fsync_path(s->objects_dir, O_RDONLY | O_DIRECTORY) < 0) {
-		seterr(err, errlen, "store: fsync of %s failed: %s", s->objects_dir, strerror(errno));
+		errbuf_set(err, errlen, "store: fsync of %s failed: %s", s->objects_dir, strerror(errno));
 		goto out_unlink_tmp;
 	}
 	o.width = width;
@@ -459,7 +446,7 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc != SQLITE_OK)
-		seterr(err, errlen, "store: index insert: %s", sqlite3_errmsg(s->db));
+		errbuf_set(err, errlen, "store: index insert: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->db_mu);
 	if (rc != SQLITE_OK)
