@@ -1,14 +1,13 @@
 /*
- * ops.c - FUSE operations.  Fixed parts of the tree refuse changes with
- * EPERM (EROFS inside .bananafs/); below a size folder every operation is
- * passed through to STORE/tree with the *at() calls on one folder fd.
+ * ops.c - the FUSE operations on libfuse's high-level (path) API: a thin
+ * adapter.  Fixed parts of the tree refuse changes as fs/fixed.h says;
+ * below a size folder every operation is passed through to STORE/tree with
+ * the *at() calls on one folder fd.  Copy-on-write (fs/cow.h), the prompt
+ * trigger (fs/trigger.h), the xattrs (fs/xattr.h) and creating as the
+ * caller (fs/caller.h) live in their own files, shared with any frontend.
  *
- * Errno convention: high-level ops return -errno.
- *
- * A prompt counts as written on RELEASE (once, after the last close) when
- * some handle changed it, or when a rename puts it in place: see
- * open_track_*() below.  FLUSH may come several times per open and is
- * ignored for that purpose.
+ * Errno convention: high-level ops return -errno; the shared helpers
+ * return a positive errno, negated here.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,16 +24,16 @@
 #include <unistd.h>
 #include "cache/beneath.h"
 #include "cache/log.h"
-#include "cache/prompt.h"
 #include "fs/bfs.h"
+#include "fs/caller.h"
+#include "fs/cow.h"
 #include "fs/ctlfiles.h"
-#include "fs/jobs.h"
+#include "fs/fixed.h"
 #include "fs/ops.h"
 #include "fs/publish.h"
-#include "fs/status.h"
 #include "fs/tree.h"
-
-#define XATTR_PREFIX "user.bananafs."
+#include "fs/trigger.h"
+#include "fs/xattr.h"
 
 static struct bfs *ctx_bfs(void)
 {
@@ -55,99 +54,13 @@ struct fh {
 	size_t len;
 };
 
-/* Open handles per backing inode: the trigger fires when the last one closes. */
-struct open_rec {
-	dev_t dev;
-	ino_t ino;
-	int opens;
-	int dirty;
-	struct open_rec *next;
-};
-
-static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct open_rec *open_list;	/* protected by open_mu */
-
-static struct open_rec *open_find(dev_t dev, ino_t ino)
-{
-	for (struct open_rec *r = open_list; r; r = r->next)
-		if (r->dev == dev && r->ino == ino)
-			return r;
-	return NULL;
-}
-
-static void open_track_open(struct fh *h, int dirty)
-{
-	pthread_mutex_lock(&open_mu);
-	struct open_rec *r = open_find(h->dev, h->ino);
-	if (!r && (r = calloc(1, sizeof(*r)))) {
-		r->dev = h->dev;
-		r->ino = h->ino;
-		r->next = open_list;
-		open_list = r;
-	}
-	if (r) {
-		r->opens++;
-		r->dirty |= dirty;
-	}
-	pthread_mutex_unlock(&open_mu);
-}
-
-static void open_track_dirty(struct fh *h)
-{
-	pthread_mutex_lock(&open_mu);
-	struct open_rec *r = open_find(h->dev, h->ino);
-	if (r)
-		r->dirty = 1;
-	pthread_mutex_unlock(&open_mu);
-}
-
-/* Returns 1 when this was the last close of a changed file. */
-static int open_track_close(struct fh *h)
-{
-	int fire = 0;
-	pthread_mutex_lock(&open_mu);
-	for (struct open_rec **p = &open_list; *p; p = &(*p)->next) {
-		struct open_rec *r = *p;
-		if (r->dev == h->dev && r->ino == h->ino) {
-			if (--r->opens == 0) {
-				fire = r->dirty;
-				*p = r->next;
-				free(r);
-			}
-			break;
-		}
-	}
-	pthread_mutex_unlock(&open_mu);
-	return fire;
-}
-
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-/* A prompt is a NAME.txt below a size folder. */
-static int is_prompt(const struct node *n)
-{
-	return n->kind == NODE_USER && prompt_name_triggers(base_name(n->rel));
-}
-
-static void maybe_trigger(struct bfs *b, const char *path)
-{
-	struct node n;
-	tree_classify(path, &n);
-	if (is_prompt(&n))
-		jobs_trigger(b->jobs, n.rel);
-}
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
 /* The errno for changing a fixed node. */
 static int fixed_err(const struct node *n)
 {
-	return (n->kind == NODE_CTL_DIR || n->kind == NODE_CTL_FILE) ? -EROFS : -EPERM;
+	return -fixed_change_errno(n->kind);
 }
 
 /* For a name that does not exist in the fixed tree: the parent decides. */
@@ -160,11 +73,7 @@ static int create_err(const char *path)
 		*(slash == parent ? slash + 1 : slash) = '\0';
 	struct node p;
 	tree_classify(parent, &p);
-	if (p.kind == NODE_CTL_DIR)
-		return -EROFS;
-	if (p.kind == NODE_NONE || p.kind == NODE_CTL_FILE)
-		return -ENOENT;
-	return -EPERM;
+	return -fixed_create_errno(p.kind);
 }
 
 /*
@@ -215,80 +124,17 @@ static int at_path(const struct at *a, char *out, size_t len)
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
-
-/*
- * A root daemon serving other users (allow_other) creates their files as
- * root and then hands them over: the store stays 0700 and private to the
- * daemon (so switching fsuid to the caller would not even reach it), while
- * each file belongs to its maker.  The kernel has already checked the
- * caller against the parent folder (default_permissions).  A setgid
- * folder's group is kept, as a local disk would.
- */
+/* Hands a new name to the caller (fs/caller.h). */
 static void give_to_caller(const struct at *a)
 {
 	struct fuse_context *fc = fuse_get_context();
-	if (geteuid() != 0 || fc->uid == 0)
-		return;
-	struct stat st;
-	gid_t gid = fc->gid;
-	if (fstat(a->fd, &st) == 0 && (st.st_mode & S_ISGID))
-		gid = (gid_t)-1;
-	if (fchownat(a->fd, a->name, fc->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		log_warn("cannot give %s to uid %u", a->name, (unsigned)fc->uid);
+	caller_take(a->fd, a->name, fc->uid, fc->gid);
 }
 
-/*
- * Copy-on-write for published outputs: a hard link to a cache object gets
- * its own copy before anyone writes to it, so edits never reach the cache.
- */
-static int cow_if_object(const struct at *a)
+/* Copy-on-write (fs/cow.h): 0 or -errno. */
+static int cow(const struct at *a)
 {
-	struct stat st;
-	char abs[PATH_MAX], tmp[PATH_MAX];
-	if (fstatat(a->fd, a->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_nlink < 2)
-		return 0;
-	if (at_path(a, abs, sizeof(abs)) < 0)
-		return -ENAMETOOLONG;
-	if (lgetxattr(abs, "user.bananafs.object", NULL, 0) < 0)
-		return 0;
-	snprintf(tmp, sizeof(tmp), PUB_TMP_PREFIX "cow.%ld", (long)gettid());
-	int in = openat(a->fd, a->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (in < 0)
-		return -errno;
-	int out = openat(a->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
-	if (out < 0) {
-		int e = errno;
-		close(in);
-		return -e;
-	}
-	int rc = 0;
-	char buf[65536];
-	ssize_t r;
-	while ((r = read(in, buf, sizeof(buf))) > 0) {
-		for (ssize_t off = 0; off < r;) {
-			ssize_t w = write(out, buf + off, (size_t)(r - off));
-			if (w < 0) {
-				rc = -errno;
-				goto out_close;
-			}
-			off += w;
-		}
-	}
-	if (r < 0)
-		rc = -errno;
-	if (!rc && fsync(out) < 0)
-		rc = -errno;
-	if (!rc && fchown(out, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-		rc = -errno;
-out_close:
-	close(in);
-	close(out);
-	if (!rc && renameat(a->fd, tmp, a->fd, a->name) < 0)
-		rc = -errno;
-	if (rc)
-		unlinkat(a->fd, tmp, 0);
-	return rc;
+	return -cow_if_object(a->fd, a->name, NULL);
 }
 
 static void fill_fixed_dir(struct bfs *b, struct stat *st, mode_t mode)
@@ -413,7 +259,7 @@ static int bfs_mknod(const char *path, mode_t mode, dev_t rdev)
 	struct node n;
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
-		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
+		return n.kind == NODE_NONE ? create_err(path) : -FIXED_EXISTS_ERRNO;
 	struct at a;
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
@@ -431,7 +277,7 @@ static int bfs_mkdir(const char *path, mode_t mode)
 	struct node n;
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
-		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
+		return n.kind == NODE_NONE ? create_err(path) : -FIXED_EXISTS_ERRNO;
 	struct at a;
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
@@ -458,13 +304,8 @@ static int bfs_unlink(const char *path)
 	at_put(&a);
 	if (rc)
 		return rc;
-	if (is_prompt(&n)) {
-		status_lock();
-		struct prompt_status *s = status_get(n.rel);
-		if (s && !s->queued)
-			status_drop(n.rel);
-		status_unlock();
-	}
+	if (n.kind == NODE_USER)
+		trigger_gone(n.rel);
 	return 0;
 }
 
@@ -490,7 +331,7 @@ static int bfs_symlink(const char *target, const char *path)
 	struct node n;
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
-		return n.kind == NODE_NONE ? create_err(path) : -EEXIST;
+		return n.kind == NODE_NONE ? create_err(path) : -FIXED_EXISTS_ERRNO;
 	struct at a;
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
@@ -526,22 +367,13 @@ static int bfs_rename(const char *from, const char *to, unsigned int flags)
 	at_put(&at);
 	if (rc)
 		return rc;
-	if (is_prompt(&nf)) {
-		status_lock();
-		struct prompt_status *s = status_get(nf.rel);
-		if (s && !s->queued)
-			status_drop(nf.rel);
-		status_unlock();
-	}
-	maybe_trigger(b, to);
-	if (flags & RENAME_EXCHANGE)
-		maybe_trigger(b, from);
+	bool is_dir = false;
 	struct stat st;
 	if (!(flags & RENAME_EXCHANGE) && at_get(b, nt.rel, &at) == 0) {
-		if (fstatat(at.fd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
-			jobs_folder_moved(b->jobs, nf.rel, nt.rel);
+		is_dir = fstatat(at.fd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 		at_put(&at);
 	}
+	trigger_renamed(b, nf.rel, nt.rel, is_dir, flags & RENAME_EXCHANGE);
 	return 0;
 }
 
@@ -552,9 +384,9 @@ static int bfs_link(const char *from, const char *to)
 	tree_classify(from, &nf);
 	tree_classify(to, &nt);
 	if (nf.kind != NODE_USER)
-		return nf.kind == NODE_NONE ? -ENOENT : -EPERM;
+		return fixed_err(&nf);
 	if (nt.kind != NODE_USER)
-		return nt.kind == NODE_NONE ? create_err(to) : -EEXIST;
+		return nt.kind == NODE_NONE ? create_err(to) : -FIXED_EXISTS_ERRNO;
 	struct at af, at;
 	int rc = at_get(b, nf.rel, &af);
 	if (rc)
@@ -583,7 +415,7 @@ static int bfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc)
 		return rc;
 	if (n.kind == NODE_USER)
-		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
+		rc = cow(&a);	/* metadata changes must not reach the cache either */
 	/* fchmodat cannot act on a symlink itself; Linux symlinks have no mode anyway. */
 	struct stat st;
 	if (!rc && fstatat(a.fd, a.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
@@ -609,7 +441,7 @@ static int bfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_in
 	if (rc)
 		return rc;
 	if (n.kind == NODE_USER)
-		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
+		rc = cow(&a);	/* metadata changes must not reach the cache either */
 	if (!rc && fchownat(a.fd, a.name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
 	at_put(&a);
@@ -623,7 +455,7 @@ static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 		if (ftruncate(h->fd, size) < 0)
 			return -errno;
-		open_track_dirty(h);
+		trigger_dirty(h->dev, h->ino);
 		return 0;
 	}
 	struct node n;
@@ -634,7 +466,7 @@ static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	rc = cow_if_object(&a);
+	rc = cow(&a);
 	int fd = rc ? -1 : openat(a.fd, a.name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (!rc && fd < 0)
 		rc = -errno;
@@ -662,7 +494,7 @@ static int open_common(int fd, struct fuse_file_info *fi, int dirty)
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
 	fi->fh = (uintptr_t)h;
-	open_track_open(h, dirty);
+	trigger_open(h->dev, h->ino, dirty);
 	return 0;
 }
 
@@ -696,7 +528,7 @@ static int bfs_open(const char *path, struct fuse_file_info *fi)
 	if (rc)
 		return rc;
 	if (writing)
-		rc = cow_if_object(&a);
+		rc = cow(&a);
 	/* The kernel follows symlinks itself: one here was swapped in since. */
 	int fd = rc ? -1 : openat(a.fd, a.name, (fi->flags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
 	if (!rc && fd < 0)
@@ -749,7 +581,7 @@ static int bfs_write(const char *path, const char *buf, size_t size, off_t off, 
 	ssize_t r = pwrite(h->fd, buf, size, off);
 	if (r < 0)
 		return -errno;
-	open_track_dirty(h);
+	trigger_dirty(h->dev, h->ino);
 	return (int)r;
 }
 
@@ -774,10 +606,14 @@ static int bfs_release(const char *path, struct fuse_file_info *fi)
 		return 0;
 	}
 	close(h->fd);
-	int fire = open_track_close(h);
+	bool fire = trigger_close(h->dev, h->ino);
 	free(h);
-	if (fire && path)
-		maybe_trigger(b, path);
+	if (fire && path) {
+		struct node n;
+		tree_classify(path, &n);
+		if (n.kind == NODE_USER)
+			trigger_written(b, n.rel);
+	}
 	return 0;
 }
 
@@ -793,14 +629,10 @@ static int bfs_flush(const char *path, struct fuse_file_info *fi)
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (!h || h->kind != FH_FILE || !path)
 		return 0;
-	pthread_mutex_lock(&open_mu);
-	struct open_rec *r = open_find(h->dev, h->ino);
-	int dirty = r && r->dirty;
-	pthread_mutex_unlock(&open_mu);
 	struct node n;
 	tree_classify(path, &n);
-	if (dirty && is_prompt(&n))
-		jobs_written(ctx_bfs()->jobs, n.rel);
+	if (n.kind == NODE_USER)
+		trigger_flush(ctx_bfs(), n.rel, h->dev, h->ino);
 	return 0;
 }
 
@@ -816,101 +648,34 @@ static int bfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 /* ------------------------------------------------------------------ */
 /* Extended attributes                                                 */
 
-/*
- * user.bananafs.* on a prompt: status, key, cost_usd, error.  After a
- * restart the table is empty, so a prompt with NAME.png beside it reads
- * as done and one with NAME.error as failed.
- */
-static int our_xattr(struct bfs *b, const struct node *n, const char *name, char *val, size_t vlen)
-{
-	const char *field = name + strlen(XATTR_PREFIX);
-	char out[1024] = "";
-	int found = 0;
-	status_lock();
-	struct prompt_status *s = status_get(n->rel);
-	if (s) {
-		if (!strcmp(field, "status")) {
-			snprintf(out, sizeof(out), "%s", s->status);
-			found = 1;
-		} else if (!strcmp(field, "key") && s->key[0]) {
-			snprintf(out, sizeof(out), "%s", s->key);
-			found = 1;
-		} else if (!strcmp(field, "cost_usd") && s->cost_usd >= 0) {
-			snprintf(out, sizeof(out), "%.4f", s->cost_usd);
-			found = 1;
-		} else if (!strcmp(field, "error") && s->error) {
-			snprintf(out, sizeof(out), "%s", s->error);
-			found = 1;
-		} else if (!strcmp(field, "batch") && s->batch[0]) {
-			snprintf(out, sizeof(out), "%s", s->batch);
-			found = 1;
-		} else if (!strcmp(field, "model") && s->model[0]) {
-			snprintf(out, sizeof(out), "%s", s->model);
-			found = 1;
-		}
-	}
-	status_unlock();
-	if (!s && !strcmp(field, "status")) {
-		/*
-		 * A success removes NAME.error, so NAME.error beside an older
-		 * image means the last run failed.  Outputs: NAME.png, NAME-1.png
-		 * (n > 1), .jpg/.webp with output_format = original.
-		 */
-		static const char *const outs[] = { ".png", "-1.png", ".jpg", "-1.jpg", ".webp", "-1.webp" };
-		char stem[PATH_MAX], p[PATH_MAX + 8];
-		snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(n->rel) - 4), n->rel);
-		snprintf(p, sizeof(p), "%s.error", stem);
-		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-			snprintf(out, sizeof(out), "failed");
-			found = 1;
-		}
-		for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]) && !found; i++) {
-			snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
-			if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-				snprintf(out, sizeof(out), "done");
-				found = 1;
-			}
-		}
-	}
-	if (!found)
-		return -ENODATA;
-	size_t len = strlen(out);
-	if (vlen == 0)
-		return (int)len;
-	if (vlen < len)
-		return -ERANGE;
-	memcpy(val, out, len);
-	return (int)len;
-}
-
 /* setxattr, or removexattr when remove is set, of a user file. */
-static int xattr_change(const char *path, const char *name, bool remove, const char *value,
-			size_t size, int flags)
+static int xattr_set_or_remove(const char *path, const char *name, bool remove, const char *value,
+			       size_t size, int flags)
 {
 	struct bfs *b = ctx_bfs();
 	struct node n;
 	char abs[PATH_MAX];
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
-		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
-	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
+		return fixed_err(&n);
+	if (xattr_is_ours(name))
 		return -EPERM;
 	struct at a;
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	rc = cow_if_object(&a);
+	rc = cow(&a);
 	if (!rc)
 		rc = at_path(&a, abs, sizeof(abs));
-	if (!rc && (remove ? lremovexattr(abs, name) : lsetxattr(abs, name, value, size, flags)) < 0)
-		rc = -errno;
+	if (!rc)
+		rc = -xattr_change(abs, name, remove, value, size, flags);
 	at_put(&a);
 	return rc;
 }
 
 static int bfs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
 {
-	return xattr_change(path, name, false, value, size, flags);
+	return xattr_set_or_remove(path, name, false, value, size, flags);
 }
 
 static int bfs_getxattr(const char *path, const char *name, char *value, size_t size)
@@ -921,18 +686,16 @@ static int bfs_getxattr(const char *path, const char *name, char *value, size_t 
 	tree_classify(path, &n);
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : -ENODATA;
-	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)))
-		return is_prompt(&n) ? our_xattr(b, &n, name, value, size) : -ENODATA;
+	if (xattr_is_ours(name))	/* no store access needed */
+		return (int)xattr_get(b, n.rel, "", name, value, size);
 	struct at a;
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
 	rc = at_path(&a, abs, sizeof(abs));
-	ssize_t r = rc ? rc : lgetxattr(abs, name, value, size);
-	if (!rc && r < 0)
-		rc = -errno;
+	ssize_t r = rc ? rc : xattr_get(b, n.rel, abs, name, value, size);
 	at_put(&a);
-	return rc ? rc : (int)r;
+	return (int)r;
 }
 
 static int bfs_listxattr(const char *path, char *list, size_t size)
@@ -947,58 +710,15 @@ static int bfs_listxattr(const char *path, char *list, size_t size)
 	int rc = at_get(b, n.rel, &a);
 	if (rc)
 		return rc;
-	if ((rc = at_path(&a, abs, sizeof(abs))) != 0) {
-		at_put(&a);
-		return rc;
-	}
-	ssize_t r = llistxattr(abs, NULL, 0);
-	if (r < 0)
-		r = 0;
-	char *raw = malloc((size_t)r + 1);
-	if (!raw) {
-		at_put(&a);
-		return -ENOMEM;
-	}
-	if (r > 0 && (r = llistxattr(abs, raw, (size_t)r)) < 0)
-		r = 0;
+	rc = at_path(&a, abs, sizeof(abs));
+	ssize_t r = rc ? rc : xattr_list(b, n.rel, abs, list, size);
 	at_put(&a);
-	/* Our own names replace whatever the store holds under the prefix. */
-	char out[65536];
-	size_t len = 0;
-	for (ssize_t i = 0; i < r; i += (ssize_t)strlen(raw + i) + 1) {
-		const char *nm = raw + i;
-		size_t l = strlen(nm) + 1;
-		if (!strncmp(nm, XATTR_PREFIX, strlen(XATTR_PREFIX)) || len + l > sizeof(out))
-			continue;
-		memcpy(out + len, nm, l);
-		len += l;
-	}
-	free(raw);
-	if (is_prompt(&n)) {
-		static const char *const fields[] = { "status", "key", "cost_usd", "error", "model", "batch" };
-		for (size_t i = 0; i < 6; i++) {
-			char full[64];
-			snprintf(full, sizeof(full), XATTR_PREFIX "%s", fields[i]);
-			if (our_xattr(b, &n, full, NULL, 0) < 0)
-				continue;
-			size_t l = strlen(full) + 1;
-			if (len + l > sizeof(out))
-				return -E2BIG;	/* as a local disk past XATTR_LIST_MAX */
-			memcpy(out + len, full, l);
-			len += l;
-		}
-	}
-	if (size == 0)
-		return (int)len;
-	if (size < len)
-		return -ERANGE;
-	memcpy(list, out, len);
-	return (int)len;
+	return (int)r;
 }
 
 static int bfs_removexattr(const char *path, const char *name)
 {
-	return xattr_change(path, name, true, NULL, 0, 0);
+	return xattr_set_or_remove(path, name, true, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1122,7 +842,7 @@ static int bfs_utimens(const char *path, const struct timespec tv[2], struct fus
 	if (rc)
 		return rc;
 	if (n.kind == NODE_USER)
-		rc = cow_if_object(&a);	/* metadata changes must not reach the cache either */
+		rc = cow(&a);	/* metadata changes must not reach the cache either */
 	if (!rc && utimensat(a.fd, a.name, tv, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
 	at_put(&a);
@@ -1137,7 +857,7 @@ static int bfs_fallocate(const char *path, int mode, off_t off, off_t len, struc
 		return -EROFS;
 	if (fallocate(h->fd, mode, off, len) < 0)
 		return -errno;
-	open_track_dirty(h);
+	trigger_dirty(h->dev, h->ino);
 	return 0;
 }
 
@@ -1163,7 +883,7 @@ static ssize_t bfs_copy_file_range(const char *pin, struct fuse_file_info *fin, 
 	ssize_t r = copy_file_range(hi->fd, &oin, ho->fd, &oout, len, (unsigned)flags);
 	if (r < 0)
 		return -errno;
-	open_track_dirty(ho);
+	trigger_dirty(ho->dev, ho->ino);
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "cache/beneath.h"
 #include "cache/log.h"
+#include "fs/cow.h"
 #include "fs/publish.h"
 
 static atomic_ulong pub_counter;
@@ -82,7 +83,7 @@ int publish_object(struct bfs *b, const char *dir, const char *name, const struc
 		return -1;
 	}
 	/* Marks the inode as a cache object so a write through the tree copies first. */
-	if (setxattr(abs_tmp, "user.bananafs.object", keyhex, strlen(keyhex), 0) < 0 &&
+	if (setxattr(abs_tmp, COW_OBJECT_XATTR, keyhex, strlen(keyhex), 0) < 0 &&
 	    errno != ENOTSUP)
 		log_debug("cannot mark %s as an object: %s", name, strerror(errno));
 	if (rename_into_place(b, sfd, dir, tmp, name) < 0) {

@@ -215,6 +215,22 @@ def test_fixed_folders_refuse_changes(mount, op, args, errs):
     assert e.value.errno in errs
 
 
+def test_one_errno_per_fixed_node(mount):
+    """Every change of the same fixed node fails with the same errno:
+    EROFS inside .bananafs/, EPERM for the rest of the fixed tree."""
+    dst = mount.path("gemini-3.1-flash-image", "1K", "copy")
+    for node, want in ((".bananafs/stats", errno.EROFS), ("gemini-3-pro-image", errno.EPERM),
+                       ("pro", errno.EPERM)):
+        p = mount.path(node)
+        tries = [lambda: os.rename(p, dst), lambda: os.utime(p, (1, 1), follow_symlinks=False)]
+        if os.path.islink(p) or not os.path.isdir(p):	# the kernel answers EISDIR/EPERM for folders itself
+            tries += [lambda: os.unlink(p), lambda: os.link(p, dst, follow_symlinks=False)]
+        for t in tries:
+            with pytest.raises(OSError) as e:
+                t()
+            assert e.value.errno == want, (node, e.value)
+
+
 def test_fixed_files_refuse_writes(mount):
     with pytest.raises(OSError) as e:
         open(mount.path("root-file.txt"), "w")

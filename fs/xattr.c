@@ -1,0 +1,149 @@
+/*
+ * xattr.c - see xattr.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include "fs/status.h"
+#include "fs/trigger.h"
+#include "fs/xattr.h"
+
+static const char *const our_fields[] = { "status", "key", "cost_usd", "error", "model", "batch" };
+
+bool xattr_is_ours(const char *name)
+{
+	return !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX));
+}
+
+/*
+ * After a restart the status table is empty, so a prompt with NAME.png
+ * beside it reads as done and one with NAME.error as failed.  A success
+ * removes NAME.error, so NAME.error beside an older image means the last
+ * run failed.  Outputs: NAME.png, NAME-1.png (n > 1), .jpg/.webp with
+ * output_format = original.
+ */
+static bool status_from_files(struct bfs *b, const char *rel, char *out, size_t len)
+{
+	static const char *const outs[] = { ".png", "-1.png", ".jpg", "-1.jpg", ".webp", "-1.webp" };
+	char stem[PATH_MAX], p[PATH_MAX + 8];
+	snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(rel) - 4), rel);
+	snprintf(p, sizeof(p), "%s.error", stem);
+	if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(out, len, "failed");
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
+		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			snprintf(out, len, "done");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One of ours on the prompt rel: the length, or -ENODATA. */
+static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char *val, size_t vlen)
+{
+	const char *field = name + strlen(XATTR_PREFIX);
+	char out[1024] = "";
+	bool found = false;
+	status_lock();
+	struct prompt_status *s = status_get(rel);
+	if (s) {
+		found = true;
+		if (!strcmp(field, "status"))
+			snprintf(out, sizeof(out), "%s", s->status);
+		else if (!strcmp(field, "key") && s->key[0])
+			snprintf(out, sizeof(out), "%s", s->key);
+		else if (!strcmp(field, "cost_usd") && s->cost_usd >= 0)
+			snprintf(out, sizeof(out), "%.4f", s->cost_usd);
+		else if (!strcmp(field, "error") && s->error)
+			snprintf(out, sizeof(out), "%s", s->error);
+		else if (!strcmp(field, "batch") && s->batch[0])
+			snprintf(out, sizeof(out), "%s", s->batch);
+		else if (!strcmp(field, "model") && s->model[0])
+			snprintf(out, sizeof(out), "%s", s->model);
+		else
+			found = false;
+	}
+	status_unlock();
+	if (!s && !strcmp(field, "status"))
+		found = status_from_files(b, rel, out, sizeof(out));
+	if (!found)
+		return -ENODATA;
+	size_t len = strlen(out);
+	if (vlen == 0)
+		return (ssize_t)len;
+	if (vlen < len)
+		return -ERANGE;
+	memcpy(val, out, len);
+	return (ssize_t)len;
+}
+
+ssize_t xattr_get(struct bfs *b, const char *rel, const char *path, const char *name, char *value,
+		  size_t size)
+{
+	if (xattr_is_ours(name))
+		return trigger_is_prompt(rel) ? our_xattr(b, rel, name, value, size) : -ENODATA;
+	ssize_t r = lgetxattr(path, name, value, size);
+	return r < 0 ? -errno : r;
+}
+
+ssize_t xattr_list(struct bfs *b, const char *rel, const char *path, char *list, size_t size)
+{
+	ssize_t r = llistxattr(path, NULL, 0);
+	if (r < 0)
+		r = 0;
+	char *raw = malloc((size_t)r + 1);
+	if (!raw)
+		return -ENOMEM;
+	if (r > 0 && (r = llistxattr(path, raw, (size_t)r)) < 0)
+		r = 0;
+	/* Our own names replace whatever the store holds under the prefix. */
+	char out[65536];
+	size_t len = 0;
+	for (ssize_t i = 0; i < r; i += (ssize_t)strlen(raw + i) + 1) {
+		const char *nm = raw + i;
+		size_t l = strlen(nm) + 1;
+		if (xattr_is_ours(nm) || len + l > sizeof(out))
+			continue;
+		memcpy(out + len, nm, l);
+		len += l;
+	}
+	free(raw);
+	if (trigger_is_prompt(rel)) {
+		for (size_t i = 0; i < sizeof(our_fields) / sizeof(our_fields[0]); i++) {
+			char full[64];
+			snprintf(full, sizeof(full), XATTR_PREFIX "%s", our_fields[i]);
+			if (our_xattr(b, rel, full, NULL, 0) < 0)
+				continue;
+			size_t l = strlen(full) + 1;
+			if (len + l > sizeof(out))
+				return -E2BIG;	/* as a local disk past XATTR_LIST_MAX */
+			memcpy(out + len, full, l);
+			len += l;
+		}
+	}
+	if (size == 0)
+		return (ssize_t)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(list, out, len);
+	return (ssize_t)len;
+}
+
+int xattr_change(const char *path, const char *name, bool remove, const char *value, size_t size,
+		 int flags)
+{
+	if (xattr_is_ours(name))
+		return EPERM;
+	if ((remove ? lremovexattr(path, name) : lsetxattr(path, name, value, size, flags)) < 0)
+		return errno;
+	return 0;
+}
