@@ -41,11 +41,15 @@ struct gen_request {
 	const char *model;		/* resolved model id, e.g. "gemini-3-pro-image" */
 	const char *size;		/* "512", "1K", "2K", "4K" (uppercase K) */
 	const char *aspect;		/* "1:1", "16:9", ... */
-	const char *prompt;		/* normalised text: UTF-8, trimmed */
+	const char *prompt;		/* normalised text: UTF-8, trimmed, line endings LF */
 	size_t prompt_len;		/* bytes */
+	/* The text with its line endings as written, when they were not LF
+	 * (CRLF or CR): key format 1 hashed that.  NULL when equal to prompt. */
+	const char *prompt_as_written;
+	size_t prompt_as_written_len;	/* bytes */
 	const struct ref_image *refs;
 	int nrefs;
-	int n;				/* candidate count asked for, >= 1 */
+	int n;				/* candidate count asked for, >= 1; not in the key */
 	int index;			/* which candidate this request is, 1..n */
 	int variant;			/* 0 = default; enters the key */
 	enum route route;

@@ -32,6 +32,7 @@
 #include "api/prices.h"
 #include "cache/batcher.h"
 #include "cache/journal.h"
+#include "cache/upgrade.h"
 
 #define BATCH_MAX_ITEMS 1000		/* submit at once when this many are gathered */
 #define BATCH_TICK_S 0.2
@@ -286,8 +287,11 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	key_hash_bytes(rq->prompt ? rq->prompt : "", rq->prompt ? rq->prompt_len : 0, ph.b);
 	key_hex(&ph, prompt_hash);
 
-	/* 1. cached: free, always allowed */
-	if (store_lookup(f->store, &out->key, &out->obj) == 1)
+	/* 1. cached: free, always allowed (an object of an older key format too) */
+	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc == 0)
+		rc = upgrade_adopt(f->store, rq, &out->key, &out->obj);
+	if (rc == 1)
 		goto out_cached;
 	stat_add(f, &f->stats.misses);
 

@@ -58,6 +58,7 @@
 #include "api/models.h"
 #include "api/prices.h"
 #include "cache/fetch.h"
+#include "cache/upgrade.h"
 
 /* How many times a waiter may become owner after owners before it failed. */
 #define FETCH_MAX_TAKEOVERS 4
@@ -379,8 +380,10 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);
 	snprintf(out->size_used, sizeof(out->size_used), "%s", rq->size);
 
-	/* 1. cached: free, always allowed */
+	/* 1. cached: free, always allowed (an object of an older key format too) */
 	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc == 0)
+		rc = upgrade_adopt(f->store, rq, &out->key, &out->obj);
 	if (rc == 1) {
 		out->source = SRC_CACHE;
 		out->cost_usd = 0;

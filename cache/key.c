@@ -2,18 +2,24 @@
  * key.c - the cache key.
  *
  * The cache key names one image: the object a request would produce.  It is
- * XXH3-128 over a canonical encoding of everything that changes the pixels:
+ * XXH3-128 over a canonical encoding of everything that changes the pixels.
+ * The canonical form of key format 2 (KEY_FORMAT_VERSION), field by field:
  *
- *   - KEY_FORMAT_VERSION (bump it when this encoding changes: old objects
- *     then simply stop matching, nothing is misread),
- *   - the resolved model id ("gemini-3-pro-image", never the alias "pro"),
- *   - the image size ("1K") and the aspect ("16:9"),
- *   - the candidate count n and this candidate's index (1..n),
- *   - the variant (0 unless the prompt asks for a fresh image),
- *   - the normalised prompt text (header removed, white space trimmed, so
- *     `echo` and `printf` give one key),
- *   - the number of reference images and the content hash of each, in the
- *     order the header names them (order changes the request).
+ *   V  KEY_FORMAT_VERSION, 2 (bump it when this encoding changes, and teach
+ *      cache/upgrade.c the old form so stores made before keep serving),
+ *   M  the resolved model id ("gemini-3-pro-image", never the alias "pro"),
+ *   S  the image size ("1K"),
+ *   A  the aspect ("16:9"),
+ *   I  this candidate's index (1..n).  The count n is NOT in the key: each
+ *      candidate is its own request and its own image, so raising `n: 3` to
+ *      `n: 4` pays for candidate 4 only, and lowering it pays nothing;
+ *   v  the variant (0 unless the prompt asks for a fresh image),
+ *   P  the normalised prompt text: header removed, white space trimmed (so
+ *      `echo` and `printf` give one key), line endings as LF (CRLF and a lone
+ *      CR become LF, so a file saved on Windows is the same request),
+ *   R  the number of reference images, then
+ *   H  the content hash of each, in the order the header names them (order
+ *      changes the request).
  *
  * What is NOT in it, on purpose:
  *   - the route: standard, flex, batch, generate and gateway ask the same
@@ -31,9 +37,15 @@
  * key guards against paying twice, not against an attacker who can already
  * write prompt files.
  *
+ * Key format 1 (bananafs up to key format 2) had the same fields plus
+ * N (the count n, between A and I), and hashed the prompt text with its line
+ * endings as written.  key_compute_format1() still computes it, so that
+ * cache/upgrade.c can find an object a store made before the upgrade.
+ *
  * The key may be logged, shown in xattrs, PNG text chunks and the ledger: it
  * is a hash of the request and reveals neither the prompt nor any key.  It
- * survives restarts and upgrades as long as KEY_FORMAT_VERSION is unchanged.
+ * survives restarts; across a change of KEY_FORMAT_VERSION the store's
+ * objects are adopted under the new key on first use (cache/upgrade.c).
  */
 #include "cache/key.h"
 
@@ -88,8 +100,10 @@ key_put_str(XXH3_state_t *st, enum key_tag tag, const char *s)
 	key_put(st, tag, s, s != NULL ? strlen(s) : 0);
 }
 
-void
-key_compute(const struct gen_request *rq, struct cache_key *out)
+/* Both formats share this; n < 0 leaves the count out (format 2). */
+static void
+key_encode(const struct gen_request *rq, int version, int n, const char *prompt, size_t prompt_len,
+	   struct cache_key *out)
 {
 	XXH3_state_t st;
 	XXH128_hash_t h;
@@ -98,14 +112,15 @@ key_compute(const struct gen_request *rq, struct cache_key *out)
 
 	/* A stack state avoids a malloc that could fail; reset initialises it. */
 	XXH3_128bits_reset(&st);
-	key_put_int(&st, KT_VERSION, KEY_FORMAT_VERSION);
+	key_put_int(&st, KT_VERSION, version);
 	key_put_str(&st, KT_MODEL, rq->model);
 	key_put_str(&st, KT_SIZE, rq->size);
 	key_put_str(&st, KT_ASPECT, rq->aspect);
-	key_put_int(&st, KT_N, rq->n);
+	if (n >= 0)
+		key_put_int(&st, KT_N, n);
 	key_put_int(&st, KT_INDEX, rq->index);
 	key_put_int(&st, KT_VARIANT, rq->variant);
-	key_put(&st, KT_PROMPT, rq->prompt, rq->prompt != NULL ? rq->prompt_len : 0);
+	key_put(&st, KT_PROMPT, prompt, prompt != NULL ? prompt_len : 0);
 	key_put_int(&st, KT_NREFS, nrefs);
 	for (int i = 0; i < nrefs; i++)
 		key_put(&st, KT_REF, rq->refs[i].hash, sizeof(rq->refs[i].hash));
@@ -115,6 +130,21 @@ key_compute(const struct gen_request *rq, struct cache_key *out)
 	XXH128_canonicalFromHash(&c, h);
 	_Static_assert(sizeof(c.digest) == sizeof(out->b), "canonical XXH128 is 16 bytes");
 	memcpy(out->b, c.digest, sizeof(out->b));
+}
+
+void
+key_compute(const struct gen_request *rq, struct cache_key *out)
+{
+	key_encode(rq, KEY_FORMAT_VERSION, -1, rq->prompt, rq->prompt_len, out);
+}
+
+void
+key_compute_format1(const struct gen_request *rq, int n, struct cache_key *out)
+{
+	if (rq->prompt_as_written != NULL)
+		key_encode(rq, 1, n, rq->prompt_as_written, rq->prompt_as_written_len, out);
+	else
+		key_encode(rq, 1, n, rq->prompt, rq->prompt_len, out);
 }
 
 void

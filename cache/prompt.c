@@ -387,47 +387,24 @@ prompt_free(struct prompt *p)
 	if (p == NULL)
 		return;
 	free(p->text);
+	free(p->text_as_written);
 	for (int i = 0; i < p->ninputs; i++)
 		free(p->inputs[i]);
 	memset(p, 0, sizeof(*p));
 	p->n = 1;
 }
 
-enum prompt_err
-prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen)
+/*
+ * The header and the text of buf, which has passed the size, NUL and UTF-8
+ * checks.  *p was reset by the caller.
+ */
+static enum prompt_err
+parse_checked(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen)
 {
 	bool seen[HK_COUNT] = { false };
 	size_t pos = 0, tlen;
-	const char *nul, *text;
+	const char *text;
 	struct line l;
-	long bad;
-
-	memset(p, 0, sizeof(*p));
-	p->n = 1;
-	p->route = ROUTE_STANDARD;
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-
-	if (len > PROMPT_MAX_BYTES) {
-		errbuf_set(err, errlen, "prompt is %zu bytes; the limit is 32 KiB (%d bytes)",
-			len, PROMPT_MAX_BYTES);
-		return PROMPT_TOO_BIG;
-	}
-	if (len == 0) {
-		errbuf_set(err, errlen, "the prompt is empty: nothing was sent");
-		return PROMPT_EMPTY;
-	}
-	nul = memchr(buf, '\0', len);
-	if (nul != NULL) {
-		errbuf_set(err, errlen, "binary file: NUL byte at byte offset %zu; a prompt is UTF-8 text",
-			(size_t)(nul - buf));
-		return PROMPT_BAD_UTF8;
-	}
-	bad = utf8_bad_offset((const unsigned char *)buf, len);
-	if (bad >= 0) {
-		errbuf_set(err, errlen, "invalid UTF-8 at byte offset %ld; save the prompt as UTF-8", bad);
-		return PROMPT_BAD_UTF8;
-	}
 
 	if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
 		pos = 3;		/* a BOM is not text */
@@ -483,6 +460,117 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 	}
 	p->len = tlen;
 	return PROMPT_OK;
+}
+
+/*
+ * A copy of buf with CRLF and lone CR turned into LF, NUL-terminated; *outlen
+ * is its length.  NULL when out of memory.
+ */
+static char *
+lf_endings(const char *buf, size_t len, size_t *outlen)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\r') {
+			out[o++] = buf[i];
+			continue;
+		}
+		out[o++] = '\n';
+		if (i + 1 < len && buf[i + 1] == '\n')
+			i++;		/* CRLF is one line ending */
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+static bool
+same_header(const struct prompt *a, const struct prompt *b)
+{
+	if (strcmp(a->aspect, b->aspect) != 0 || a->n != b->n || a->variant != b->variant ||
+	    a->route_set != b->route_set || a->route != b->route || a->ninputs != b->ninputs)
+		return false;
+	for (int i = 0; i < a->ninputs; i++)
+		if (strcmp(a->inputs[i], b->inputs[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Key format 1 hashed the text with its line endings as written.  Keeps that
+ * text in p->text_as_written when it differs, so a store made before the
+ * upgrade still finds its image (cache/upgrade.c).  Best effort: no error.
+ */
+static void
+keep_as_written(const char *buf, size_t len, struct prompt *p)
+{
+	struct prompt old;
+
+	memset(&old, 0, sizeof(old));
+	old.n = 1;
+	old.route = ROUTE_STANDARD;
+	if (parse_checked(buf, len, &old, NULL, 0) == PROMPT_OK && same_header(&old, p) &&
+	    (old.len != p->len || memcmp(old.text, p->text, p->len) != 0)) {
+		p->text_as_written = old.text;
+		p->len_as_written = old.len;
+		old.text = NULL;
+	}
+	prompt_free(&old);
+}
+
+enum prompt_err
+prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen)
+{
+	const char *nul;
+	char *lf;
+	size_t lflen;
+	enum prompt_err rc;
+	long bad;
+
+	memset(p, 0, sizeof(*p));
+	p->n = 1;
+	p->route = ROUTE_STANDARD;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (len > PROMPT_MAX_BYTES) {
+		errbuf_set(err, errlen, "prompt is %zu bytes; the limit is 32 KiB (%d bytes)",
+			len, PROMPT_MAX_BYTES);
+		return PROMPT_TOO_BIG;
+	}
+	if (len == 0) {
+		errbuf_set(err, errlen, "the prompt is empty: nothing was sent");
+		return PROMPT_EMPTY;
+	}
+	nul = memchr(buf, '\0', len);
+	if (nul != NULL) {
+		errbuf_set(err, errlen, "binary file: NUL byte at byte offset %zu; a prompt is UTF-8 text",
+			(size_t)(nul - buf));
+		return PROMPT_BAD_UTF8;
+	}
+	bad = utf8_bad_offset((const unsigned char *)buf, len);
+	if (bad >= 0) {
+		errbuf_set(err, errlen, "invalid UTF-8 at byte offset %ld; save the prompt as UTF-8", bad);
+		return PROMPT_BAD_UTF8;
+	}
+
+	if (memchr(buf, '\r', len) == NULL)
+		return parse_checked(buf, len, p, err, errlen);
+	/* CRLF (Windows) and CR (old Mac) line endings are one request with LF. */
+	lf = lf_endings(buf, len, &lflen);
+	if (lf == NULL) {
+		errbuf_set(err, errlen, "out of memory");
+		return PROMPT_TOO_BIG;
+	}
+	rc = parse_checked(lf, lflen, p, err, errlen);
+	free(lf);
+	if (rc == PROMPT_OK)
+		keep_as_written(buf, len, p);
+	return rc;
 }
 
 /* ---- checks against the model table ------------------------------------- */

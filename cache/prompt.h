@@ -15,8 +15,12 @@
 #define INPUT_MAX_BYTES (20 * 1024 * 1024)
 
 struct prompt {
-	char *text;			/* normalised: header removed, white space trimmed; owned */
+	char *text;			/* normalised: header removed, white space trimmed,
+					   line endings LF; owned */
 	size_t len;			/* bytes */
+	char *text_as_written;		/* the text with its CRLF/CR line endings, as key
+					   format 1 hashed it; NULL when equal to text; owned */
+	size_t len_as_written;		/* bytes */
 	char aspect[8];			/* "" = not set in the header */
 	int n;				/* 1 when not set */
 	int variant;			/* 0 when not set */
@@ -44,8 +48,9 @@ enum prompt_err {
  * Parses buf (the whole file).  On PROMPT_OK *p is filled and must be freed
  * with prompt_free().  Otherwise err holds a one-line reason such as
  * "line 3: unknown key 'aspet' (known: aspect, n, input, variant, route)".
- * Leading/trailing white space of the text is dropped, so "echo" and
- * "printf" give the same request.  Header values are checked against the
+ * Line endings become LF (CRLF and a lone CR alike) before anything else,
+ * and leading/trailing white space of the text is dropped, so "echo" and
+ * "printf", Windows and Unix editors give the same request.  Header values are checked against the
  * model only later (prompt_check).
  */
 enum prompt_err prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen);

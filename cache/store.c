@@ -320,6 +320,34 @@ static int fsync_path(const char *path, int flags)
 	return rc;
 }
 
+/* Adds or replaces the index row of hex for the files of o.  0, or -1 with err. */
+static int index_insert(struct store *s, const char *hex, const char *orig_name,
+			const struct object_info *o, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->db_mu);
+	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO objects(key, orig_ext, pub_ext, bytes, width,"
+				" height, created) VALUES(?,?,?,?,?,?,?);", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, orig_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, o->ext, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, o->bytes);
+		sqlite3_bind_int(st, 5, o->width);
+		sqlite3_bind_int(st, 6, o->height);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc != SQLITE_OK)
+		errbuf_set(err, errlen, "store: index insert: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
 int store_put(struct store *s, const struct cache_key *k, const unsigned char *orig, size_t len,
 	      const char *orig_ext, const char *pub_ext,
 	      int (*write_pub)(const char *tmp_path, void *arg), void *arg,
@@ -330,9 +358,7 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 	char orig_name[16];
 	struct object_info o;
 	struct stat sb;
-	sqlite3_stmt *st = NULL;
 	int fd = -1;
-	int rc;
 
 	memset(&o, 0, sizeof(o));
 	key_hex(k, hex);
@@ -431,25 +457,7 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 	o.height = height;
 
 	/* 4. only now does the index learn about it */
-	pthread_mutex_lock(&s->db_mu);
-	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO objects(key, orig_ext, pub_ext, bytes, width,"
-				" height, created) VALUES(?,?,?,?,?,?,?);", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, orig_name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, o.ext, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, o.bytes);
-		sqlite3_bind_int(st, 5, width);
-		sqlite3_bind_int(st, 6, height);
-		sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
-		rc = sqlite3_step(st);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-	}
-	if (rc != SQLITE_OK)
-		errbuf_set(err, errlen, "store: index insert: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	if (rc != SQLITE_OK)
+	if (index_insert(s, hex, orig_name, &o, err, errlen) < 0)
 		return -1;
 	if (info)
 		*info = o;
@@ -463,6 +471,54 @@ out_unlink_tmp:
 	if (tmp_pub[0])
 		unlink(tmp_pub);
 	return -1;
+}
+
+/* Links src to dst, replacing a stale dst; 0 or -1 with errno. */
+static int link_over(const char *src, const char *dst)
+{
+	if (link(src, dst) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	if (unlink(dst) < 0)
+		return -1;
+	return link(src, dst);
+}
+
+int store_alias(struct store *s, const struct cache_key *k, const struct object_info *old,
+		struct object_info *info, char *err, size_t errlen)
+{
+	char hex[KEY_HEX_LEN];
+	const char *base = strrchr(old->orig_path, '/'), *orig_name;
+	struct object_info o;
+
+	key_hex(k, hex);
+	/* The original's name is KEYHEX.EXT or KEYHEX.orig.EXT: keep the part after the key. */
+	orig_name = base ? strchr(base, '.') : NULL;
+	if (!orig_name || strlen(orig_name + 1) > 9) {
+		errbuf_set(err, errlen, "store: cannot read the name of %s", old->orig_path);
+		return -1;
+	}
+	orig_name++;
+	o = *old;
+	if (fill_paths(s, hex, orig_name, old->ext, &o) < 0) {
+		errbuf_set(err, errlen, "store: path too long");
+		return -1;
+	}
+	if (link_over(old->orig_path, o.orig_path) < 0 ||
+	    (strcmp(old->path, old->orig_path) != 0 && link_over(old->path, o.path) < 0)) {
+		errbuf_set(err, errlen, "store: linking %s under %s: %s", old->path, hex, strerror(errno));
+		return -1;
+	}
+	if (fsync_path(s->objects_dir, O_RDONLY | O_DIRECTORY) < 0) {
+		errbuf_set(err, errlen, "store: fsync of %s failed: %s", s->objects_dir, strerror(errno));
+		return -1;
+	}
+	if (index_insert(s, hex, orig_name, &o, err, errlen) < 0)
+		return -1;
+	if (info)
+		*info = o;
+	return 0;
 }
 
 /* Copies src to dst (which must not exist) and fsyncs it. 0 or -1 with errno. */

@@ -54,6 +54,15 @@ int store_put(struct store *s, const struct cache_key *k, const unsigned char *o
 	      int width, int height, struct object_info *info, char *err, size_t errlen);
 
 /*
+ * Makes the object old (found under another key) also the object of k:
+ * its files are hard-linked under k's name and k gets an index row, so
+ * the next store_lookup(k) finds it.  For adopting objects of an older
+ * key format (cache/upgrade.c).  0 and *info (may be NULL), or -1 with err.
+ */
+int store_alias(struct store *s, const struct cache_key *k, const struct object_info *old,
+		struct object_info *info, char *err, size_t errlen);
+
+/*
  * Places the object at dst, which must not exist: a hard link, or a fsynced
  * copy where links fail (EXDEV, EMLINK, EPERM).  Callers create dst under a
  * temp name and rename it into place, so a name never shows half a file.

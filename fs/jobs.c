@@ -481,7 +481,9 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	for (int i = 1; i <= p.n; i++) {
 		struct gen_request rq = {
 			.model = n.model->id, .size = n.size, .aspect = aspect,
-			.prompt = p.text, .prompt_len = p.len, .refs = refs, .nrefs = nrefs,
+			.prompt = p.text, .prompt_len = p.len,
+			.prompt_as_written = p.text_as_written, .prompt_as_written_len = p.len_as_written,
+			.refs = refs, .nrefs = nrefs,
 			.n = p.n, .index = i, .variant = p.variant, .route = route,
 		};
 		struct fetch_outcome out;

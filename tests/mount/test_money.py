@@ -185,3 +185,26 @@ def test_ledger_has_every_field(mount_factory, emulator):
         assert f in ok, f
     assert "prompt" not in ok
     assert KEY not in json.dumps(ledger(m.store))
+
+
+def test_raising_n_pays_for_the_new_candidates_only(mount, emulator):
+    d = mount.path("gemini-3.1-flash-image", "512")
+    p = os.path.join(d, "many.txt")
+    write(p, "---\nn: 3\n---\nthree foxes\n")
+    assert wait_done(p) == "done"
+    assert emulator.stats()["requests"] == 3
+    write(p, "---\nn: 4\n---\nthree foxes\n")
+    assert wait_done(p) == "done"
+    assert emulator.stats()["requests"] == 4
+    assert png_size(os.path.join(d, "many-4.png")) == (512, 512)
+    write(p, "---\nn: 2\n---\nthree foxes\n")
+    assert wait_done(p) in ("done", "cached")
+    assert emulator.stats()["requests"] == 4
+    # CRLF and CR line endings are the same request as LF.
+    for name, text in (("crlf.txt", "---\r\nn: 2\r\n---\r\nthree foxes\r\n"),
+                       ("cr.txt", "---\rn: 2\r---\rthree foxes\r")):
+        with open(os.path.join(d, name), "w", newline="") as f:
+            f.write(text)
+        assert wait_done(os.path.join(d, name)) == "cached"
+    assert emulator.stats()["requests"] == 4
+    assert billed(ledger(mount.store)) == emulator.stats()["billed_usd"]

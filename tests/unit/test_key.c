@@ -124,7 +124,6 @@ test_every_field_matters(void **state)
 	EXPECT_DIFFERENT(rq.model = "gemini-3.1-flash-image");
 	EXPECT_DIFFERENT(rq.size = "4K");
 	EXPECT_DIFFERENT(rq.aspect = "16:9");
-	EXPECT_DIFFERENT(rq.n = 2);
 	EXPECT_DIFFERENT((rq.n = 2, rq.index = 2));
 	EXPECT_DIFFERENT(rq.variant = 1);
 	EXPECT_DIFFERENT(rq.prompt = other_text);
@@ -133,21 +132,104 @@ test_every_field_matters(void **state)
 #undef EXPECT_DIFFERENT
 }
 
-/* n=2 index=1 and n=1 index=2 are different requests (no field bleeding). */
+/* DESIGN.md 2: the candidate's index is in the key, the count is not. */
 static void
-test_index_vs_n(void **state)
+test_count_not_in_key(void **state)
 {
-	struct gen_request a, b;
-	struct cache_key ka, kb;
+	struct gen_request rq;
+	struct cache_key k3[4], k4[5], k;
 
 	(void)state;
-	base_request(&a);
-	base_request(&b);
-	a.n = 2, a.index = 1;
-	b.n = 1, b.index = 2;
-	compute(&a, &ka);
-	compute(&b, &kb);
-	assert_false(same(&ka, &kb));
+	base_request(&rq);
+	rq.n = 3;
+	for (rq.index = 1; rq.index <= 3; rq.index++)
+		compute(&rq, &k3[rq.index]);
+	rq.n = 4;
+	for (rq.index = 1; rq.index <= 4; rq.index++)
+		compute(&rq, &k4[rq.index]);
+	/* n: 3 -> n: 4 keeps candidates 1-3 and adds one new key. */
+	for (int i = 1; i <= 3; i++) {
+		assert_true(same(&k3[i], &k4[i]));
+		assert_false(same(&k4[4], &k3[i]));
+	}
+	/* n: 1 is candidate 1 of any count. */
+	rq.n = 1, rq.index = 1;
+	compute(&rq, &k);
+	assert_true(same(&k, &k3[1]));
+	assert_false(same(&k3[1], &k3[2]));
+}
+
+/* CRLF and a lone CR are LF before hashing; the text handed on has no CR. */
+static void
+test_line_endings(void **state)
+{
+	const char *lf = "---\nn: 2\n---\nline one\nline two\n";
+	const char *crlf = "---\r\nn: 2\r\n---\r\nline one\r\nline two\r\n";
+	const char *cr = "---\rn: 2\r---\rline one\rline two\r";
+	const char *texts[] = { lf, crlf, cr };
+	struct cache_key k[3];
+	char err[256];
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		struct prompt p;
+		struct gen_request rq;
+
+		assert_int_equal(prompt_parse(texts[i], strlen(texts[i]), &p, err, sizeof(err)), PROMPT_OK);
+		assert_int_equal(p.n, 2);
+		assert_string_equal(p.text, "line one\nline two");
+		base_request(&rq);
+		rq.prompt = p.text, rq.prompt_len = p.len;
+		compute(&rq, &k[i]);
+		/* Only CRLF is kept as written: the old parser did not read a CR-only header. */
+		if (i == 1)
+			assert_string_equal(p.text_as_written, "line one\r\nline two");
+		else
+			assert_null(p.text_as_written);
+		prompt_free(&p);
+	}
+	assert_true(same(&k[0], &k[1]));
+	assert_true(same(&k[0], &k[2]));
+}
+
+/*
+ * Key format 1 is frozen: these keys were written by the release before key
+ * format 2 into tests/mount/fixtures/store-v1.tar.gz (see its ledger), and
+ * cache/upgrade.c finds those objects only if they are computed exactly.
+ */
+static void
+test_format1_is_frozen(void **state)
+{
+	const char *pair = "---\r\nn: 2\r\n---\r\nline one\r\nline two\r\n";
+	struct gen_request rq;
+	struct cache_key k;
+	struct prompt p;
+	char hex[KEY_HEX_LEN], err[256];
+
+	(void)state;
+	base_request(&rq);
+	rq.model = "gemini-3.1-flash-image", rq.size = "512";
+	rq.prompt = "a red fox in the snow", rq.prompt_len = strlen(rq.prompt);
+	key_compute_format1(&rq, 1, &k);
+	key_hex(&k, hex);
+	assert_string_equal(hex, "accead9f02843cb02f80af3bbccb0114");
+	/* The current format is another key for the same request. */
+	compute(&rq, &k);
+	key_hex(&k, hex);
+	assert_string_not_equal(hex, "accead9f02843cb02f80af3bbccb0114");
+
+	assert_int_equal(prompt_parse(pair, strlen(pair), &p, err, sizeof(err)), PROMPT_OK);
+	rq.prompt = p.text, rq.prompt_len = p.len;
+	rq.prompt_as_written = p.text_as_written, rq.prompt_as_written_len = p.len_as_written;
+	rq.n = 2, rq.index = 1;
+	key_compute_format1(&rq, 2, &k);
+	key_hex(&k, hex);
+	assert_string_equal(hex, "442b9a38446aae1cbc904b9b7457e0b7");
+	rq.index = 2;
+	key_compute_format1(&rq, 2, &k);
+	key_hex(&k, hex);
+	assert_string_equal(hex, "cc160087f64e6326da4d88fdbda03ce6");
+	prompt_free(&p);
 }
 
 /* Length prefixes: moving bytes between fields gives another key. */
@@ -294,7 +376,9 @@ main(void)
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_echo_vs_printf),
 		cmocka_unit_test(test_every_field_matters),
-		cmocka_unit_test(test_index_vs_n),
+		cmocka_unit_test(test_count_not_in_key),
+		cmocka_unit_test(test_line_endings),
+		cmocka_unit_test(test_format1_is_frozen),
 		cmocka_unit_test(test_field_boundaries),
 		cmocka_unit_test(test_route_not_in_key),
 		cmocka_unit_test(test_refs_order_and_content),
