@@ -8,6 +8,7 @@
 #include "api/errors.h"
 #include "api/image.h"
 #include "api/models.h"
+#include "api/redact.h"
 #include "api/route.h"
 
 /*
@@ -121,6 +122,11 @@ void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 		errors_parse(&resp, res);
 	}
 out_free:
+	{
+		/* the server may quote our request: its key never goes further */
+		const char *keys[] = { ep->api_key, NULL };
+		redact_result(res, keys);
+	}
 	http_req_free(&req);
 	http_resp_free(&resp);
 }

@@ -16,6 +16,7 @@
 #include "api/batch.h"
 #include "api/errors.h"
 #include "api/image.h"
+#include "api/redact.h"
 #include "api/wire.h"
 
 /* --- requests -------------------------------------------------------------- */
@@ -458,6 +459,7 @@ static int add_result(struct batch_status *st, const char *key, const cJSON *res
 		parse_error(error, &r->res);
 	else
 		gen_result_fail(&r->res, ERR_MALFORMED, "the batch result has neither a response nor an error");
+	redact_result(&r->res, NULL);	/* key shapes and labels; the key itself is caught by the batcher */
 	return 0;
 }
 
@@ -534,6 +536,7 @@ int batch_parse_status(const struct http_resp *resp, struct batch_status *st, ch
 	if (e) {
 		const char *m = wire_str(e, "message");
 		snprintf(st->error, sizeof(st->error), "the batch failed: %s", m ? m : "no message");
+		redact_buf(st->error, sizeof(st->error), NULL);
 		if (!batch_state_terminal_failure(st->state))
 			st->state = BATCH_FAILED;
 	}

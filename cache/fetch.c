@@ -57,6 +57,7 @@
 #include "api/image.h"
 #include "api/models.h"
 #include "api/prices.h"
+#include "api/redact.h"
 #include "cache/fetch.h"
 #include "cache/upgrade.h"
 
@@ -113,6 +114,8 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	if (gateway_map_parse(cfg->gateway_models, &f->gateway_models, err, errlen) < 0)
 		goto out_destroy_limiter;
 	f->gateway.models = f->gateway_models;
+	redact_register_key(cfg->api_key);
+	redact_register_key(cfg->gateway_key);
 	free(path);
 	return 0;
 
@@ -603,25 +606,6 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/*
- * Google API keys look like "AIza" + 35 URL-safe characters.  A server may
- * echo one in a message; it must never reach NAME.error.
- */
-static void hide_keys(char *s)
-{
-	char *p = s;
-
-	while ((p = strstr(p, "AIza")) != NULL) {
-		size_t n = 4;
-
-		while (isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_')
-			n++;
-		if (n >= 30)
-			memset(p + 4, '*', n - 4);
-		p += n;
-	}
-}
-
 char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq)
 {
 	const struct gen_result *res = &out->res;
@@ -671,6 +655,7 @@ char *fetch_render_error(const struct fetch_outcome *out, const struct gen_reque
 		free(b.p);
 		return NULL;
 	}
-	hide_keys(b.p);
-	return b.p;
+	char *safe = redact(b.p, NULL);	/* server text inside: no key leaves */
+	free(b.p);
+	return safe;
 }

@@ -191,3 +191,48 @@ def test_ledger_records_every_attempt_of_a_503_storm(mount_factory, emulator):
     assert len(failed) == 3, rows
     assert all(r.get("http_status") == 503 for r in failed), failed
     stop(m)
+
+
+# ---- issue 13: a broken or hostile server can't freeze, bloat or mislead the mount
+
+def all_xattrs(path):
+    return {n: os.getxattr(path, n) for n in os.listxattr(path) if n.startswith("user.bananafs.")}
+
+
+def files_holding(root, needle):
+    """Every file under root whose bytes hold needle."""
+    hits = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            try:
+                with open(p, "rb") as f:
+                    if needle in f.read():
+                        hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
+@pytest.mark.parametrize("status_code", [400, 200], ids=["error-400", "text-200"])
+def test_server_echoing_the_key_never_shows_it(mount_factory, emulator, status_code):
+    """A server that quotes the key (message, model text, x-request-id header):
+    the key is in no file of the mount or the store, no xattr, no jobs line."""
+    from conftest import KEY
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("echo-key", 1, status=status_code)
+    prompt = m.path(*DIR, "echo.txt")
+    write(prompt, "a scene the server will not draw\n")
+    assert wait_done(prompt, 20) == "failed"
+    key = KEY.encode()
+    with open(prompt[:-4] + ".error", "rb") as f:
+        text = f.read()
+    assert key not in text and b"[key]" in text, text.decode()
+    for name, val in all_xattrs(prompt).items():
+        assert key not in val, f"{name} holds the key: {val!r}"
+    with open(m.path(".bananafs", "jobs"), "rb") as f:
+        assert key not in f.read()
+    assert files_holding(m.mnt, key) == []
+    assert files_holding(m.store, key) == []
+    stop(m)
+    assert KEY not in m.log()

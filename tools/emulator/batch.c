@@ -80,7 +80,7 @@ static cJSON *run_one(const struct batch *b, const cJSON *request, cJSON **err)
 		gen_free(&g);
 		return resp;
 	}
-	if (!gen_render(&g, &o, false, false)) {
+	if (!gen_render(&g, &o, NULL)) {
 		err_set(&e, 500, "INTERNAL", "api_error", "An internal error has occurred.");
 		goto fail;
 	}

@@ -29,6 +29,7 @@ struct emu_opts {
 	int latency_ms;         /* extra delay before every generation answer */
 	int batch_delay_s;      /* PENDING -> SUCCEEDED time of a batch */
 	bool jpeg;              /* gemini-3* image answers as JPEG */
+	bool noise;             /* photo-like incompressible images (real answer sizes) */
 	bool public_ok;         /* allow a non-loopback listen address */
 	double gateway_price;   /* USD billed per 200 answer on the gateway */
 };
@@ -104,7 +105,7 @@ void err_set(struct emu_err *e, int http, const char *grpc, const char *ia,
 	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- the answer a handler builds; http.c sends it */
-enum resp_stream { RS_NONE, RS_HUGE, RS_DROP };
+enum resp_stream { RS_NONE, RS_HUGE, RS_DROP, RS_TRICKLE };
 
 #define RESP_MAX_HDR 6
 struct emu_resp {
@@ -117,6 +118,7 @@ struct emu_resp {
 	char hval[RESP_MAX_HDR][512];
 	enum resp_stream stream;
 	uint64_t stream_bytes;  /* RS_HUGE: total body bytes */
+	int trickle_ms;         /* RS_TRICKLE: one byte of body every this many ms */
 };
 void resp_json(struct emu_resp *r, int status, cJSON *j);   /* frees j */
 void resp_text(struct emu_resp *r, int status, const char *ctype,
@@ -166,6 +168,8 @@ struct img_spec {
 	const char *prompt;
 	const char *label;      /* corner text: model size aspect */
 	bool jpeg;
+	bool noise;             /* random pixels: incompressible, like a photo's size */
+	size_t text_bytes;      /* > 0: a tEXt chunk of this many bytes (a hostile server) */
 };
 /* Renders a deterministic image; returns malloc'd file bytes or NULL. */
 unsigned char *img_render(const struct img_spec *s, size_t *len);
@@ -176,19 +180,29 @@ const unsigned char *font_glyph(unsigned char c);
 enum fault_kind {
 	F_NONE, F_429_MINUTE, F_429_DAY, F_429_ZERO, F_401, F_402, F_403,
 	F_500, F_502, F_503, F_504, F_SAFETY, F_TEXT_ONLY, F_MALFORMED,
-	F_TRUNC_B64, F_WRONG_SIZE, F_HUGE, F_SLOW, F_DROP, F_JPEG
+	F_TRUNC_B64, F_WRONG_SIZE, F_HUGE, F_SLOW, F_DROP, F_JPEG,
+	F_ECHO_KEY,             /* 400 (or 200 text) quoting the API key, and in headers */
+	F_REDIRECT,             /* 302 (or status) to location */
+	F_TRICKLE,              /* the real answer, one byte every delay_ms */
+	F_TRUNC_IMAGE,          /* valid base64 of an image cut in half */
+	F_BIG_TEXT,             /* the image carries a tEXt chunk of `bytes` bytes */
+	F_NOISE                 /* a normal answer with a noise image (see --noise) */
 };
 struct fault {
 	enum fault_kind kind;
 	char retry_delay[32];   /* proto Duration, e.g. "2s" */
 	int delay_ms;
 	int status;             /* 0 = the kind's own status */
-	uint64_t bytes;         /* huge-body size */
+	uint64_t bytes;         /* huge-body size; big-text chunk size */
+	bool noise;             /* "noise": true: this answer's image is incompressible */
+	char model[128];        /* "model": only requests for this model take it; "" = any */
+	char quota_id[128];     /* 429-minute: the quotaId ("" = per project per model) */
+	char location[256];     /* redirect: the Location header */
 };
 /* Parses a POST /_emulator/fault body; false + message on a bad one. */
 bool fault_add_json(const cJSON *j, char *msg, size_t n);
-/* Takes the next pending fault (count decremented); kind F_NONE if none. */
-struct fault fault_take(void);
+/* Takes the next pending fault for model (count decremented); kind F_NONE if none. */
+struct fault fault_take(const char *model);
 int fault_pending(void);
 void fault_clear(void);
 /* For error-kind faults fills r in the flavour and returns true. Kinds that
@@ -248,9 +262,9 @@ void gen_add_image_raw(struct gen_req *g, const char *mime,
 /* Resolves model, size and aspect; fills e and returns false when Google
  * would refuse the request. */
 bool gen_validate(struct gen_req *g, struct emu_err *e);
-/* Renders the image (honouring a wrong-size/jpeg fault when given). */
-bool gen_render(struct gen_req *g, struct gen_out *o, bool wrong_size,
-		bool force_jpeg);
+/* Renders the image, shaped by the fault f (wrong-size, jpeg, noise,
+ * big-text, truncated-image; NULL or F_NONE = a normal answer). */
+bool gen_render(struct gen_req *g, struct gen_out *o, const struct fault *f);
 void gen_out_free(struct gen_out *o);
 /* Appends to the request log (call once per generation request). */
 void gen_log(const struct gen_req *g, int status);

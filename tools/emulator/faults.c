@@ -27,6 +27,9 @@ static const struct { const char *name; enum fault_kind k; } kinds[] = {
 	{ "malformed-json", F_MALFORMED }, { "truncated-base64", F_TRUNC_B64 },
 	{ "wrong-size", F_WRONG_SIZE }, { "huge-body", F_HUGE },
 	{ "slow", F_SLOW }, { "drop", F_DROP }, { "jpeg", F_JPEG },
+	{ "echo-key", F_ECHO_KEY }, { "redirect", F_REDIRECT },
+	{ "trickle", F_TRICKLE }, { "truncated-image", F_TRUNC_IMAGE },
+	{ "big-text", F_BIG_TEXT }, { "noise", F_NOISE },
 };
 
 bool fault_add_json(const cJSON *j, char *msg, size_t n)
@@ -56,7 +59,17 @@ bool fault_add_json(const cJSON *j, char *msg, size_t n)
 	p.f.status = cJSON_IsNumber(v) ? (int)v->valuedouble : 0;
 	v = json_get2(j, "bytes", NULL);
 	p.f.bytes = cJSON_IsNumber(v) && v->valuedouble > 0 ?
-		(uint64_t)v->valuedouble : 300ULL << 20;
+		(uint64_t)v->valuedouble : p.f.kind == F_BIG_TEXT ? 1ULL << 20 : 300ULL << 20;
+	p.f.noise = cJSON_IsTrue(json_get2(j, "noise", NULL));
+	const char *s = json_str2(j, "model", NULL);
+	snprintf(p.f.model, sizeof p.f.model, "%s", s ? s : "");
+	s = json_str2(j, "quota_id", "quotaId");
+	snprintf(p.f.quota_id, sizeof p.f.quota_id, "%s", s ? s : "");
+	s = json_str2(j, "location", NULL);
+	snprintf(p.f.location, sizeof p.f.location, "%s",
+		 s ? s : "https://moved.example/v1beta/interactions");
+	if (p.f.kind == F_TRICKLE && !json_get2(j, "delay_ms", NULL))
+		p.f.delay_ms = 5000;
 	if (p.count < 1 || p.f.delay_ms < 0 ||
 	    (p.f.status && (p.f.status < 100 || p.f.status > 599))) {
 		snprintf(msg, n, "bad count, delay_ms or status");
@@ -72,17 +85,21 @@ bool fault_add_json(const cJSON *j, char *msg, size_t n)
 	return ok;
 }
 
-struct fault fault_take(void)
+struct fault fault_take(const char *model)
 {
 	struct fault f;
 	memset(&f, 0, sizeof f);
 	pthread_mutex_lock(&fault_mu);
-	if (n_queue > 0) {
-		f = queue[0].f;
-		if (--queue[0].count == 0) {
-			memmove(queue, queue + 1, (size_t)(n_queue - 1) * sizeof queue[0]);
+	for (int i = 0; i < n_queue; i++) {
+		/* a fault aimed at one model lets the others' requests pass it */
+		if (queue[i].f.model[0] && (!model || strcmp(queue[i].f.model, model) != 0))
+			continue;
+		f = queue[i].f;
+		if (--queue[i].count == 0) {
+			memmove(queue + i, queue + i + 1, (size_t)(n_queue - i - 1) * sizeof queue[0]);
 			n_queue--;
 		}
+		break;
 	}
 	pthread_mutex_unlock(&fault_mu);
 	return f;
@@ -115,7 +132,7 @@ static long delay_seconds(const char *d)
 static cJSON *quota_body(const struct fault *f, const char *model, int http,
 			 const char *msg)
 {
-	const char *qid = f->kind == F_429_MINUTE ?
+	const char *qid = f->quota_id[0] ? f->quota_id : f->kind == F_429_MINUTE ?
 		"GenerateRequestsPerMinutePerProjectPerModel" :
 		f->kind == F_429_DAY ? "GenerateRequestsPerDayPerProjectPerModel" :
 		"GenerateRequestsPerDayPerProjectPerModel-FreeTier";
@@ -149,7 +166,8 @@ static cJSON *quota_body(const struct fault *f, const char *model, int http,
 	cJSON_AddStringToObject(v, "quotaId", qid);
 	cJSON *dims = cJSON_AddObjectToObject(v, "quotaDimensions");
 	cJSON_AddStringToObject(dims, "location", "global");
-	cJSON_AddStringToObject(dims, "model", model ? model : "");
+	if (!strstr(qid, "PerMinutePerProject") || strstr(qid, "PerModel"))
+		cJSON_AddStringToObject(dims, "model", model ? model : "");
 	cJSON_AddStringToObject(v, "quotaValue", val);
 	cJSON_AddItemToArray(vs, v);
 	cJSON_AddItemToArray(det, qf);
@@ -203,6 +221,23 @@ bool fault_error_resp(const struct fault *f, enum flavor fl, const char *model,
 			resp_header(r, "Retry-After", "%ld", delay_seconds(f->retry_delay));
 		return true;
 	}
+	case F_ECHO_KEY:
+		if (f->status == 200)
+			return false;	/* the route answers with text quoting the key */
+		err_set(&e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Invalid argument in the request. Echo: x-goog-api-key: %s; "
+			"Authorization: Bearer %s; url ?key=%s; the key %s is fine.",
+			emu_opt.key, emu_opt.key, emu_opt.key, emu_opt.key);
+		if (f->status)
+			e.http = f->status;
+		resp_error(r, fl, &e);
+		resp_header(r, "x-request-id", "req-%s", emu_opt.key);
+		return true;
+	case F_REDIRECT:
+		resp_text(r, f->status ? f->status : 302, "text/html; charset=UTF-8",
+			  "<html><body>Moved</body></html>\n");
+		resp_header(r, "Location", "%s", f->location);
+		return true;
 	case F_401:
 		err_set(&e, 401, "UNAUTHENTICATED", "authentication",
 			"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
@@ -244,6 +279,11 @@ bool fault_error_resp(const struct fault *f, enum flavor fl, const char *model,
 
 bool fault_transport(const struct fault *f, struct emu_resp *r)
 {
+	if (f->kind == F_TRICKLE) {
+		r->stream = RS_TRICKLE;	/* the route fills the body; http.c trickles it */
+		r->trickle_ms = f->delay_ms;
+		return false;
+	}
 	if (f->kind != F_HUGE)
 		return false;
 	resp_take(r, f->status ? f->status : 200,

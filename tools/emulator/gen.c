@@ -115,9 +115,10 @@ bool gen_validate(struct gen_req *g, struct emu_err *e)
 	return true;
 }
 
-bool gen_render(struct gen_req *g, struct gen_out *o, bool wrong_size,
-		bool force_jpeg)
+bool gen_render(struct gen_req *g, struct gen_out *o, const struct fault *f)
 {
+	enum fault_kind k = f ? f->kind : F_NONE;
+	bool wrong_size = k == F_WRONG_SIZE, force_jpeg = k == F_JPEG;
 	memset(o, 0, sizeof *o);
 	bool jpeg = g->want_jpeg || force_jpeg ||
 		(emu_opt.jpeg && strncmp(g->m->id, "gemini-3", 8) == 0);
@@ -131,10 +132,14 @@ bool gen_render(struct gen_req *g, struct gen_out *o, bool wrong_size,
 		.prompt = g->prompt.data ? g->prompt.data : "",
 		.label = label,
 		.jpeg = jpeg,
+		.noise = emu_opt.noise || k == F_NOISE || (f && f->noise),
+		.text_bytes = k == F_BIG_TEXT ? (size_t)f->bytes : 0,
 	};
 	o->img = img_render(&s, &o->len);
 	if (!o->img)
 		return false;
+	if (k == F_TRUNC_IMAGE)
+		o->len /= 2;	/* a whole base64 text of half an image */
 	o->mime = jpeg ? "image/jpeg" : "image/png";
 	o->b64 = b64_encode(o->img, o->len, &o->b64_len);
 	if (!o->b64) {
@@ -195,7 +200,7 @@ void gen_log(const struct gen_req *g, int status)
 bool gen_pre(struct fault *f, enum flavor fl, const char *model,
 	     struct emu_resp *r)
 {
-	*f = fault_take();
+	*f = fault_take(model);
 	if (fault_error_resp(f, fl, model, r))
 		return true;
 	if (f->kind == F_SLOW)

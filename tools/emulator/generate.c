@@ -190,7 +190,7 @@ void gc_generate(const struct emu_req *q, const char *model, struct emu_resp *r)
 			"I can only describe it: the picture would show what you asked for."));
 		goto out_log;
 	}
-	if (!gen_render(&g, &o, f.kind == F_WRONG_SIZE, f.kind == F_JPEG)) {
+	if (!gen_render(&g, &o, &f)) {
 		err_set(&e, 500, "INTERNAL", "api_error", "An internal error has occurred.");
 		resp_error(r, FL_GOOGLE, &e);
 		goto out_log;

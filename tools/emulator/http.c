@@ -278,6 +278,31 @@ static ssize_t drop_reader(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
+/* trickle: the whole answer, one byte at a time, delay_ms apart */
+struct trickle_state {
+	char *body;
+	size_t len;
+	int ms;
+};
+
+static ssize_t trickle_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct trickle_state *t = cls;
+	if (pos >= t->len || max == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (pos > 0)
+		util_sleep_ms(t->ms);
+	out[0] = t->body[pos];
+	return 1;
+}
+
+static void drop_free_trickle(void *cls)
+{
+	struct trickle_state *t = cls;
+	free(t->body);
+	free(t);
+}
+
 static void drop_free(void *cls)
 {
 	struct drop_state *d = cls;
@@ -291,6 +316,18 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct emu_resp *r)
 	if (r->stream == RS_HUGE) {
 		mr = MHD_create_response_from_callback(r->stream_bytes, 64 * 1024,
 						       huge_reader, NULL, NULL);
+	} else if (r->stream == RS_TRICKLE && r->status == 200) {
+		struct trickle_state *t = malloc(sizeof *t);
+		if (t) {
+			t->body = r->body;
+			t->len = r->len;
+			t->ms = r->trickle_ms;
+			r->body = NULL;
+			mr = MHD_create_response_from_callback(t->len, 1, trickle_reader, t,
+							       drop_free_trickle);
+			if (!mr)
+				drop_free_trickle(t);
+		}
 	} else if (r->stream == RS_DROP) {
 		struct drop_state *d = malloc(sizeof *d);
 		if (d) {

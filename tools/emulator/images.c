@@ -142,8 +142,10 @@ static void png_flush_none(png_structp p)
 	(void)p;
 }
 
-static unsigned char *encode_png(const struct canvas *c, size_t *len)
+static unsigned char *encode_png(const struct canvas *c, size_t text_bytes, bool stored,
+				 size_t *len)
 {
+	char *volatile big = NULL;
 	struct buf out = { 0 };
 	png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
 						NULL, NULL);
@@ -157,20 +159,34 @@ static unsigned char *encode_png(const struct canvas *c, size_t *len)
 	if (setjmp(png_jmpbuf(p))) {
 		png_destroy_write_struct(&p, &info);
 		buf_free(&out);
+		free(big);
 		return NULL;
 	}
 	png_set_write_fn(p, &out, png_to_buf, png_flush_none);
-	/* speed over size: a 4K frame must encode well under a second */
-	png_set_compression_level(p, 1);
+	/* speed over size: a 4K frame must encode well under a second; noise
+	 * does not compress, so it is stored (the size a real photo's PNG has) */
+	png_set_compression_level(p, stored ? 0 : 1);
 	png_set_filter(p, 0, PNG_FILTER_NONE);
 	png_set_IHDR(p, info, (png_uint_32)c->w, (png_uint_32)c->h, 8,
 		     PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
 		     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+	if (text_bytes > 0) {
+		/* a hostile server's image: one huge text chunk */
+		big = malloc(text_bytes + 1);
+		if (!big)
+			png_error(p, "out of memory");
+		memset(big, 'T', text_bytes);
+		big[text_bytes] = '\0';
+		png_text t = { .compression = PNG_TEXT_COMPRESSION_NONE, .key = (char *)"Comment",
+			       .text = big, .text_length = text_bytes };
+		png_set_text(p, info, &t, 1);
+	}
 	png_write_info(p, info);
 	for (int y = 0; y < c->h; y++)
 		png_write_row(p, c->px + (size_t)y * c->w * 3);
 	png_write_end(p, NULL);
 	png_destroy_write_struct(&p, &info);
+	free(big);
 	if (out.oom) {
 		buf_free(&out);
 		return NULL;
@@ -242,8 +258,22 @@ unsigned char *img_render(const struct img_spec *s, size_t *len)
 	for (int y = 1; y < c.h; y++)
 		memcpy(c.px + (size_t)y * c.w * 3, c.px, (size_t)c.w * 3);
 	draw_text(&c, pr, s->label, fg);
+	if (s->noise) {
+		/* every pixel random (seeded by the prompt): as incompressible as a
+		 * photograph's sensor noise, so the PNG has a real answer's size */
+		uint64_t x = h | 1;
+		size_t n = (size_t)c.w * c.h * 3;
+		for (size_t i = 0; i + 8 <= n; i += 8) {
+			x ^= x >> 12;
+			x ^= x << 25;
+			x ^= x >> 27;
+			uint64_t v = x * 0x2545F4914F6CDD1DULL;
+			memcpy(c.px + i, &v, 8);
+		}
+	}
 
-	unsigned char *out = s->jpeg ? encode_jpeg(&c, len) : encode_png(&c, len);
+	unsigned char *out = s->jpeg ? encode_jpeg(&c, len) :
+		encode_png(&c, s->text_bytes, s->noise, len);
 	free(c.px);
 	return out;
 }

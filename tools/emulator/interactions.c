@@ -217,6 +217,14 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 		resp_error(r, FL_IA, &e);
 		goto out_log;
 	}
+	if (f.kind == F_ECHO_KEY) {
+		char echo[700];
+		snprintf(echo, sizeof echo, "I will not draw. Your request said x-goog-api-key: %s "
+			 "and the key %s.", emu_opt.key, emu_opt.key);
+		resp_json(r, 200, answer(&g, NULL, echo, tier, store, legacy));
+		resp_header(r, "x-request-id", "%s", emu_opt.key);
+		goto out_log;
+	}
 	if (f.kind == F_SAFETY || f.kind == F_TEXT_ONLY || g.no_image) {
 		const char *text = f.kind == F_SAFETY ?
 			"I'm unable to create this image because it may violate the safety policy." :
@@ -225,7 +233,7 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 		resp_json(r, 200, answer(&g, NULL, text, tier, store, legacy));
 		goto out_log;
 	}
-	if (!gen_render(&g, &o, f.kind == F_WRONG_SIZE, f.kind == F_JPEG)) {
+	if (!gen_render(&g, &o, &f)) {
 		err_set(&e, 500, "INTERNAL", "api_error", "An internal error has occurred.");
 		resp_error(r, FL_IA, &e);
 		goto out_log;

@@ -17,7 +17,7 @@ struct emu_opts emu_opt = {
 
 static const char usage_line[] =
 	"usage: bananafs-emulator [--listen ADDR:PORT] [--key KEY] [--latency MS] "
-	"[--batch-delay SECONDS] [--jpeg] [--public] [--gateway-price USD] "
+	"[--batch-delay SECONDS] [--jpeg] [--noise] [--public] [--gateway-price USD] "
 	"[-h|--help]\n";
 
 static void usage(FILE *f)
@@ -34,6 +34,7 @@ static void help(void)
 	      "  --latency MS           delay added to every generation answer\n"
 	      "  --batch-delay SECONDS  time a batch takes to succeed (default 2)\n"
 	      "  --jpeg                 answer gemini-3* image requests with JPEG\n"
+	      "  --noise                photo-like incompressible images (real answer sizes)\n"
 	      "  --public               allow a non-loopback listen address\n"
 	      "  --gateway-price USD    price billed per gateway answer (default 0.05)\n"
 	      "  -h, --help             show this help\n", stdout);
@@ -80,6 +81,9 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--jpeg")) {
 			emu_opt.jpeg = true;
+			continue;
+		} else if (!strcmp(a, "--noise")) {
+			emu_opt.noise = true;
 			continue;
 		} else if (!strcmp(a, "--public")) {
 			emu_opt.public_ok = true;

@@ -194,7 +194,7 @@ static void images_answer(const struct emu_req *q, struct gen_req *g,
 	for (int k = 0; k < p->n && !refuse; k++) {
 		struct gen_out o;
 		g->variant = k;
-		if (!gen_render(g, &o, f.kind == F_WRONG_SIZE, f.kind == F_JPEG)) {
+		if (!gen_render(g, &o, &f)) {
 			cJSON_Delete(root);
 			return oai_err(r, 500, NULL, NULL, "image rendering failed");
 		}
@@ -435,7 +435,7 @@ void oai_chat(const struct emu_req *q, struct emu_resp *r)
 	struct buf text = { 0 };
 	bool refuse = f.kind == F_SAFETY || f.kind == F_TEXT_ONLY;
 	if (!refuse) {
-		if (!gen_render(&g, &o, f.kind == F_WRONG_SIZE, f.kind == F_JPEG)) {
+		if (!gen_render(&g, &o, &f)) {
 			oai_err(r, 500, NULL, NULL, "image rendering failed");
 			goto out_log;
 		}
