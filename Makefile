@@ -11,7 +11,7 @@ BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 
 CC      ?= cc
-PKGS     = fuse3 libcurl libcjson libxxhash sqlite3 inih libpng libjpeg libwebp zlib
+PKGS     = fuse3 libcurl libcjson libxxhash sqlite3 inih libpng libjpeg libwebp zlib libpq
 EMUPKGS  = libmicrohttpd libcjson libpng libjpeg zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -91,7 +92,8 @@ config_free(struct config *c)
 	char **strs[] = {
 		&c->store_dir, &c->endpoint, &c->api_version, &c->route, &c->fallback_model,
 		&c->fallback_size, &c->default_aspect, &c->api_key_file, &c->api_key_command,
-		&c->gateway_url, &c->gateway_key_file, &c->gateway_models,
+		&c->gateway_url, &c->gateway_key_file, &c->gateway_models, &c->team_db,
+		&c->team_objects,
 	};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -135,6 +137,8 @@ config_defaults(struct config *c)
 	c->gateway_bills_failures = true;
 	c->allow_other = false;
 	c->publish_via_mount = true;
+	c->team_offline_cache_only = false;
+	c->team_lease_s = 30;
 	return 0;
 }
 
@@ -319,8 +323,49 @@ static const struct ckey ckeys[] = {
 	{ "gateway_api", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "allow_other", CK_BOOL, F(allow_other), 0, 0, NULL },
 	{ "publish_via_mount", CK_BOOL, F(publish_via_mount), 0, 0, NULL },
+	{ "team_db", CK_SPECIAL, 0, 0, 0, NULL },
+	{ "team_objects", CK_SPECIAL, 0, 0, 0, NULL },
+	{ "team_offline", CK_SPECIAL, 0, 0, 0, NULL },
+	{ "team_lease_s", CK_DBL, F(team_lease_s), 1, 86400, "seconds 1..86400" },
 };
 #undef F
+
+/*
+ * team_db: any libpq connection string or URI that libpq itself can parse,
+ * without a password.  A password here would sit in a file that is read by
+ * the whole config machinery and shown by .bananafs/config; libpq reads it
+ * from ~/.pgpass or PGPASSFILE instead.  The value is never echoed back.
+ */
+static int
+set_team_db(struct config *c, const char *v, char *err, size_t errlen)
+{
+	PQconninfoOption *opts, *o;
+	char *perr = NULL;
+	bool has_password = false;
+
+	if (v[0] == '\0')
+		return set_str(&c->team_db, v, false, err, errlen);
+	opts = PQconninfoParse(v, &perr);
+	if (opts == NULL) {
+		/* libpq's message may quote the string: keep only that it failed. */
+		errbuf_set(err, errlen, "team_db: not a PostgreSQL connection string or URI "
+			"(e.g. host=db.example.org dbname=bananafs user=alice, or "
+			"postgresql://alice@db.example.org/bananafs)");
+		PQfreemem(perr);
+		return -1;
+	}
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+			has_password = true;
+	PQconninfoFree(opts);
+	if (has_password) {
+		errbuf_set(err, errlen, "team_db: a password in the connection string is refused "
+			"(it would end up in files and process lists); put it in ~/.pgpass or the "
+			"file PGPASSFILE names (mode 600)");
+		return -1;
+	}
+	return set_str(&c->team_db, v, false, err, errlen);
+}
 
 static int
 set_special(struct config *c, const struct ckey *k, const char *v, char *err, size_t errlen)
@@ -440,6 +485,27 @@ set_special(struct config *c, const struct ckey *k, const char *v, char *err, si
 			return -1;
 		}
 		c->gateway_api = (int)a;
+		return 0;
+	}
+	if (strcmp(n, "team_db") == 0)
+		return set_team_db(c, v, err, errlen);
+	if (strcmp(n, "team_objects") == 0) {
+		if (strcmp(v, "db") == 0 || v[0] == '\0')
+			return set_str(&c->team_objects, "", false, err, errlen);
+		if (v[0] != '/' && strncmp(v, "~/", 2) != 0) {
+			errbuf_set(err, errlen, "team_objects: bad value '%s': expected db or an "
+				"absolute path of a folder every machine mounts", v);
+			return -1;
+		}
+		return set_str(&c->team_objects, v, true, err, errlen);
+	}
+	if (strcmp(n, "team_offline") == 0) {
+		if (strcmp(v, "fail") != 0 && strcmp(v, "cache-only") != 0) {
+			errbuf_set(err, errlen, "team_offline: bad value '%s': expected fail or "
+				"cache-only", v);
+			return -1;
+		}
+		c->team_offline_cache_only = strcmp(v, "cache-only") == 0;
 		return 0;
 	}
 	errbuf_set(err, errlen, "%s: internal error: no setter", n);
@@ -1026,6 +1092,10 @@ config_render(const struct config *c)
 	fprintf(f, "gateway_api = %s\n", S(gateway_api_name((enum gateway_api)c->gateway_api)));
 	fprintf(f, "allow_other = %s\n", c->allow_other ? "yes" : "no");
 	fprintf(f, "publish_via_mount = %s\n", c->publish_via_mount ? "yes" : "no");
+	fprintf(f, "team_db = %s\n", S(c->team_db));
+	fprintf(f, "team_objects = %s\n", c->team_objects != NULL ? c->team_objects : "db");
+	fprintf(f, "team_offline = %s\n", c->team_offline_cache_only ? "cache-only" : "fail");
+	fprintf(f, "team_lease_s = %g\n", c->team_lease_s);
 	/* Keys: only whether one is there, never a byte of it. */
 	fprintf(f, "api_key = %s\n", c->api_key != NULL ? "(set)" : "(not set)");
 	fprintf(f, "gateway_key = %s\n", c->gateway_key != NULL ? "(set)" : "(not set)");

@@ -41,6 +41,11 @@ struct config {
 	int gateway_api;		/* enum gateway_api (api/route.h): native (default), images, chat */
 	bool allow_other;
 	bool publish_via_mount;		/* rename results into place through the mount (inotify); default true */
+	/* Team mode (cache/team_db.h): on when team_db is set. */
+	char *team_db;			/* libpq conninfo or URI, never with a password; NULL = off */
+	char *team_objects;		/* NULL = images in PostgreSQL ("db"), else a shared folder */
+	bool team_offline_cache_only;	/* team_offline = cache-only | fail (default fail) */
+	double team_lease_s;		/* a claim or reservation not renewed for this long is dead; default 30 */
 	/* Resolved at start-up, never written anywhere: */
 	char *api_key;
 	char *gateway_key;

@@ -11,6 +11,7 @@
 #include "cache/config.h"
 #include "cache/fetch.h"
 #include "cache/store.h"
+#include "cache/team_db.h"
 
 struct jobs;
 
@@ -18,6 +19,7 @@ struct bfs {
 	struct config cfg;
 	struct store store;
 	struct fetch_ctx fetch;
+	struct team_db team;		/* team mode's connections; zeroed when team_db is unset */
 	int tree_fd;			/* STORE/tree, O_PATH|O_DIRECTORY */
 	char *mountpoint;		/* absolute; workers publish through it */
 	atomic_int mounted;		/* 1 while the FUSE loop serves requests (read by workers) */

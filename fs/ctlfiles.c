@@ -125,6 +125,12 @@ static char *render_stats(struct bfs *b)
 	cJSON_AddNumberToObject(o, "reserved_usd", reserved);
 	add_limit(o, "budget_daily_usd", b->cfg.budget_daily_usd);
 	add_limit(o, "budget_total_usd", b->cfg.budget_total_usd);
+	if (b->cfg.team_db) {
+		/* The conninfo holds no password (config.c refuses one). */
+		cJSON_AddStringToObject(o, "team_db", b->cfg.team_db);
+		cJSON_AddStringToObject(o, "team_mount", b->team.owner);
+		cJSON_AddBoolToObject(o, "team_online", team_db_online(&b->team));
+	}
 	char *text = cJSON_Print(o);
 	cJSON_Delete(o);
 	if (!text)

@@ -289,9 +289,22 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "bananafs: store %s: %s\n", b.store.tree_dir, strerror(errno));
 		goto out_store;
 	}
+	if (b.cfg.team_db) {
+		int trc = team_db_open(&b.team, b.cfg.team_db, b.cfg.team_lease_s,
+				       b.cfg.team_offline_cache_only, err, sizeof(err));
+
+		if (trc < 0) {
+			fprintf(stderr, "bananafs: %s\n", err);
+			goto out_store;
+		}
+		if (trc > 0)
+			fprintf(stderr, "bananafs: %s\nbananafs: team_offline = cache-only: serving cached "
+				"images only; paid requests are refused until the team database is back\n",
+				err);
+	}
 	if (fetch_open(&b.fetch, &b.cfg, &b.store, &clock_real, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bananafs: %s\n", err);
-		goto out_store;
+		goto out_team;
 	}
 	if (!(b.jobs = jobs_new(&b))) {
 		fprintf(stderr, "bananafs: out of memory\n");
@@ -324,6 +337,10 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out_unmount;
+	if (b.cfg.team_db && team_db_start(&b.team, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		goto out_signals;
+	}
 	/* The batcher first: resumed jobs on the batch route need it. */
 	if (batcher_start(&b.fetch, jobs_batch_done, b.jobs, err, sizeof(err)) < 0)
 		log_warnx("batch route unavailable: %s", err);
@@ -373,6 +390,8 @@ out_jobs:
 	}
 out_fetch:
 	fetch_close(&b.fetch);
+out_team:
+	team_db_close(&b.team);
 out_store:
 	if (b.tree_fd >= 0)
 		close(b.tree_fd);

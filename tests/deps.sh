@@ -5,10 +5,10 @@
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
 libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib1g-dev
-libmicrohttpd-dev attr"
+libmicrohttpd-dev libpq-dev attr"
 if [ "${1:-}" = test ]; then
 	PKGS="$PKGS libcmocka-dev python3 python3-pytest mandoc inotify-tools clang
-libclang-rt-14-dev valgrind vim nano rsync xvfb pcmanfm imagemagick"
+libclang-rt-14-dev valgrind vim nano rsync xvfb pcmanfm imagemagick postgresql"
 fi
 missing=""
 for p in $PKGS; do

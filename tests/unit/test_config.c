@@ -691,6 +691,51 @@ test_render(void **state)
 	}
 }
 
+/* team_db takes what libpq parses, never a password; the team_* keys round-trip. */
+static void
+test_team_keys(void **state)
+{
+	struct config c;
+	char *s;
+
+	(void)state;
+	assert_int_equal(config_defaults(&c), 0);
+	assert_null(c.team_db);
+	assert_null(c.team_objects);
+	assert_false(c.team_offline_cache_only);
+	assert_true(c.team_lease_s == 30);
+	assert_int_equal(config_set(&c, "team_db", "host=/run/pg dbname=banana user=alice",
+				    err, sizeof(err)), 0);
+	assert_string_equal(c.team_db, "host=/run/pg dbname=banana user=alice");
+	assert_int_equal(config_set(&c, "team_db", "postgresql://alice@db.example/banana",
+				    err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "team_db", "host=x password=hunter2", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "pgpass"));
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(config_set(&c, "team_db", "postgresql://alice:hunter2@db/banana",
+				    err, sizeof(err)), -1);
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(config_set(&c, "team_db", "host='unterminated", err, sizeof(err)), -1);
+	assert_string_equal(c.team_db, "postgresql://alice@db.example/banana");	/* unchanged */
+	assert_int_equal(config_set(&c, "team_objects", "/mnt/team/objects", err, sizeof(err)), 0);
+	assert_string_equal(c.team_objects, "/mnt/team/objects");
+	assert_int_equal(config_set(&c, "team_objects", "relative/dir", err, sizeof(err)), -1);
+	assert_int_equal(config_set(&c, "team_objects", "db", err, sizeof(err)), 0);
+	assert_null(c.team_objects);
+	assert_int_equal(config_set(&c, "team_offline", "cache-only", err, sizeof(err)), 0);
+	assert_true(c.team_offline_cache_only);
+	assert_int_equal(config_set(&c, "team_offline", "maybe", err, sizeof(err)), -1);
+	assert_int_equal(config_set(&c, "team_lease_s", "2", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "team_lease_s", "0", err, sizeof(err)), -1);
+	s = config_render(&c);
+	assert_non_null(strstr(s, "\nteam_db = postgresql://alice@db.example/banana\n"));
+	assert_non_null(strstr(s, "\nteam_objects = db\n"));
+	assert_non_null(strstr(s, "\nteam_offline = cache-only\n"));
+	assert_non_null(strstr(s, "\nteam_lease_s = 2\n"));
+	free(s);
+	config_free(&c);
+}
+
 /* A rendering without keys loads back to the same values. */
 static void
 test_render_round_trip(void **state)
@@ -742,6 +787,7 @@ main(void)
 		cmocka_unit_test(test_gateway_key),
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_render_round_trip),
+		cmocka_unit_test(test_team_keys),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

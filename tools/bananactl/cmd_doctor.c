@@ -17,6 +17,7 @@
 
 #include "api/http.h"
 #include "cache/config.h"
+#include "cache/team_db.h"
 #include "tools/bananactl/ctl.h"
 
 struct doctor {
@@ -226,6 +227,28 @@ check_fuse(struct doctor *d)
 		fail(d, "install the fuse3 package", "fusermount3 not found on PATH");
 }
 
+/* Team mode: the database answers, the password is accepted, the schema is ours. */
+static void
+check_team(struct doctor *d, const char *conninfo)
+{
+	char errbuf[512];
+	int version;
+
+	if (conninfo == NULL || conninfo[0] == '\0')
+		return;
+	if (team_db_probe(conninfo, &version, errbuf, sizeof(errbuf)) < 0)
+		fail(d, "check team_db, that the server runs, and the password in ~/.pgpass or "
+		     "PGPASSFILE", "%s", errbuf);
+	else if (version == 0)
+		ok(d, "team database reachable (schema not created yet: the first mount creates it)");
+	else if (version != TEAM_SCHEMA_VERSION)
+		fail(d, "use the bananafs version the rest of the team runs",
+		     "team database has schema version %d; this bananafs uses %d", version,
+		     TEAM_SCHEMA_VERSION);
+	else
+		ok(d, "team database reachable, password accepted, schema version %d", version);
+}
+
 int
 cmd_doctor(struct ctl *c, int argc, char **argv)
 {
@@ -287,7 +310,11 @@ cmd_doctor(struct ctl *c, int argc, char **argv)
 	/* 5. FUSE */
 	check_fuse(&d);
 
-	/* 6. the mount */
+	/* 6. the team database, when team_db is set (the mount's setting wins) */
+	v = cJSON_GetObjectItemCaseSensitive(st, "team_db");
+	check_team(&d, cJSON_IsString(v) ? v->valuestring : cfg.team_db);
+
+	/* 7. the mount */
 	if (st != NULL)
 		ok(&d, "mounted at %s%s%s", c->mount,
 		   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "offline")) ? " (offline: bundled emulator)" : "",

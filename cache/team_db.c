@@ -1,0 +1,644 @@
+/*
+ * team_db.c - team mode's connections, schema and background thread.
+ *
+ * Invariants:
+ *   - only this file calls PQconnect*, PQreset and PQfinish;
+ *   - the request connection is used under t->mu only, the background
+ *     connection by the background thread only;
+ *   - a statement is retried after a reconnect only because every caller's
+ *     statement is idempotent (keyed by a request id or cache key);
+ *   - a failed reconnect is not tried again within TEAM_RETRY_S, so a dead
+ *     server costs each request one quick error, not a connect timeout;
+ *   - no text written here contains a password (libpq never puts one in
+ *     its messages; the conninfo has none).
+ */
+#include "cache/team_db.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/errbuf.h"
+#include "cache/log.h"
+
+#define TEAM_RETRY_S 1.0		/* least time between two reconnect attempts */
+#define TEAM_CHANNEL "bananafs_claims"
+
+/* Version 1.  Each table's comment says which backend owns it. */
+static const char schema_v1[] =
+	/* cache/team_index.c: the shared cache index, bytes here or in team_objects */
+	"CREATE TABLE bananafs.objects ("
+	"  key text PRIMARY KEY, orig_ext text NOT NULL, pub_ext text NOT NULL,"
+	"  width integer NOT NULL, height integer NOT NULL, bytes bigint NOT NULL,"
+	"  orig bytea, pub bytea, mount text NOT NULL,"
+	"  created timestamptz NOT NULL DEFAULT now());"
+	/* cache/team_inflight.c: one live claim per key, with a lease */
+	"CREATE TABLE bananafs.claims ("
+	"  key text PRIMARY KEY, owner text NOT NULL, mount text NOT NULL,"
+	"  expires timestamptz NOT NULL, taken_from text);"
+	"CREATE TABLE bananafs.claim_done ("
+	"  key text PRIMARY KEY, ok boolean NOT NULL, at timestamptz NOT NULL DEFAULT now());"
+	/* cache/team_budget.c: reservations, settled ones are the spending */
+	"CREATE TABLE bananafs.reservations ("
+	"  id text PRIMARY KEY, mount text NOT NULL, usd double precision NOT NULL,"
+	"  day date NOT NULL, expires timestamptz NOT NULL,"
+	"  settled boolean NOT NULL DEFAULT false, actual_usd double precision NOT NULL DEFAULT 0,"
+	"  created timestamptz NOT NULL DEFAULT now());"
+	/* cache/team_limiter.c: slots on the wire, the start window, the team's pause */
+	"CREATE TABLE bananafs.slots ("
+	"  owner text PRIMARY KEY, mount text NOT NULL, expires timestamptz NOT NULL);"
+	"CREATE TABLE bananafs.starts (t timestamptz NOT NULL);"
+	"CREATE INDEX ON bananafs.starts (t);"
+	"CREATE TABLE bananafs.pause (id integer PRIMARY KEY CHECK (id = 1), until timestamptz NOT NULL);"
+	"INSERT INTO bananafs.pause VALUES (1, '-infinity');"
+	/* cache/team_ledger.c: every ledger line, once */
+	"CREATE TABLE bananafs.ledger ("
+	"  request_id text NOT NULL, outcome text NOT NULL, attempt integer NOT NULL,"
+	"  time timestamptz NOT NULL, mount text NOT NULL, key text, model text, route text,"
+	"  size text, cost_usd double precision, billed boolean NOT NULL, line jsonb NOT NULL,"
+	"  PRIMARY KEY (request_id, outcome, attempt));"
+
+	/*
+	 * claim: one statement.  A new claim, or a takeover of a claim whose
+	 * lease ended (its owner's mount stopped renewing), or the caller's own
+	 * claim again.  A takeover records the dead owner's possible payment as
+	 * an "unknown" ledger row and counts its reservation as spent: the
+	 * request may have reached Google before the mount died.
+	 */
+	"CREATE FUNCTION bananafs.claim(p_key text, p_owner text, p_mount text, p_lease float8)"
+	" RETURNS integer LANGUAGE plpgsql AS $$\n"
+	"DECLARE prev text; got text; r record;\n"
+	"BEGIN\n"
+	"  INSERT INTO bananafs.claims AS c (key, owner, mount, expires)\n"
+	"    VALUES (p_key, p_owner, p_mount, now() + make_interval(secs => p_lease))\n"
+	"  ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, mount = EXCLUDED.mount,\n"
+	"    expires = EXCLUDED.expires,\n"
+	"    taken_from = CASE WHEN c.owner = EXCLUDED.owner THEN c.taken_from ELSE c.owner END\n"
+	"    WHERE c.expires < now() OR c.owner = EXCLUDED.owner\n"
+	"  RETURNING owner, taken_from INTO got, prev;\n"
+	"  IF got IS NULL THEN RETURN 0; END IF;\n"
+	"  DELETE FROM bananafs.claim_done WHERE key = p_key;\n"
+	"  IF prev IS NOT NULL THEN\n"
+	"    SELECT * INTO r FROM bananafs.reservations WHERE id = prev;\n"
+	"    IF FOUND THEN\n"
+	"      UPDATE bananafs.reservations SET settled = true, actual_usd = usd\n"
+	"        WHERE id = prev AND NOT settled;\n"
+	"      INSERT INTO bananafs.ledger VALUES (prev, 'unknown', 0, now(), p_mount, p_key,\n"
+	"        NULL, NULL, NULL, r.usd, true, jsonb_build_object('outcome', 'unknown', 'key', p_key,\n"
+	"        'reason', 'the mount holding this request stopped renewing its claim; '\n"
+	"        || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
+	"        ON CONFLICT DO NOTHING;\n"
+	"    END IF;\n"
+	"  END IF;\n"
+	"  RETURN 1;\n"
+	"END $$;"
+
+	"CREATE FUNCTION bananafs.claim_done(p_key text, p_owner text, p_ok boolean)"
+	" RETURNS void LANGUAGE plpgsql AS $$\n"
+	"BEGIN\n"
+	"  DELETE FROM bananafs.claims WHERE key = p_key AND owner = p_owner;\n"
+	"  IF FOUND THEN\n"
+	"    INSERT INTO bananafs.claim_done (key, ok) VALUES (p_key, p_ok)\n"
+	"      ON CONFLICT (key) DO UPDATE SET ok = EXCLUDED.ok, at = now();\n"
+	"    PERFORM pg_notify('" TEAM_CHANNEL "', p_key);\n"
+	"  END IF;\n"
+	"END $$;"
+
+	/*
+	 * reserve: one statement, atomic and idempotent.  The advisory lock
+	 * serialises the team's reservations; an id already present is a no-op
+	 * success; reservations whose lease ended no longer count.  Returns ''
+	 * when allowed, else why not.
+	 */
+	"CREATE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
+	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
+	"DECLARE today float8; total float8;\n"
+	"BEGIN\n"
+	"  PERFORM pg_advisory_xact_lock(7242001);\n"
+	"  IF EXISTS (SELECT 1 FROM bananafs.reservations WHERE id = p_id) THEN RETURN ''; END IF;\n"
+	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() THEN usd\n"
+	"           ELSE 0 END), 0),\n"
+	"         coalesce(sum(CASE WHEN day <> p_day THEN 0 WHEN settled THEN actual_usd\n"
+	"           WHEN expires > now() THEN usd ELSE 0 END), 0)\n"
+	"    INTO total, today FROM bananafs.reservations;\n"
+	"  IF p_daily >= 0 AND today + p_usd > p_daily + 1e-9 THEN\n"
+	"    RETURN format('the team spent and reserved $%s today + this $%s > daily limit $%s',\n"
+	"      round(today::numeric, 3), round(p_usd::numeric, 3), round(p_daily::numeric, 2));\n"
+	"  END IF;\n"
+	"  IF p_total >= 0 AND total + p_usd > p_total + 1e-9 THEN\n"
+	"    RETURN format('the team spent and reserved $%s in all + this $%s > total limit $%s',\n"
+	"      round(total::numeric, 3), round(p_usd::numeric, 3), round(p_total::numeric, 2));\n"
+	"  END IF;\n"
+	"  INSERT INTO bananafs.reservations (id, mount, usd, day, expires)\n"
+	"    VALUES (p_id, p_mount, p_usd, p_day, now() + make_interval(secs => p_lease));\n"
+	"  RETURN '';\n"
+	"END $$;"
+
+	/*
+	 * slot_take: 0 when a slot was taken for p_owner (or it already holds
+	 * one), > 0 seconds to wait (pause or rpm window), -1 when every slot is
+	 * taken (wait for a release, which notifies).
+	 */
+	"CREATE FUNCTION bananafs.slot_take(p_owner text, p_mount text, p_max integer, p_rpm integer,"
+	"  p_lease float8, p_take boolean) RETURNS float8 LANGUAGE plpgsql AS $$\n"
+	"DECLARE u timestamptz; n integer; first timestamptz;\n"
+	"BEGIN\n"
+	"  PERFORM pg_advisory_xact_lock(7242002);\n"
+	"  DELETE FROM bananafs.slots WHERE expires < now();\n"
+	"  IF p_take AND EXISTS (SELECT 1 FROM bananafs.slots WHERE owner = p_owner) THEN\n"
+	"    RETURN 0;\n"
+	"  END IF;\n"
+	"  SELECT until INTO u FROM bananafs.pause WHERE id = 1;\n"
+	"  IF u > now() THEN RETURN extract(epoch FROM u - now()); END IF;\n"
+	"  IF p_max > 0 AND (SELECT count(*) FROM bananafs.slots) >= p_max THEN RETURN -1; END IF;\n"
+	"  IF p_rpm > 0 THEN\n"
+	"    DELETE FROM bananafs.starts WHERE t < now() - interval '60 seconds';\n"
+	"    SELECT count(*), min(t) INTO n, first FROM bananafs.starts;\n"
+	"    IF n >= p_rpm THEN\n"
+	"      RETURN greatest(extract(epoch FROM first + interval '60 seconds' - now()), 0.01);\n"
+	"    END IF;\n"
+	"  END IF;\n"
+	"  IF p_take THEN\n"
+	"    INSERT INTO bananafs.slots VALUES (p_owner, p_mount, now() + make_interval(secs => p_lease));\n"
+	"    INSERT INTO bananafs.starts VALUES (now());\n"
+	"  END IF;\n"
+	"  RETURN 0;\n"
+	"END $$;";
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The first line of libpq's message: enough to say what failed. */
+static void
+pq_message(PGconn *c, char *buf, size_t len)
+{
+	const char *m = c != NULL ? PQerrorMessage(c) : "out of memory";
+
+	snprintf(buf, len, "%.*s", (int)strcspn(m, "\n"), m);
+}
+
+/*
+ * Our defaults come first, so the user's conninfo overrides them: a
+ * bounded connect time (libpq's own is unbounded) and a name in
+ * pg_stat_activity.
+ */
+static PGconn *
+connect_db(const char *conninfo)
+{
+	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *const vals[] = { "5", "bananafs", conninfo, NULL };
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/* A clear error for a failed connect: the password case named apart. */
+static void
+connect_error(PGconn *c, char *err, size_t errlen)
+{
+	char m[256];
+
+	pq_message(c, m, sizeof(m));
+	if (c != NULL && PQconnectionNeedsPassword(c))
+		errbuf_set(err, errlen, "team_db: the server wants a password and none was found: "
+			   "put it in ~/.pgpass or the file PGPASSFILE names (mode 600) (%s)", m);
+	else if (strstr(m, "password authentication failed") != NULL ||
+		 (c != NULL && PQconnectionUsedPassword(c)))
+		errbuf_set(err, errlen, "team_db: the server refused the password: check the line "
+			   "for this server in ~/.pgpass or PGPASSFILE (%s)", m);
+	else
+		errbuf_set(err, errlen, "team_db: cannot connect to the team database: %s", m);
+}
+
+static int
+exec_simple(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	char m[256];
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		pq_message(c, m, sizeof(m));
+		errbuf_set(err, errlen, "team_db: %s", m);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* The schema version on c: 0 when there is none yet, -1 on error. */
+static int
+schema_version(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r;
+	int v = 0;
+
+	r = PQexec(c, "SELECT to_regclass('bananafs.schema_version') IS NOT NULL");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		errbuf_set(err, errlen, "team_db: cannot read the schema version");
+		return -1;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	r = PQexec(c, "SELECT max(version) FROM bananafs.schema_version");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		errbuf_set(err, errlen, "team_db: cannot read the schema version");
+		return -1;
+	}
+	if (!PQgetisnull(r, 0, 0))
+		v = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static int
+version_error(int v, char *err, size_t errlen)
+{
+	if (v > TEAM_SCHEMA_VERSION)
+		errbuf_set(err, errlen, "team_db: the team database has schema version %d, newer than "
+			   "this bananafs knows (%d): upgrade bananafs on this machine", v,
+			   TEAM_SCHEMA_VERSION);
+	else
+		errbuf_set(err, errlen, "team_db: the team database has schema version %d, which this "
+			   "bananafs (schema %d) cannot use", v, TEAM_SCHEMA_VERSION);
+	return -1;
+}
+
+/*
+ * Creates the schema when missing, under an advisory lock so two mounts
+ * starting at once do not both create it; checks the version otherwise.
+ */
+static int
+schema_ensure(PGconn *c, char *err, size_t errlen)
+{
+	int v;
+
+	if (exec_simple(c, "BEGIN", err, errlen) < 0)
+		return -1;
+	if (exec_simple(c, "SELECT pg_advisory_xact_lock(7242000)", err, errlen) < 0)
+		goto out_rollback;
+	if ((v = schema_version(c, err, errlen)) < 0)
+		goto out_rollback;
+	if (v == 0) {
+		if (exec_simple(c, "CREATE SCHEMA IF NOT EXISTS bananafs;"
+				"CREATE TABLE bananafs.schema_version (version integer NOT NULL);",
+				err, errlen) < 0 ||
+		    exec_simple(c, schema_v1, err, errlen) < 0 ||
+		    exec_simple(c, "INSERT INTO bananafs.schema_version VALUES (1)", err, errlen) < 0) {
+			char m[400];
+
+			snprintf(m, sizeof(m), "%s", err);
+			errbuf_set(err, errlen, "%s (while creating the team schema: the user needs "
+				   "CREATE on the database)", m);
+			goto out_rollback;
+		}
+	} else if (v != TEAM_SCHEMA_VERSION) {
+		version_error(v, err, errlen);
+		goto out_rollback;
+	}
+	return exec_simple(c, "COMMIT", err, errlen);
+
+out_rollback:
+	PQclear(PQexec(c, "ROLLBACK"));
+	return -1;
+}
+
+int
+team_db_probe(const char *conninfo, int *version, char *err, size_t errlen)
+{
+	PGconn *c = connect_db(conninfo);
+	int v;
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		connect_error(c, err, errlen);
+		PQfinish(c);
+		return -1;
+	}
+	v = schema_version(c, err, errlen);
+	PQfinish(c);
+	if (v < 0)
+		return -1;
+	*version = v;
+	return 0;
+}
+
+/* ---- the request connection --------------------------------------------- */
+
+/* Under t->mu: a working connection, or false (offline) without waiting long. */
+static bool
+ensure_conn(struct team_db *t)
+{
+	if (t->conn != NULL && PQstatus(t->conn) == CONNECTION_OK)
+		return true;
+	if (t->last_try > 0 && mono_now() - t->last_try < TEAM_RETRY_S)
+		return false;
+	if (t->conn != NULL)
+		PQreset(t->conn);
+	else
+		t->conn = connect_db(t->conninfo);
+	if (t->conn != NULL && PQstatus(t->conn) == CONNECTION_OK) {
+		char err[512];
+
+		if (!t->schema_ok && schema_ensure(t->conn, err, sizeof(err)) < 0) {
+			log_warnx("%s", err);
+			PQfinish(t->conn);
+			t->conn = NULL;
+			t->last_try = mono_now();
+			return false;
+		}
+		t->schema_ok = true;
+		t->last_try = 0;
+		log_info("team_db: connected to the team database");
+		return true;
+	}
+	t->last_try = mono_now();
+	return false;
+}
+
+PGresult *
+team_db_execb(struct team_db *t, const char *sql, int nparams, const char *const *params,
+	      const int *lengths, const int *formats, char *err, size_t errlen)
+{
+	PGresult *r = NULL;
+	ExecStatusType st;
+	char m[256];
+	int tries;
+
+	pthread_mutex_lock(&t->mu);
+	for (tries = 0; tries < 2; tries++) {
+		if (!ensure_conn(t)) {
+			t->online = false;
+			errbuf_set(err, errlen, "the team database is unreachable");
+			break;
+		}
+		r = PQexecParams(t->conn, sql, nparams, NULL, params, lengths, formats, 0);
+		st = PQresultStatus(r);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			t->online = true;
+			pthread_mutex_unlock(&t->mu);
+			return r;
+		}
+		pq_message(t->conn, m, sizeof(m));
+		PQclear(r);
+		r = NULL;
+		if (PQstatus(t->conn) == CONNECTION_OK) {
+			/* The server answered with an error: a bug or a constraint, not an outage. */
+			t->online = true;
+			errbuf_set(err, errlen, "team database: %s", m);
+			break;
+		}
+		t->online = false;
+		t->last_try = 0;	/* lost just now: one immediate reconnect */
+		errbuf_set(err, errlen, "the team database is unreachable: %s", m);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+PGresult *
+team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const *params,
+	     char *err, size_t errlen)
+{
+	return team_db_execb(t, sql, nparams, params, NULL, NULL, err, errlen);
+}
+
+bool
+team_db_online(struct team_db *t)
+{
+	bool on;
+
+	pthread_mutex_lock(&t->mu);
+	on = t->online;
+	pthread_mutex_unlock(&t->mu);
+	return on;
+}
+
+/* ---- waking waiters ----------------------------------------------------- */
+
+static void
+wake_all(struct team_db *t)
+{
+	pthread_mutex_lock(&t->wake_mu);
+	t->wake_gen++;
+	pthread_cond_broadcast(&t->wake_cv);
+	pthread_mutex_unlock(&t->wake_mu);
+}
+
+unsigned long
+team_db_wake_gen(struct team_db *t)
+{
+	unsigned long g;
+
+	pthread_mutex_lock(&t->wake_mu);
+	g = t->wake_gen;
+	pthread_mutex_unlock(&t->wake_mu);
+	return g;
+}
+
+void
+team_db_wait(struct team_db *t, unsigned long gen, double timeout_s)
+{
+	struct timespec ts;
+	double s;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (timeout_s > 0 ? timeout_s : 0);
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	pthread_mutex_lock(&t->wake_mu);
+	while (t->wake_gen == gen && !atomic_load(&t->stopping))
+		if (pthread_cond_timedwait(&t->wake_cv, &t->wake_mu, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&t->wake_mu);
+}
+
+/* ---- the background thread ---------------------------------------------- */
+
+/* Extends the lease of every row this mount owns.  Errors: the next round tries again. */
+static void
+renew_leases(struct team_db *t, PGconn *c)
+{
+	const char *p[2];
+	char lease[32];
+
+	snprintf(lease, sizeof(lease), "%g", t->lease_s);
+	p[0] = t->owner;
+	p[1] = lease;
+	PQclear(PQexecParams(c, "UPDATE bananafs.claims SET expires = now() + make_interval(secs => "
+			     "$2::float8) WHERE mount = $1", 2, NULL, p, NULL, NULL, 0));
+	PQclear(PQexecParams(c, "UPDATE bananafs.reservations SET expires = now() + make_interval("
+			     "secs => $2::float8) WHERE mount = $1 AND NOT settled", 2, NULL, p, NULL,
+			     NULL, 0));
+	PQclear(PQexecParams(c, "UPDATE bananafs.slots SET expires = now() + make_interval(secs => "
+			     "$2::float8) WHERE mount = $1", 2, NULL, p, NULL, NULL, 0));
+}
+
+static PGconn *
+bg_connect(struct team_db *t)
+{
+	PGconn *c = connect_db(t->conninfo);
+	char err[256];
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK ||
+	    exec_simple(c, "LISTEN " TEAM_CHANNEL, err, sizeof(err)) < 0) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Listens and renews.  Notifications wake every waiter; so does a
+ * reconnect (notifications were lost while we were away, so waiters must
+ * look again).
+ */
+static void *
+bg_main(void *arg)
+{
+	struct team_db *t = arg;
+	PGconn *c = NULL;
+	double renew_every = t->lease_s / 3, next_renew = 0, now;
+	struct pollfd pfd;
+	PGnotify *n;
+
+	while (!atomic_load(&t->stopping)) {
+		if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+			PQfinish(c);
+			c = bg_connect(t);
+			if (c == NULL) {
+				usleep(500 * 1000);
+				continue;
+			}
+			wake_all(t);
+			next_renew = 0;
+		}
+		now = mono_now();
+		if (now >= next_renew) {
+			renew_leases(t, c);
+			next_renew = now + renew_every;
+		}
+		pfd.fd = PQsocket(c);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0 || poll(&pfd, 1, 200) < 0) {
+			if (errno != EINTR)
+				usleep(200 * 1000);
+			continue;
+		}
+		if (pfd.revents != 0 && PQconsumeInput(c) == 0)
+			continue;	/* lost: reconnect on the next turn */
+		while ((n = PQnotifies(c)) != NULL) {
+			PQfreemem(n);
+			wake_all(t);
+		}
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static void
+make_owner(struct team_db *t)
+{
+	char host[40] = "host";
+	unsigned int rnd = 0;
+	FILE *f = fopen("/dev/urandom", "re");
+
+	if (f != NULL) {
+		if (fread(&rnd, sizeof(rnd), 1, f) != 1)
+			rnd = (unsigned int)time(NULL);
+		fclose(f);
+	}
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(t->owner, sizeof(t->owner), "%s.%ld.%08x", host, (long)getpid(), rnd);
+}
+
+int
+team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow_offline,
+	     char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->lease_s = lease_s > 0 ? lease_s : 30;
+	make_owner(t);
+	t->conninfo = strdup(conninfo);
+	if (t->conninfo == NULL) {
+		errbuf_set(err, errlen, "team_db: out of memory");
+		return -1;
+	}
+	t->conn = connect_db(conninfo);
+	if (t->conn == NULL || PQstatus(t->conn) != CONNECTION_OK) {
+		connect_error(t->conn, err, errlen);
+		/* A refused password is a mistake to fix now, not an outage to ride out. */
+		if (!allow_offline || (t->conn != NULL && (PQconnectionNeedsPassword(t->conn) ||
+							  PQconnectionUsedPassword(t->conn))))
+			goto out_free;
+		t->last_try = mono_now();
+		PQfinish(t->conn);
+		t->conn = NULL;
+		goto out_init;
+	}
+	if (schema_ensure(t->conn, err, errlen) < 0)
+		goto out_free;
+	t->schema_ok = true;
+	t->online = true;
+out_init:
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->wake_mu, NULL);
+	pthread_cond_init(&t->wake_cv, NULL);
+	return t->online ? 0 : 1;
+
+out_free:
+	PQfinish(t->conn);
+	t->conn = NULL;
+	free(t->conninfo);
+	t->conninfo = NULL;
+	return -1;
+}
+
+int
+team_db_start(struct team_db *t, char *err, size_t errlen)
+{
+	if (pthread_create(&t->bg, NULL, bg_main, t) != 0) {
+		errbuf_set(err, errlen, "team_db: cannot start the background thread");
+		return -1;
+	}
+	t->bg_started = true;
+	return 0;
+}
+
+void
+team_db_close(struct team_db *t)
+{
+	if (t->conninfo == NULL)
+		return;
+	atomic_store(&t->stopping, 1);
+	if (t->bg_started) {
+		wake_all(t);
+		pthread_join(t->bg, NULL);
+		t->bg_started = false;
+	}
+	pthread_cond_destroy(&t->wake_cv);
+	pthread_mutex_destroy(&t->wake_mu);
+	pthread_mutex_destroy(&t->mu);
+	PQfinish(t->conn);
+	t->conn = NULL;
+	free(t->conninfo);
+	t->conninfo = NULL;
+}

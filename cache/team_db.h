@@ -1,0 +1,106 @@
+/*
+ * team_db.h - the one place that owns team mode's PostgreSQL connections.
+ *
+ * Team mode (team_db in the config) shares the cache index, the in-flight
+ * claims, the budget, the limiter and the ledger rows between the mounts
+ * of a team.  The backends for those (cache/team_*.c) never open a
+ * connection themselves: they run statements through team_db_exec, which
+ * serialises use of the one request connection, reconnects when the
+ * server went away, and reports "offline" without blocking for long.
+ *
+ * A second connection belongs to a background thread: it LISTENs for
+ * "a claim ended" notifications (team_db_wait wakes on them, with a
+ * bounded poll because notifications sent while we were disconnected are
+ * lost), and it renews, every lease/3 seconds, the leases of every row this
+ * mount owns (claims, reservations, limiter slots): a mount that dies
+ * stops renewing, and its rows expire after team_lease_s.
+ *
+ * The schema lives in the PostgreSQL schema "bananafs"; its version is the
+ * single row of bananafs.schema_version.  team_db_open creates it on first
+ * use (under an advisory lock, so two mounts starting at once agree) and
+ * refuses a version it does not know with a clear error.
+ *
+ * Secrets: the password only ever comes from ~/.pgpass or PGPASSFILE (the
+ * config refuses a conninfo with one).  Error texts from libpq name the
+ * host and user, never a password.
+ */
+#ifndef BANANAFS_CACHE_TEAM_DB_H
+#define BANANAFS_CACHE_TEAM_DB_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TEAM_SCHEMA_VERSION 1
+#define TEAM_OWNER_LEN 64
+
+struct team_db {
+	char *conninfo;			/* from the config; no password */
+	char owner[TEAM_OWNER_LEN];	/* this mount: "host.pid.random", in every row it owns */
+	double lease_s;			/* team_lease_s */
+
+	pthread_mutex_t mu;		/* protects conn, online, last_try */
+	PGconn *conn;			/* the request connection */
+	bool online;			/* the last statement reached the server */
+	bool schema_ok;			/* the schema was created or checked on some connection */
+	double last_try;		/* monotonic time of the last failed reconnect */
+
+	pthread_mutex_t wake_mu;	/* protects wake_gen; pairs with wake_cv */
+	pthread_cond_t wake_cv;		/* broadcast on every notification and reconnect */
+	unsigned long wake_gen;
+
+	pthread_t bg;			/* listener and lease renewer; owns its own connection */
+	bool bg_started;
+	atomic_int stopping;		/* set by team_db_close */
+};
+
+/*
+ * Connects and creates or checks the schema; starts no thread (call
+ * team_db_start after daemonizing: threads do not survive fork).
+ * 0 when online; -1 with a clear err (unreachable, password refused,
+ * wrong schema version); 1 with err when the server is unreachable and
+ * allow_offline (team_offline = cache-only) is set: the handle then
+ * reconnects on later statements and reports offline until it can.
+ */
+int team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow_offline,
+		 char *err, size_t errlen);
+/* The listener and lease renewer.  0 or -1 with err. */
+int team_db_start(struct team_db *t, char *err, size_t errlen);
+/* Stops the thread and closes both connections.  Safe on a zeroed struct. */
+void team_db_close(struct team_db *t);
+
+/*
+ * Connects once and checks the schema without starting anything: for
+ * bananactl doctor.  0 with *version (0 = no schema yet), or -1 with err.
+ */
+int team_db_probe(const char *conninfo, int *version, char *err, size_t errlen);
+
+/*
+ * Runs one statement with text parameters (NULL = SQL NULL) on the request
+ * connection.  When the connection was lost it reconnects once and runs
+ * the statement again, so statements MUST be idempotent (every one of ours
+ * is keyed by a request id or a cache key).  Returns the PGresult (the
+ * caller PQclear()s it) when the server answered with
+ * PGRES_COMMAND_OK/TUPLES_OK, else NULL with err (and team_db_online()
+ * false when the server is unreachable).
+ */
+PGresult *team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const *params,
+		       char *err, size_t errlen);
+/* The same with lengths and formats (1 = binary), for bytea. */
+PGresult *team_db_execb(struct team_db *t, const char *sql, int nparams, const char *const *params,
+			const int *lengths, const int *formats, char *err, size_t errlen);
+
+/* Whether the last statement reached the server. */
+bool team_db_online(struct team_db *t);
+
+/*
+ * Blocks until a notification arrives (a claim ended somewhere in the
+ * team), or the connection came back, or timeout_s passed.  Returns at
+ * once when gen (from team_db_wake_gen) is already stale.
+ */
+unsigned long team_db_wake_gen(struct team_db *t);
+void team_db_wait(struct team_db *t, unsigned long gen, double timeout_s);
+
+#endif
