@@ -89,6 +89,14 @@ static double wall_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The budget reservation of a key: one per key, whoever asked for it. */
+#define RESV_ID_LEN (KEY_HEX_LEN + 8)
+static const char *resv_id(const char *key, char *buf)
+{
+	snprintf(buf, RESV_ID_LEN, "batch.%s", key);
+	return buf;
+}
+
 static void stat_add(struct fetch_ctx *f, long *field)
 {
 	pthread_mutex_lock(&f->stats_mu);
@@ -275,6 +283,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	struct line_ctx lc = { .f = f, .job_id = job_id, .model = rq->model, .size = rq->size,
 			       .aspect = rq->aspect, .prompt_hash = prompt_hash, .prompt = rq->prompt };
 	struct bkey *k;
+	char rid[RESV_ID_LEN];
 	double est;
 	int rc;
 
@@ -340,7 +349,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 		return out->result = FETCH_BATCH_PENDING;
 	}
 	/* 5. budget, once per key */
-	if (budget_reserve(&f->budget, est, time(NULL), out->why, sizeof(out->why)) < 0) {
+	if (budget_reserve(&f->budget, resv_id(out->key_hex, rid), est, 0, out->why, sizeof(out->why)) < 0) {
 		pthread_mutex_unlock(&b->mu);
 		if (est < 0)
 			snprintf(out->why, sizeof(out->why), "price unknown for %s %s batch; set it in [prices] "
@@ -370,7 +379,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	}
 	if (!k) {
 		pthread_mutex_unlock(&b->mu);
-		budget_settle(&f->budget, est, 0, time(NULL));
+		budget_settle(&f->budget, rid, 0);
 		gen_result_fail(&out->res, ERR_REQUEST, "%s; nothing was sent", err[0] ? err : "out of memory");
 		stat_add(f, &f->stats.failed);
 		return out->result = FETCH_FAILED;
@@ -405,7 +414,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	struct fetch_outcome out;
 	struct ledger_rec r;
 	struct bkey *k, **pp;
-	char reason[160], err[512];
+	char reason[160], err[512], rid[RESV_ID_LEN];
 	bool ok = false, billed = false;
 
 	/* Take the key out of the lists first: no new job joins a key that is ending. */
@@ -483,7 +492,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		gen_result_fail(&out.res, ERR_NO_IMAGE, "the batch result held no image");
 	}
 
-	budget_settle(&f->budget, k->reserved, (ok || billed) ? k->est : 0, time(NULL));
+	budget_settle(&f->budget, resv_id(k->key, rid), (ok || billed) ? k->est : 0);
 	out.cost_usd = (ok || billed) ? k->est : 0;
 	out.result = ok ? FETCH_OK : FETCH_FAILED;
 	out.source = SRC_GENERATED;
@@ -1027,6 +1036,7 @@ static int load_row(const struct journal_bitem *it, void *arg)
 {
 	struct batcher *b = arg;
 	struct bkey *k = find_key(b, it->key);
+	char rid[RESV_ID_LEN];
 
 	if (!k) {
 		if (!(k = bkey_new(it->key, it->model, it->size, it->aspect, it->request_json)))
@@ -1036,13 +1046,15 @@ static int load_row(const struct journal_bitem *it, void *arg)
 			k->state = BK_SUBMITTED;
 			snprintf(k->batch_name, sizeof(k->batch_name), "%s", it->batch_name);
 			/* the money is committed: hold it whether or not the budget likes it now */
-			k->reserved = budget_reserve(&b->f->budget, k->est, time(NULL), NULL, 0) == 0 ? k->est : 0;
+			k->reserved = budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, 0, NULL, 0) == 0 ?
+				      k->est : 0;
 			add_poll(b, k->batch_name, 0);
 		} else {
 			k->state = BK_GATHERED;
 			if (strcmp(it->state, "submitting") == 0)
 				snprintf(k->reason, sizeof(k->reason), "resume after crash");
-			if (budget_reserve(&b->f->budget, k->est, time(NULL), k->refused, sizeof(k->refused)) == 0)
+			if (budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, 0, k->refused,
+					   sizeof(k->refused)) == 0)
 				k->reserved = k->est;
 			else if (!k->refused[0])
 				snprintf(k->refused, sizeof(k->refused), "the budget refuses it after the restart");
@@ -1088,7 +1100,9 @@ out_free:
 	while (b->keys) {
 		struct bkey *k = b->keys;
 		b->keys = k->next;
-		budget_settle(&f->budget, k->reserved, 0, time(NULL));
+		char rid[RESV_ID_LEN];
+
+		budget_settle(&f->budget, resv_id(k->key, rid), 0);
 		bkey_free(k);
 	}
 	while (b->polls) {
@@ -1118,7 +1132,9 @@ void batcher_stop(struct fetch_ctx *f)
 	while (b->keys) {
 		struct bkey *k = b->keys;
 		b->keys = k->next;
-		budget_settle(&f->budget, k->reserved, 0, time(NULL));
+		char rid[RESV_ID_LEN];
+
+		budget_settle(&f->budget, resv_id(k->key, rid), 0);
 		bkey_free(k);
 	}
 	while (b->polls) {

@@ -47,6 +47,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,14 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 {
 	struct ledger_totals t;
 	char *path = NULL;
-	time_t now = time(NULL);
+	time_t now;
 
 	memset(f, 0, sizeof(*f));
 	f->cfg = cfg;
 	f->store = s;
 	f->clk = clk ? clk : &clock_real;
+	s->clk = f->clk;	/* the index rows' times come from the mount's one clock */
+	now = (time_t)f->clk->wall(f->clk->ctx);
 	f->ledger.fd = -1;
 	if (asprintf(&path, "%s/ledger.jsonl", s->dir) < 0) {
 		errbuf_set(err, errlen, "fetch: out of memory");
@@ -86,14 +89,15 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 		errbuf_set(err, errlen, "fetch: cannot read the ledger %s", path);
 		goto out_close_ledger;
 	}
-	if (limiter_init(&f->limiter, cfg->max_inflight > 0 ? cfg->max_inflight : 1,
-			 cfg->rpm > 0 ? cfg->rpm : 0, f->clk) < 0) {
-		errbuf_set(err, errlen, "fetch: cannot set up the limiter");
-		goto out_close_ledger;
+	/* Today's backends are the local ones; a shared backend is chosen here. */
+	if (limiter_local_open(&f->limiter, cfg->max_inflight > 0 ? cfg->max_inflight : 1,
+			       cfg->rpm > 0 ? cfg->rpm : 0, f->clk) < 0 ||
+	    budget_local_open(&f->budget, cfg->budget_daily_usd, cfg->budget_total_usd,
+			      t.spent_today_usd, t.spent_total_usd, f->clk) < 0 ||
+	    inflight_local_open(&f->inflight, f->clk) < 0) {
+		errbuf_set(err, errlen, "fetch: cannot set up the limiter, budget and in-flight table");
+		goto out_close_seams;
 	}
-	budget_init(&f->budget, cfg->budget_daily_usd, cfg->budget_total_usd,
-		    t.spent_today_usd, t.spent_total_usd, now);
-	inflight_init(&f->inflight);
 	pthread_mutex_init(&f->stats_mu, NULL);
 
 	f->policy.max_attempts = cfg->retries > 0 ? cfg->retries : 1;
@@ -112,19 +116,19 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	f->gateway.bearer = 1;
 	f->gateway.gateway_api = cfg->gateway_api;
 	if (gateway_map_parse(cfg->gateway_models, &f->gateway_models, err, errlen) < 0)
-		goto out_destroy_limiter;
+		goto out_destroy_stats;
 	f->gateway.models = f->gateway_models;
 	redact_register_key(cfg->api_key);
 	redact_register_key(cfg->gateway_key);
 	free(path);
 	return 0;
 
-out_destroy_limiter:
+out_destroy_stats:
 	pthread_mutex_destroy(&f->stats_mu);
-	inflight_destroy(&f->inflight);
-	budget_destroy(&f->budget);
-	limiter_destroy(&f->limiter);
-
+out_close_seams:
+	inflight_close(&f->inflight);
+	budget_close(&f->budget);
+	limiter_close(&f->limiter);
 out_close_ledger:
 	ledger_close(&f->ledger);
 out_free_path:
@@ -137,9 +141,9 @@ void fetch_close(struct fetch_ctx *f)
 {
 	if (!f->cfg)
 		return;
-	limiter_destroy(&f->limiter);
-	inflight_destroy(&f->inflight);
-	budget_destroy(&f->budget);
+	limiter_close(&f->limiter);
+	inflight_close(&f->inflight);
+	budget_close(&f->budget);
 	ledger_close(&f->ledger);
 	pthread_mutex_destroy(&f->stats_mu);
 	gateway_map_free(f->gateway_models);
@@ -180,7 +184,23 @@ struct walk {
 	char key_hex[KEY_HEX_LEN];
 	char prompt_hash[KEY_HEX_LEN];
 	const char *fallback;		/* "MODEL SIZE" on a fallback walk, else NULL */
+	char owner[96];			/* "<job id>.<n>": in-flight owner and budget reservation id */
+	double lease_s;			/* in-flight claim and reservation lifetime, renewed per attempt */
 };
+
+/* Walk numbers: with the job id they name a walk's claim and reservation. */
+static atomic_ulong walk_seq;
+
+/* Names the walk for the in-flight table and the budget; sets its lease. */
+static void walk_name(struct walk *w)
+{
+	const struct config *cfg = w->f->cfg;
+
+	snprintf(w->owner, sizeof(w->owner), "%s.%lu", w->job_id && *w->job_id ? w->job_id : "walk",
+		 (unsigned long)atomic_fetch_add(&walk_seq, 1) + 1);
+	/* one attempt and its back-off, with room: renewed before every attempt */
+	w->lease_s = cfg->connect_timeout_s + cfg->timeout_s + cfg->backoff_cap_s + 120;
+}
 
 static int status_say(const struct walk *w, const char *what)
 {
@@ -204,6 +224,7 @@ static void rec_init(const struct walk *w, struct ledger_rec *r, const char *out
 	r->cost_usd = -1;
 	r->fallback = w->fallback;
 	r->in_tokens = r->out_tokens = -1;
+	r->time = (time_t)w->f->clk->wall(w->f->clk->ctx);
 }
 
 /* A line whose failure would not change what we do (nothing is sent after it). */
@@ -251,11 +272,13 @@ int fetch_write_pub_png(const char *tmp_path, void *varg)
 	return image_write_png(a->res->image, a->res->image_len, t, n, tmp_path, a->err, sizeof(a->err));
 }
 
+enum sent { SENT_FAILED, SENT_STORED, SENT_LOST /* another owner took the key over; nothing sent */ };
+
 /*
  * The attempt loop (gate 6) and the outcome (gate 8) for a key we own with
- * est reserved.  Fills out; returns true when the object is stored.
+ * est reserved.  Fills out.
  */
-static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out)
+static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome *out)
 {
 	struct fetch_ctx *f = w->f;
 	const struct config *cfg = f->cfg;
@@ -265,7 +288,7 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 	char why[64];
 	const char *reason = w->reason;
 	double t0 = 0, latency = -1, d;
-	bool waited, ok = false, billed = false, abandoned = false;
+	bool waited, ok = false, billed = false, abandoned = false, lost = false;
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
@@ -278,9 +301,16 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 		if (limiter_next_wait(&f->limiter) > 0)
 			status_say(w, "waiting-quota");
 		waited = false;
-		limiter_acquire(&f->limiter, &waited);
+		limiter_acquire(&f->limiter, w->owner, &waited);
+		/* The quota wait may have been long: still the owner?  Then hold on for one more attempt. */
+		if (inflight_renew(&f->inflight, &out->key, w->owner, w->lease_s) != INFLIGHT_OWNER) {
+			limiter_release(&f->limiter, w->owner);
+			lost = abandoned = true;
+			break;
+		}
+		budget_renew(&f->budget, w->owner, w->lease_s);
 		if (status_say(w, "running") != 0) {
-			limiter_release(&f->limiter);
+			limiter_release(&f->limiter, w->owner);
 			gen_result_fail(res, ERR_NONE, "superseded by a newer version of the prompt; "
 					"nothing was sent");
 			abandoned = true;
@@ -293,7 +323,7 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 		r.reason = reason;
 		r.cost_usd = est;
 		if (ledger_append(&f->ledger, &r) < 0) {
-			limiter_release(&f->limiter);
+			limiter_release(&f->limiter, w->owner);
 			gen_result_fail(res, ERR_NONE, "could not write the ledger %s; nothing was sent",
 					f->ledger.path ? f->ledger.path : "");
 			break;
@@ -303,7 +333,7 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 		t0 = f->clk->now(f->clk->ctx);
 		api_attempt(&f->http, endpoint_for(f, rq->route), rq, res);
 		latency = f->clk->now(f->clk->ctx) - t0;
-		limiter_release(&f->limiter);
+		limiter_release(&f->limiter, w->owner);
 
 		if (res->cls == ERR_NONE && res->image && res->image_len > 0) {
 			ok = true;
@@ -348,10 +378,10 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 		billed = true;		/* some providers charge every HTTP 200, image or not */
 	}
 
-	budget_settle(&f->budget, est, (ok || billed) ? est : 0, time(NULL));
+	budget_settle(&f->budget, w->owner, (ok || billed) ? est : 0);
 	out->cost_usd = (ok || billed) ? est : 0;
 	if (abandoned)
-		return false;	/* nothing left this machine: nothing to ledger */
+		return lost ? SENT_LOST : SENT_FAILED;	/* nothing left this machine: nothing to ledger */
 
 	rec_init(w, &r, ok ? "ok" : "failed");
 	r.billed = ok || billed;
@@ -365,7 +395,7 @@ static bool send_and_store(struct walk *w, double est, struct fetch_outcome *out
 	r.in_tokens = res->in_tokens;
 	r.out_tokens = res->out_tokens;
 	ledger_append(&f->ledger, &r);
-	return ok;
+	return ok ? SENT_STORED : SENT_FAILED;
 }
 
 /* Gates 1-6 and 8 for one request.  Fills out (key, result, source, ...). */
@@ -373,7 +403,8 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 {
 	struct fetch_ctx *f = w->f;
 	const struct gen_request *rq = w->rq;
-	bool owner_ok = false, ok;
+	bool owner_ok = false;
+	enum sent sent;
 	double est;
 	int takeovers = 0, rc;
 
@@ -396,7 +427,9 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 	STAT_INC(f, misses);
 
 	/* 2. in flight: wait for the owner, then look again */
-	while (!inflight_begin(&f->inflight, &out->key, &owner_ok)) {
+	walk_name(w);
+again:
+	while (!inflight_begin(&f->inflight, &out->key, w->owner, w->lease_s, &owner_ok)) {
 		if (store_lookup(f->store, &out->key, &out->obj) == 1) {
 			out->source = SRC_COALESCED;
 			out->cost_usd = 0;
@@ -413,7 +446,7 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 
 	/* 3. owner now: someone may have finished between 1 and 2 */
 	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
-		inflight_done(&f->inflight, &out->key, true);
+		inflight_done(&f->inflight, &out->key, w->owner, true);
 		out->source = SRC_CACHE;
 		out->cost_usd = 0;
 		ledger_note(w, "cached", 0);
@@ -424,18 +457,18 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 
 	/* 4. dry run: the price, nothing sent */
 	if (f->cfg->dry_run) {
-		inflight_done(&f->inflight, &out->key, false);
+		inflight_done(&f->inflight, &out->key, w->owner, false);
 		out->cost_usd = est;
 		ledger_note(w, "dry-run", est);
 		return out->result = FETCH_DRY_RUN;
 	}
 
 	/* 5. budget */
-	if (budget_reserve(&f->budget, est, time(NULL), out->why, sizeof(out->why)) < 0) {
+	if (budget_reserve(&f->budget, w->owner, est, w->lease_s, out->why, sizeof(out->why)) < 0) {
 		if (est < 0)
 			snprintf(out->why, sizeof(out->why), "price unknown for %s %s %s; set it in [prices] "
 				 "or remove the budget", rq->model, rq->size, route_name(rq->route));
-		inflight_done(&f->inflight, &out->key, false);
+		inflight_done(&f->inflight, &out->key, w->owner, false);
 		out->cost_usd = est;
 		ledger_note(w, "refused-budget", est);
 		return out->result = FETCH_REFUSED_BUDGET;
@@ -443,9 +476,16 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 
 	/* 6 and 8 */
 	out->source = SRC_GENERATED;
-	ok = send_and_store(w, est, out);
-	inflight_done(&f->inflight, &out->key, ok);
-	return out->result = ok ? FETCH_OK : FETCH_FAILED;
+	sent = send_and_store(w, est, out);
+	if (sent == SENT_LOST) {
+		/* our claim ran out while we waited for quota, and another owner has the key now */
+		gen_result_free(&out->res);
+		memset(&out->res, 0, sizeof(out->res));
+		out->source = SRC_NONE;
+		goto again;
+	}
+	inflight_done(&f->inflight, &out->key, w->owner, sent == SENT_STORED);
+	return out->result = sent == SENT_STORED ? FETCH_OK : FETCH_FAILED;
 }
 
 /* Rank of a size string for "nearest size": 512 < 1K < 2K < 4K. */

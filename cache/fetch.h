@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include "api/http.h"
+#include "api/limiter.h"
 #include "api/request.h"
 #include "api/retry.h"
 #include "api/route.h"

@@ -1,83 +1,82 @@
 /*
  * journal.c - accepted jobs (and batch state) in STORE/state.db.
  *
- * The store owns the connection and its lock (db_mu); every function here
- * takes db_mu for the whole statement, so journal and object index share
- * one serialised SQLite handle.  WAL + synchronous=FULL (set by store_open)
- * make each committed row survive kill -9 and power loss.
+ * These tables are this mount's own crash state, so they live in the
+ * local state.db beside the object index (see cache/store.h for why), and
+ * every statement goes through store_sql(): the store owns the connection
+ * and its lock, this file owns the schema and the SQL.  WAL +
+ * synchronous=FULL (set by store_open) make each committed row survive
+ * kill -9 and power loss.  Readers collect rows first and call the
+ * caller's function afterwards, with no lock held, so it may write.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache/journal.h"
 
+static long long wall_now(struct store *s)
+{
+	return (long long)s->clk->wall(s->clk->ctx);
+}
+
 int journal_init(struct store *s)
 {
-	int rc;
+	static const char *const tables[] = {
+		"CREATE TABLE IF NOT EXISTS jobs("
+		" id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL,"
+		" regen INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+		" created INTEGER NOT NULL);",
+		"CREATE TABLE IF NOT EXISTS batches("
+		" name TEXT PRIMARY KEY, state TEXT, created INTEGER NOT NULL, body TEXT);",
+		"CREATE TABLE IF NOT EXISTS batch_items("
+		" key TEXT NOT NULL, job_ref TEXT NOT NULL, job_id TEXT, model TEXT NOT NULL,"
+		" size TEXT NOT NULL, aspect TEXT NOT NULL, request_json TEXT NOT NULL,"
+		" batch_name TEXT, state TEXT NOT NULL, created REAL NOT NULL,"
+		" PRIMARY KEY(key, job_ref));",
+	};
+	size_t i;
 
-	pthread_mutex_lock(&s->db_mu);
-	rc = sqlite3_exec(s->db,
-			  "CREATE TABLE IF NOT EXISTS jobs("
-			  " id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL,"
-			  " regen INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-			  " created INTEGER NOT NULL);"
-			  "CREATE TABLE IF NOT EXISTS batches("
-			  " name TEXT PRIMARY KEY, state TEXT, created INTEGER NOT NULL, body TEXT);"
-			  "CREATE TABLE IF NOT EXISTS batch_items("
-			  " key TEXT NOT NULL, job_ref TEXT NOT NULL, job_id TEXT, model TEXT NOT NULL,"
-			  " size TEXT NOT NULL, aspect TEXT NOT NULL, request_json TEXT NOT NULL,"
-			  " batch_name TEXT, state TEXT NOT NULL, created REAL NOT NULL,"
-			  " PRIMARY KEY(key, job_ref));",
-			  NULL, NULL, NULL);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc == SQLITE_OK ? 0 : -1;
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (store_sql(s, tables[i], NULL, 0, NULL, NULL, NULL) != 0)
+			return -1;
+	return 0;
+}
+
+static int get_id(const struct store_val *c, int n, void *arg)
+{
+	if (n >= 1 && c[0].t == SVT_INT)
+		*(int64_t *)arg = c[0].i;
+	return 0;
 }
 
 int64_t journal_add(struct store *s, const char *relpath, int regen)
 {
-	sqlite3_stmt *st = NULL;
+	struct store_val v[3];
 	int64_t id = -1;
 
 	if (!relpath || !*relpath)
 		return -1;
-	pthread_mutex_lock(&s->db_mu);
+	v[0] = SV_TXT(relpath);
+	v[1] = SV_INT(regen ? 1 : 0);
+	v[2] = SV_INT(wall_now(s));
 	/* One job per path: a rewrite replaces the queued job, keeping its id. */
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO jobs(relpath, regen, attempts, created) VALUES(?, ?, 0, ?)"
-			       " ON CONFLICT(relpath) DO UPDATE SET regen = excluded.regen,"
-			       " attempts = 0, created = excluded.created RETURNING id;",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out_unlock;
-	sqlite3_bind_text(st, 1, relpath, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, regen ? 1 : 0);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	/* RETURNING commits when the statement is finished */
-	if (sqlite3_step(st) != SQLITE_DONE)
-		id = -1;
-	sqlite3_finalize(st);
-out_unlock:
-	pthread_mutex_unlock(&s->db_mu);
+	if (store_sql(s, "INSERT INTO jobs(relpath, regen, attempts, created) VALUES(?, ?, 0, ?)"
+		      " ON CONFLICT(relpath) DO UPDATE SET regen = excluded.regen,"
+		      " attempts = 0, created = excluded.created RETURNING id;",
+		      v, 3, get_id, &id, NULL) != 0)
+		return -1;
 	return id;
 }
 
-/* Runs one statement binding a single int64; 0 when it ran, -1 otherwise. */
+/* Runs one statement binding a single int64; 0 when it changed a row, -1 otherwise. */
 static int exec_id(struct store *s, const char *sql, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v = SV_INT(id);
+	long long changes = 0;
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			rc = sqlite3_changes(s->db) > 0 ? 0 : -1;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
+	if (store_sql(s, sql, &v, 1, NULL, NULL, &changes) != 0)
+		return -1;
+	return changes > 0 ? 0 : -1;
 }
 
 int journal_start(struct store *s, int64_t id)
@@ -90,56 +89,88 @@ int journal_finish(struct store *s, int64_t id)
 	return exec_id(s, "DELETE FROM jobs WHERE id = ?;", id);
 }
 
-struct job_row {
-	int64_t id;
-	char *relpath;
-	int regen, attempts;
+/* --- collecting rows ------------------------------------------------------------ */
+
+#define MAX_COLS 10
+
+/* One result row kept after the statement: text columns strdup'ed. */
+struct crow {
+	char *txt[MAX_COLS];
+	long long i[MAX_COLS];
+	double d[MAX_COLS];
 };
+
+struct crows {
+	struct crow *r;
+	size_t n, cap;
+	int ncols;
+};
+
+static int collect(const struct store_val *c, int n, void *arg)
+{
+	struct crows *rs = arg;
+	struct crow *row, *grown;
+	int k;
+
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 16;
+
+		grown = realloc(rs->r, cap * sizeof(*rs->r));
+		if (!grown)
+			return -1;
+		rs->r = grown;
+		rs->cap = cap;
+	}
+	row = &rs->r[rs->n++];
+	memset(row, 0, sizeof(*row));
+	for (k = 0; k < n && k < rs->ncols; k++) {
+		row->i[k] = c[k].i;
+		row->d[k] = c[k].d;
+		if (c[k].t == SVT_TEXT && c[k].s && !(row->txt[k] = strdup(c[k].s)))
+			return -1;
+	}
+	return 0;
+}
+
+static void crows_free(struct crows *rs)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < rs->n; i++)
+		for (k = 0; k < MAX_COLS; k++)
+			free(rs->r[i].txt[k]);
+	free(rs->r);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* Runs a SELECT of ncols columns and keeps its rows.  0 or -1 (rows freed). */
+static int select_rows(struct store *s, const char *sql, const struct store_val *binds, int nbinds,
+		       int ncols, struct crows *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->ncols = ncols;
+	if (store_sql(s, sql, binds, nbinds, collect, rs, NULL) != 0) {
+		crows_free(rs);
+		return -1;
+	}
+	return 0;
+}
 
 int journal_pending(struct store *s, int (*fn)(int64_t id, const char *relpath, int regen, int attempts, void *arg), void *arg)
 {
-	sqlite3_stmt *st = NULL;
-	struct job_row *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	int rc, ret = -1;
+	struct crows rs;
+	size_t i;
+	int ret = 0;
 
 	/* Collected first so fn may call journal_finish/journal_add. */
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT id, relpath, regen, attempts FROM jobs ORDER BY created, id;",
-			       -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->db_mu);
+	if (select_rows(s, "SELECT id, relpath, regen, attempts FROM jobs ORDER BY created, id;",
+			NULL, 0, 4, &rs) < 0)
 		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 32;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown)
-				goto out_finalize;
-			rows = grown;
-		}
-		rows[n].id = sqlite3_column_int64(st, 0);
-		rows[n].relpath = strdup((const char *)sqlite3_column_text(st, 1));
-		rows[n].regen = sqlite3_column_int(st, 2);
-		rows[n].attempts = sqlite3_column_int(st, 3);
-		if (!rows[n].relpath)
-			goto out_finalize;
-		n++;
-	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out_finalize:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	for (i = 0; i < n; i++) {
-		if (ret == 0) {
-			rc = fn(rows[i].id, rows[i].relpath, rows[i].regen, rows[i].attempts, arg);
-			if (rc != 0)
-				ret = rc;
-		}
-		free(rows[i].relpath);
-	}
-	free(rows);
+	for (i = 0; i < rs.n && ret == 0; i++)
+		if (rs.r[i].txt[1])
+			ret = fn(rs.r[i].i[0], rs.r[i].txt[1], (int)rs.r[i].i[2], (int)rs.r[i].i[3], arg);
+	crows_free(&rs);
 	return ret;
 }
 
@@ -147,144 +178,61 @@ out_finalize:
 
 int journal_batch_put(struct store *s, const char *name, const char *state, const char *body)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v[4] = { SV_TXT(name), SV_TXT(state), SV_INT(wall_now(s)), SV_TXT(body) };
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO batches(name, state, created, body) VALUES(?, ?, ?, ?)"
-			       " ON CONFLICT(name) DO UPDATE SET state = excluded.state,"
-			       " body = COALESCE(excluded.body, batches.body);",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-		sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
-}
-
-static char *dup_col(sqlite3_stmt *st, int i, int *oom)
-{
-	const char *v = (const char *)sqlite3_column_text(st, i);
-	char *d;
-
-	if (!v)
-		return NULL;
-	d = strdup(v);
-	if (!d)
-		*oom = 1;
-	return d;
+	return store_sql(s, "INSERT INTO batches(name, state, created, body) VALUES(?, ?, ?, ?)"
+			 " ON CONFLICT(name) DO UPDATE SET state = excluded.state,"
+			 " body = COALESCE(excluded.body, batches.body);",
+			 v, 4, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
 
 int journal_batch_get(struct store *s, const char *name, char **state, char **body)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1, oom = 0;
-	char *a = NULL, *b = NULL;
+	struct store_val v = SV_TXT(name);
+	struct crows rs;
+	int rc;
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT state, body FROM batches WHERE name = ?;", -1, &st,
-			       NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		switch (sqlite3_step(st)) {
-		case SQLITE_ROW:
-			a = dup_col(st, 0, &oom);
-			b = dup_col(st, 1, &oom);
-			rc = oom ? -1 : 1;
-			break;
-		case SQLITE_DONE:
-			rc = 0;
-			break;
-		default:
-			break;
+	if (state)
+		*state = NULL;
+	if (body)
+		*body = NULL;
+	if (select_rows(s, "SELECT state, body FROM batches WHERE name = ?;", &v, 1, 2, &rs) < 0)
+		return -1;
+	rc = rs.n > 0 ? 1 : 0;
+	if (rc == 1) {
+		if (state) {
+			*state = rs.r[0].txt[0];
+			rs.r[0].txt[0] = NULL;
+		}
+		if (body) {
+			*body = rs.r[0].txt[1];
+			rs.r[0].txt[1] = NULL;
 		}
 	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	if (rc != 1) {
-		free(a);
-		free(b);
-		a = b = NULL;
-	}
-	if (state)
-		*state = a;
-	else
-		free(a);
-	if (body)
-		*body = b;
-	else
-		free(b);
+	crows_free(&rs);
 	return rc;
 }
 
 int journal_batch_delete(struct store *s, const char *name)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v = SV_TXT(name);
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM batches WHERE name = ?;", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
+	return store_sql(s, "DELETE FROM batches WHERE name = ?;", &v, 1, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
-
-struct batch_row {
-	char *name, *state, *body;
-};
 
 int journal_batch_foreach(struct store *s, int (*fn)(const char *name, const char *state, const char *body,
 						     void *arg), void *arg)
 {
-	sqlite3_stmt *st = NULL;
-	struct batch_row *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	int rc, ret = -1, oom = 0;
+	struct crows rs;
+	size_t i;
+	int ret = 0;
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT name, state, body FROM batches ORDER BY created, name;",
-			       -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->db_mu);
+	if (select_rows(s, "SELECT name, state, body FROM batches ORDER BY created, name;", NULL, 0, 3, &rs) < 0)
 		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown)
-				goto out_finalize;
-			rows = grown;
-		}
-		rows[n].name = dup_col(st, 0, &oom);
-		rows[n].state = dup_col(st, 1, &oom);
-		rows[n].body = dup_col(st, 2, &oom);
-		n++;
-		if (oom)
-			goto out_finalize;
-	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out_finalize:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	for (i = 0; i < n; i++) {
-		if (ret == 0 && rows[i].name) {
-			rc = fn(rows[i].name, rows[i].state, rows[i].body, arg);
-			if (rc != 0)
-				ret = rc;
-		}
-		free(rows[i].name);
-		free(rows[i].state);
-		free(rows[i].body);
-	}
-	free(rows);
+	for (i = 0; i < rs.n && ret == 0; i++)
+		if (rs.r[i].txt[0])
+			ret = fn(rs.r[i].txt[0], rs.r[i].txt[1], rs.r[i].txt[2], arg);
+	crows_free(&rs);
 	return ret;
 }
 
@@ -292,125 +240,56 @@ out_finalize:
 
 int journal_bitem_put(struct store *s, const struct journal_bitem *it)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v[10] = {
+		SV_TXT(it->key), SV_TXT(it->job_ref), SV_TXT(it->job_id), SV_TXT(it->model),
+		SV_TXT(it->size), SV_TXT(it->aspect), SV_TXT(it->request_json), SV_TXT(it->batch_name),
+		SV_TXT(it->state), SV_REAL(it->created),
+	};
+	long long changes = 0;
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT OR IGNORE INTO batch_items(key, job_ref, job_id, model, size, aspect,"
-			       " request_json, batch_name, state, created) VALUES(?,?,?,?,?,?,?,?,?,?);",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, it->key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, it->job_ref, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, it->job_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, it->model, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, it->size, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, it->aspect, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 7, it->request_json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 8, it->batch_name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 9, it->state, -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 10, it->created);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			rc = sqlite3_changes(s->db) > 0 ? 1 : 0;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
+	if (store_sql(s, "INSERT OR IGNORE INTO batch_items(key, job_ref, job_id, model, size, aspect,"
+		      " request_json, batch_name, state, created) VALUES(?,?,?,?,?,?,?,?,?,?);",
+		      v, 10, NULL, NULL, &changes) != 0)
+		return -1;
+	return changes > 0 ? 1 : 0;
 }
 
 int journal_bitem_set(struct store *s, const char *key, const char *batch_name, const char *state)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v[3] = { SV_TXT(batch_name), SV_TXT(state), SV_TXT(key) };
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "UPDATE batch_items SET batch_name = ?, state = ? WHERE key = ?;",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, batch_name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
+	return store_sql(s, "UPDATE batch_items SET batch_name = ?, state = ? WHERE key = ?;",
+			 v, 3, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
 
 int journal_bitem_delete(struct store *s, const char *key, const char *job_ref)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct store_val v[2] = { SV_TXT(key), SV_TXT(job_ref) };
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, job_ref ? "DELETE FROM batch_items WHERE key = ? AND job_ref = ?;"
-					      : "DELETE FROM batch_items WHERE key = ?;",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (job_ref)
-			sqlite3_bind_text(st, 2, job_ref, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc;
+	return store_sql(s, job_ref ? "DELETE FROM batch_items WHERE key = ? AND job_ref = ?;"
+				    : "DELETE FROM batch_items WHERE key = ?;",
+			 v, job_ref ? 2 : 1, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
-
-struct bitem_row {
-	char *col[9];
-	double created;
-};
 
 int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem *it, void *arg), void *arg)
 {
-	sqlite3_stmt *st = NULL;
-	struct bitem_row *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	int rc, ret = -1, oom = 0, c;
+	struct crows rs;
+	size_t i;
+	int ret = 0;
 
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT key, job_ref, job_id, model, size, aspect, request_json, batch_name,"
-			       " state, created FROM batch_items ORDER BY created, key, job_ref;",
-			       -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->db_mu);
+	if (select_rows(s, "SELECT key, job_ref, job_id, model, size, aspect, request_json, batch_name,"
+			" state, created FROM batch_items ORDER BY created, key, job_ref;", NULL, 0, 10, &rs) < 0)
 		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown)
-				goto out_finalize;
-			rows = grown;
-		}
-		for (c = 0; c < 9; c++)
-			rows[n].col[c] = dup_col(st, c, &oom);
-		rows[n].created = sqlite3_column_double(st, 9);
-		n++;
-		if (oom)
-			goto out_finalize;
-	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out_finalize:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	for (i = 0; i < n; i++) {
-		struct bitem_row *r = &rows[i];
+	for (i = 0; i < rs.n && ret == 0; i++) {
+		struct crow *r = &rs.r[i];
 		struct journal_bitem it = {
-			.key = r->col[0], .job_ref = r->col[1], .job_id = r->col[2], .model = r->col[3],
-			.size = r->col[4], .aspect = r->col[5], .request_json = r->col[6],
-			.batch_name = r->col[7], .state = r->col[8], .created = r->created,
+			.key = r->txt[0], .job_ref = r->txt[1], .job_id = r->txt[2], .model = r->txt[3],
+			.size = r->txt[4], .aspect = r->txt[5], .request_json = r->txt[6],
+			.batch_name = r->txt[7], .state = r->txt[8], .created = r->d[9],
 		};
-		if (ret == 0 && it.key && it.job_ref && it.model && it.size && it.aspect &&
-		    it.request_json && it.state) {
-			rc = fn(&it, arg);
-			if (rc != 0)
-				ret = rc;
-		}
-		for (c = 0; c < 9; c++)
-			free(r->col[c]);
+		if (it.key && it.job_ref && it.model && it.size && it.aspect && it.request_json && it.state)
+			ret = fn(&it, arg);
 	}
-	free(rows);
+	crows_free(&rs);
 	return ret;
 }

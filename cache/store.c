@@ -11,6 +11,11 @@
  *  - an object is never truncated or rewritten in place;
  *  - a row whose file vanished is a miss, and the row is dropped.
  *
+ * The object index is reached through struct index_ops (cache/index.h);
+ * the SQLite backend below is the local one.  state.db's connection and
+ * lock live in struct store_db, which only this file can see; the journal
+ * reaches its own tables through store_sql().
+ *
  * File names: KEYHEX.PUB_EXT is the publishable file; the original is
  * KEYHEX.ORIG_EXT.  When both would share a name (the server sent a PNG and
  * we publish our own PNG with text chunks) the original is stored as
@@ -28,8 +33,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <sqlite3.h>
+
 #include "api/errbuf.h"
 #include "cache/store.h"
+
+struct store_db {
+	sqlite3 *h;			/* STORE/state.db, WAL, synchronous=FULL */
+	pthread_mutex_t mu;		/* serialises use of h */
+};
 
 /* snprintf into a fixed buffer; -1 (ENAMETOOLONG) on truncation. */
 static int fmt_path(char *buf, size_t len, const char *fmt, ...)
@@ -122,6 +135,8 @@ static int make_parents(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/* --- state.db ----------------------------------------------------------------- */
+
 static int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
@@ -133,6 +148,273 @@ static int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+static void db_close(struct store_db *db)
+{
+	sqlite3_close(db->h);
+	pthread_mutex_destroy(&db->mu);
+	free(db);
+}
+
+/* Opens state.db (private, WAL, synchronous=FULL, objects table) into s->db. */
+static int db_open(struct store *s, const char *db_path, char *err, size_t errlen)
+{
+	struct store_db *db = calloc(1, sizeof(*db));
+
+	if (!db) {
+		errbuf_set(err, errlen, "store: out of memory");
+		return -1;
+	}
+	if (pthread_mutex_init(&db->mu, NULL) != 0) {
+		free(db);
+		errbuf_set(err, errlen, "store: mutex init failed");
+		return -1;
+	}
+	if (sqlite3_open_v2(db_path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		errbuf_set(err, errlen, "store: cannot open %s: %s", db_path,
+		       db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		goto out_close;
+	}
+	/* state.db and its WAL hold paths and prompts' job names: private. */
+	if (chmod(db_path, 0600) < 0) {
+		errbuf_set(err, errlen, "store: chmod %s: %s", db_path, strerror(errno));
+		goto out_close;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	if (db_exec(db->h, "PRAGMA journal_mode=WAL;", err, errlen) < 0 ||
+	    db_exec(db->h, "PRAGMA synchronous=FULL;", err, errlen) < 0 ||
+	    db_exec(db->h, "CREATE TABLE IF NOT EXISTS objects("
+		    "key TEXT PRIMARY KEY, orig_ext TEXT NOT NULL, pub_ext TEXT NOT NULL,"
+		    "bytes INTEGER, width INTEGER, height INTEGER, created INTEGER);", err, errlen) < 0)
+		goto out_close;
+	s->db = db;
+	return 0;
+out_close:
+	db_close(db);
+	return -1;
+}
+
+static void bind_vals(sqlite3_stmt *st, const struct store_val *v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		switch (v[i].t) {
+		case SVT_NULL:
+			sqlite3_bind_null(st, i + 1);
+			break;
+		case SVT_TEXT:
+			sqlite3_bind_text(st, i + 1, v[i].s, -1, SQLITE_STATIC);
+			break;
+		case SVT_INT:
+			sqlite3_bind_int64(st, i + 1, (sqlite3_int64)v[i].i);
+			break;
+		case SVT_REAL:
+			sqlite3_bind_double(st, i + 1, v[i].d);
+			break;
+		}
+	}
+}
+
+#define SQL_MAX_COLS 16
+
+/* Runs one statement on db; caller holds db->mu.  See store_sql. */
+static int db_run(struct store_db *db, const char *sql, const struct store_val *binds, int nbinds,
+		  int (*row)(const struct store_val *cols, int ncols, void *arg), void *arg,
+		  long long *changes)
+{
+	struct store_val cols[SQL_MAX_COLS];
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1, n, i;
+
+	if (changes)
+		*changes = 0;
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_vals(st, binds, nbinds);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n = sqlite3_column_count(st);
+		if (n > SQL_MAX_COLS)
+			n = SQL_MAX_COLS;
+		for (i = 0; i < n; i++) {
+			memset(&cols[i], 0, sizeof(cols[i]));
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_NULL:
+				cols[i].t = SVT_NULL;
+				break;
+			case SQLITE_INTEGER:
+				cols[i].t = SVT_INT;
+				cols[i].i = sqlite3_column_int64(st, i);
+				cols[i].d = (double)cols[i].i;
+				break;
+			case SQLITE_FLOAT:
+				cols[i].t = SVT_REAL;
+				cols[i].d = sqlite3_column_double(st, i);
+				cols[i].i = (long long)cols[i].d;
+				break;
+			default:
+				cols[i].t = SVT_TEXT;
+				cols[i].s = (const char *)sqlite3_column_text(st, i);
+				break;
+			}
+		}
+		if (row) {
+			ret = row(cols, n, arg);
+			if (ret != 0)
+				goto out_finalize;
+		}
+	}
+	/* A statement with RETURNING commits when stepped to its end, so always step to it. */
+	ret = rc == SQLITE_DONE ? 0 : -1;
+	if (ret == 0 && changes)
+		*changes = sqlite3_changes(db->h);
+out_finalize:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int store_sql(struct store *s, const char *sql, const struct store_val *binds, int nbinds,
+	      int (*row)(const struct store_val *cols, int ncols, void *arg), void *arg,
+	      long long *changes)
+{
+	int rc;
+
+	if (!s->db)
+		return -1;
+	pthread_mutex_lock(&s->db->mu);
+	rc = db_run(s->db, sql, binds, nbinds, row, arg, changes);
+	pthread_mutex_unlock(&s->db->mu);
+	return rc;
+}
+
+/* --- the SQLite object index (struct index_ops) -------------------------------- */
+
+static void copy_text(char *dst, size_t len, const struct store_val *v)
+{
+	snprintf(dst, len, "%s", v->t == SVT_TEXT && v->s ? v->s : "");
+}
+
+static void row_from_cols(const struct store_val *c, struct index_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	copy_text(r->key, sizeof(r->key), &c[0]);
+	copy_text(r->orig_ext, sizeof(r->orig_ext), &c[1]);
+	copy_text(r->pub_ext, sizeof(r->pub_ext), &c[2]);
+	r->bytes = c[3].i;
+	r->width = (int)c[4].i;
+	r->height = (int)c[5].i;
+	r->created = c[6].i;
+}
+
+static int get_one(const struct store_val *c, int n, void *arg)
+{
+	if (n < 7)
+		return -1;
+	row_from_cols(c, arg);
+	return 1;
+}
+
+#define ROW_COLS "key, orig_ext, pub_ext, bytes, width, height, created"
+
+static int sqlite_get(void *st, const char *key_hex, struct index_row *row)
+{
+	struct store_db *db = st;
+	struct store_val k = SV_TXT(key_hex);
+	int rc;
+
+	pthread_mutex_lock(&db->mu);
+	rc = db_run(db, "SELECT " ROW_COLS " FROM objects WHERE key = ?;", &k, 1, get_one, row, NULL);
+	pthread_mutex_unlock(&db->mu);
+	return rc;	/* 1 row, 0 none, -1 error */
+}
+
+static int sqlite_put(void *st, const struct index_row *r, char *err, size_t errlen)
+{
+	struct store_db *db = st;
+	struct store_val v[7] = {
+		SV_TXT(r->key), SV_TXT(r->orig_ext), SV_TXT(r->pub_ext), SV_INT(r->bytes),
+		SV_INT(r->width), SV_INT(r->height), SV_INT(r->created),
+	};
+	int rc;
+
+	pthread_mutex_lock(&db->mu);
+	rc = db_run(db, "INSERT OR REPLACE INTO objects(" ROW_COLS ") VALUES(?,?,?,?,?,?,?);",
+		    v, 7, NULL, NULL, NULL);
+	if (rc != 0)
+		errbuf_set(err, errlen, "store: index insert: %s", sqlite3_errmsg(db->h));
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+static int sqlite_drop(void *st, const char *key_hex)
+{
+	struct store_db *db = st;
+	struct store_val k = SV_TXT(key_hex);
+	int rc;
+
+	pthread_mutex_lock(&db->mu);
+	rc = db_run(db, "DELETE FROM objects WHERE key = ?;", &k, 1, NULL, NULL, NULL);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+struct rows {
+	struct index_row *r;
+	size_t n, cap;
+};
+
+static int collect_row(const struct store_val *c, int n, void *arg)
+{
+	struct rows *rs = arg;
+	struct index_row *grown;
+
+	if (n < 7)
+		return -1;
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 64;
+
+		grown = realloc(rs->r, cap * sizeof(*rs->r));
+		if (!grown)
+			return -1;
+		rs->r = grown;
+		rs->cap = cap;
+	}
+	row_from_cols(c, &rs->r[rs->n++]);
+	return 0;
+}
+
+static int sqlite_foreach(void *st, int (*fn)(const struct index_row *row, void *arg), void *arg)
+{
+	struct store_db *db = st;
+	struct rows rs = { 0 };
+	size_t i;
+	int rc;
+
+	/* Collect first, call fn unlocked: fn may use the store itself. */
+	pthread_mutex_lock(&db->mu);
+	rc = db_run(db, "SELECT " ROW_COLS " FROM objects ORDER BY created, key;", NULL, 0,
+		    collect_row, &rs, NULL);
+	pthread_mutex_unlock(&db->mu);
+	for (i = 0; rc == 0 && i < rs.n; i++)
+		rc = fn(&rs.r[i], arg);
+	free(rs.r);
+	return rc;
+}
+
+static void sqlite_close(void *st)
+{
+	(void)st;	/* state.db belongs to the store: store_close closes it */
+}
+
+static const struct index_ops sqlite_index_ops = {
+	.name = "sqlite",
+	.get = sqlite_get,
+	.put = sqlite_put,
+	.drop = sqlite_drop,
+	.foreach = sqlite_foreach,
+	.close = sqlite_close,
+};
 
 int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 {
@@ -163,35 +445,15 @@ int store_open(struct store *s, const char *dir, char *err, size_t errlen)
 	    private_dir(s->objects_dir, err, errlen) < 0)
 		goto out_free_paths;
 
-	if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		errbuf_set(err, errlen, "store: cannot open %s: %s", db_path,
-		       s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		goto out_close_db;
-	}
-	/* state.db and its WAL hold paths and prompts' job names: private. */
-	if (chmod(db_path, 0600) < 0) {
-		errbuf_set(err, errlen, "store: chmod %s: %s", db_path, strerror(errno));
-		goto out_close_db;
-	}
-	sqlite3_busy_timeout(s->db, 5000);
-	if (db_exec(s->db, "PRAGMA journal_mode=WAL;", err, errlen) < 0 ||
-	    db_exec(s->db, "PRAGMA synchronous=FULL;", err, errlen) < 0 ||
-	    db_exec(s->db, "CREATE TABLE IF NOT EXISTS objects("
-		    "key TEXT PRIMARY KEY, orig_ext TEXT NOT NULL, pub_ext TEXT NOT NULL,"
-		    "bytes INTEGER, width INTEGER, height INTEGER, created INTEGER);", err, errlen) < 0)
-		goto out_close_db;
-	if (pthread_mutex_init(&s->db_mu, NULL) != 0) {
-		errbuf_set(err, errlen, "store: mutex init failed");
-		goto out_close_db;
-	}
+	if (db_open(s, db_path, err, errlen) < 0)
+		goto out_free_paths;
+	s->index = &sqlite_index_ops;
+	s->index_state = s->db;
+	s->clk = &clock_real;
 	free(cache_dir);
 	free(db_path);
 	return 0;
 
-out_close_db:
-	sqlite3_close(s->db);
-	s->db = NULL;
 out_free_paths:
 	free(cache_dir);
 	free(db_path);
@@ -206,10 +468,10 @@ void store_close(struct store *s)
 {
 	if (!s->dir)
 		return;
-	if (s->db) {
-		sqlite3_close(s->db);
-		pthread_mutex_destroy(&s->db_mu);
-	}
+	if (s->index)
+		s->index->close(s->index_state);
+	if (s->db)
+		db_close(s->db);
 	free(s->dir);
 	free(s->tree_dir);
 	free(s->objects_dir);
@@ -231,62 +493,32 @@ static int fill_paths(const struct store *s, const char *hex, const char *orig_e
 	return 0;
 }
 
-/* Deletes the index row of hex; caller holds db_mu. */
-static void drop_row(struct store *s, const char *hex)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM objects WHERE key = ?;", -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-}
-
 int store_lookup(struct store *s, const struct cache_key *k, struct object_info *info)
 {
 	char hex[KEY_HEX_LEN];
 	struct object_info tmp;
-	sqlite3_stmt *st = NULL;
+	struct index_row row;
 	struct stat sb, so;
-	int rc, ret = -1;
+	int rc;
 
 	key_hex(k, hex);
 	memset(&tmp, 0, sizeof(tmp));
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT orig_ext, pub_ext, width, height FROM objects WHERE key = ?;",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out_unlock;
-	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		ret = 0;
-		goto out_finalize;
-	}
-	if (rc != SQLITE_ROW)
-		goto out_finalize;
-	if (fill_paths(s, hex, (const char *)sqlite3_column_text(st, 0),
-		       (const char *)sqlite3_column_text(st, 1), &tmp) < 0)
-		goto out_finalize;
-	tmp.width = sqlite3_column_int(st, 2);
-	tmp.height = sqlite3_column_int(st, 3);
-	sqlite3_finalize(st);
-	st = NULL;
+	rc = s->index->get(s->index_state, hex, &row);
+	if (rc != 1)
+		return rc;
+	if (fill_paths(s, hex, row.orig_ext, row.pub_ext, &tmp) < 0)
+		return -1;
+	tmp.width = row.width;
+	tmp.height = row.height;
 	/* The index is a hint; the files are the truth. */
 	if (stat(tmp.path, &sb) < 0 || !S_ISREG(sb.st_mode) ||
 	    stat(tmp.orig_path, &so) < 0 || !S_ISREG(so.st_mode)) {
-		drop_row(s, hex);
-		ret = 0;
-		goto out_unlock;
+		s->index->drop(s->index_state, hex);
+		return 0;
 	}
 	tmp.bytes = (long long)sb.st_size;
 	*info = tmp;
-	ret = 1;
-out_finalize:
-	sqlite3_finalize(st);
-out_unlock:
-	pthread_mutex_unlock(&s->db_mu);
-	return ret;
+	return 1;
 }
 
 static int write_all(int fd, const unsigned char *b, size_t len)
@@ -324,28 +556,17 @@ static int fsync_path(const char *path, int flags)
 static int index_insert(struct store *s, const char *hex, const char *orig_name,
 			const struct object_info *o, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct index_row row;
 
-	pthread_mutex_lock(&s->db_mu);
-	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO objects(key, orig_ext, pub_ext, bytes, width,"
-				" height, created) VALUES(?,?,?,?,?,?,?);", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, orig_name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, o->ext, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, o->bytes);
-		sqlite3_bind_int(st, 5, o->width);
-		sqlite3_bind_int(st, 6, o->height);
-		sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
-		rc = sqlite3_step(st);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-	}
-	if (rc != SQLITE_OK)
-		errbuf_set(err, errlen, "store: index insert: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return rc == SQLITE_OK ? 0 : -1;
+	memset(&row, 0, sizeof(row));
+	memcpy(row.key, hex, KEY_HEX_LEN);
+	snprintf(row.orig_ext, sizeof(row.orig_ext), "%s", orig_name);
+	snprintf(row.pub_ext, sizeof(row.pub_ext), "%s", o->ext);
+	row.bytes = o->bytes;
+	row.width = o->width;
+	row.height = o->height;
+	row.created = (long long)s->clk->wall(s->clk->ctx);
+	return s->index->put(s->index_state, &row, err, errlen);
 }
 
 int store_put(struct store *s, const struct cache_key *k, const unsigned char *orig, size_t len,
@@ -575,58 +796,51 @@ int store_link(struct store *s, const struct object_info *o, const char *dst)
 	return -1;
 }
 
-struct row {
-	char hex[KEY_HEX_LEN];
-	struct object_info o;
+struct walk_arg {
+	struct store *s;
+	int (*fn)(const char *keyhex, const struct object_info *o, void *arg);
+	void *arg;
 };
+
+static int walk_row(const struct index_row *r, void *varg)
+{
+	struct walk_arg *w = varg;
+	struct object_info o;
+
+	if (strlen(r->key) != KEY_HEX_LEN - 1)
+		return 0;
+	memset(&o, 0, sizeof(o));
+	if (fill_paths(w->s, r->key, r->orig_ext, r->pub_ext, &o) < 0)
+		return 0;
+	o.bytes = r->bytes;
+	o.width = r->width;
+	o.height = r->height;
+	return w->fn(r->key, &o, w->arg);
+}
 
 int store_foreach(struct store *s, int (*fn)(const char *keyhex, const struct object_info *o, void *arg), void *arg)
 {
-	sqlite3_stmt *st = NULL;
-	struct row *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	int rc, ret = -1;
+	struct walk_arg w = { s, fn, arg };
 
-	/* Collect first, call fn unlocked: fn may use the store itself. */
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT key, orig_ext, pub_ext, bytes, width, height FROM objects"
-			       " ORDER BY created, key;", -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->db_mu);
+	return s->index->foreach(s->index_state, walk_row, &w);
+}
+
+int store_forget(struct store *s, const char *key_hex)
+{
+	struct object_info o;
+	struct index_row row;
+
+	if (!key_hex || strlen(key_hex) != KEY_HEX_LEN - 1 || strchr(key_hex, '/'))
 		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *hex = (const char *)sqlite3_column_text(st, 0);
-
-		if (!hex || strlen(hex) != KEY_HEX_LEN - 1)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown)
-				goto out_finalize;
-			rows = grown;
-		}
-		memset(&rows[n], 0, sizeof(rows[n]));
-		memcpy(rows[n].hex, hex, KEY_HEX_LEN);
-		if (fill_paths(s, hex, (const char *)sqlite3_column_text(st, 1),
-			       (const char *)sqlite3_column_text(st, 2), &rows[n].o) < 0)
-			continue;
-		rows[n].o.bytes = sqlite3_column_int64(st, 3);
-		rows[n].o.width = sqlite3_column_int(st, 4);
-		rows[n].o.height = sqlite3_column_int(st, 5);
-		n++;
-	}
-	if (rc != SQLITE_DONE)
-		goto out_finalize;
-	ret = 0;
-out_finalize:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	for (i = 0; ret == 0 && i < n; i++) {
-		rc = fn(rows[i].hex, &rows[i].o, arg);
-		if (rc != 0)
-			ret = rc;
-	}
-	free(rows);
-	return ret;
+	memset(&o, 0, sizeof(o));
+	if (s->index->get(s->index_state, key_hex, &row) == 1 &&
+	    fill_paths(s, key_hex, row.orig_ext, row.pub_ext, &o) < 0)
+		o.path[0] = o.orig_path[0] = '\0';
+	if (s->index->drop(s->index_state, key_hex) < 0)
+		return -1;
+	if (o.path[0] && unlink(o.path) < 0 && errno != ENOENT)
+		return -1;
+	if (o.orig_path[0] && strcmp(o.orig_path, o.path) != 0 && unlink(o.orig_path) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
 }

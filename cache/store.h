@@ -10,22 +10,38 @@
  *   STORE/ledger.jsonl         the ledger
  * Invariants: an object is written to a temp file, fsynced, renamed, and
  * its folder fsynced; it is never truncated or rewritten in place.
+ *
+ * SQLite stays inside store.c.  The object index is reached through its
+ * seam (cache/index.h: struct index_ops, SQLite the local backend).  The
+ * job journal and the batch route's rows (cache/journal.c) are this
+ * mount's own crash state: a shared backend has no business with another
+ * machine's queue, so they stay in the local state.db, in the same WAL and
+ * under the same lock as the index (one fsync path, one file to back up).
+ * They reach it through store_sql() below, which binds values and hands
+ * back rows as plain values: no SQLite handle or type leaves store.c, and
+ * bananactl reaches the index only through store_lookup/store_forget/
+ * store_foreach.  (A separate journal.db would add a second connection, a
+ * second lock and a second fsync per job for no gain.)
  */
 #ifndef BANANAFS_CACHE_STORE_H
 #define BANANAFS_CACHE_STORE_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <pthread.h>
+#include "api/clock.h"
+#include "cache/index.h"
 #include "cache/key.h"
+
+struct store_db;			/* STORE/state.db; opaque outside store.c */
 
 struct store {
 	char *dir;			/* absolute path of STORE */
 	char *tree_dir;			/* STORE/tree */
 	char *objects_dir;		/* STORE/cache/objects */
-	sqlite3 *db;			/* STORE/state.db, WAL, synchronous=FULL */
-	pthread_mutex_t db_mu;		/* serialises use of db */
+	struct store_db *db;		/* state.db (WAL, synchronous=FULL) and its lock */
+	const struct index_ops *index;	/* the object index (SQLite in state.db by default) */
+	void *index_state;
+	const struct clock_ops *clk;	/* for the index rows' created time; clock_real by default */
 };
 
 struct object_info {
@@ -70,7 +86,37 @@ int store_alias(struct store *s, const struct cache_key *k, const struct object_
  */
 int store_link(struct store *s, const struct object_info *o, const char *dst);
 
-/* Walks every object: for cache stats / verify / gc. */
+/* Walks every object, oldest first: for cache stats / verify / gc.  fn may use the store. */
 int store_foreach(struct store *s, int (*fn)(const char *keyhex, const struct object_info *o, void *arg), void *arg);
+
+/*
+ * Forgets the object of key_hex: the index row goes first (a file without a
+ * row is never served), then the files.  0, or -1 when the row could not be
+ * dropped (the files are then left alone).
+ */
+int store_forget(struct store *s, const char *key_hex);
+
+/*
+ * The local state.db for this mount's own tables (cache/journal.c).  One
+ * statement: binds are bound in order, row() is called for each result
+ * row with its columns as values (text valid during the call only; row()
+ * runs under the database lock and must not call the store).  Returns 0
+ * when the statement ran to the end, -1 on error, or row()'s non-zero
+ * return.  *changes (may be NULL) gets the number of rows changed.
+ */
+enum store_val_type { SVT_NULL, SVT_TEXT, SVT_INT, SVT_REAL };
+struct store_val {
+	enum store_val_type t;
+	const char *s;
+	long long i;
+	double d;
+};
+#define SV_TXT(x) ((struct store_val){ .t = (x) ? SVT_TEXT : SVT_NULL, .s = (x) })
+#define SV_INT(x) ((struct store_val){ .t = SVT_INT, .i = (x) })
+#define SV_REAL(x) ((struct store_val){ .t = SVT_REAL, .d = (x) })
+
+int store_sql(struct store *s, const char *sql, const struct store_val *binds, int nbinds,
+	      int (*row)(const struct store_val *cols, int ncols, void *arg), void *arg,
+	      long long *changes);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ struct fake_clock {
 	pthread_mutex_t mu;
 	double t;		/* seconds */
 	double slept;		/* total asked to sleep */
+	double wall0;		/* wall time at t == 0 (today, so "spent today" means today) */
 };
 
 static double fc_now(void *ctx)
@@ -69,6 +71,13 @@ static double fc_random(void *ctx)
 {
 	(void)ctx;
 	return 0.5;
+}
+
+static double fc_wall(void *ctx)
+{
+	struct fake_clock *c = ctx;
+
+	return c->wall0 + fc_now(ctx);
 }
 
 /* --- the tiny HTTP server -------------------------------------------------- */
@@ -327,7 +336,9 @@ static int setup(void **state)
 	x->cfg.connect_timeout_s = 5;
 	pthread_mutex_init(&x->clk_state.mu, NULL);
 	x->clk_state.t = 1000;
-	x->clk = (struct clock_ops){ fc_now, fc_sleep, fc_random, &x->clk_state };
+	x->clk_state.wall0 = (double)time(NULL) - 1000;
+	x->clk = (struct clock_ops){ .now = fc_now, .sleep = fc_sleep, .random = fc_random,
+				     .wall = fc_wall, .ctx = &x->clk_state };
 	assert_int_equal(store_open(&x->store, x->dir, err, sizeof(err)), 0);
 
 	pthread_mutex_lock(&srv.mu);

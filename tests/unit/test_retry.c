@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
+#include "api/limiter.h"
 #include "api/retry.h"
 
 struct fake {
@@ -27,7 +29,10 @@ static void fake_sleep(void *ctx, double s)
 }
 
 static struct fake fk;
-static const struct clock_ops fake_clock = { fake_now, fake_sleep, fake_random, &fk };
+static double fake_wall(void *ctx) { return 1.7e9 + ((struct fake *)ctx)->t; }
+static const struct clock_ops fake_clock = {
+	.now = fake_now, .sleep = fake_sleep, .random = fake_random, .wall = fake_wall, .ctx = &fk,
+};
 
 static int reset(void **state)
 {
@@ -113,23 +118,24 @@ static void test_limiter_inflight(void **state)
 	(void)state;
 	struct limiter l;
 	bool waited = true;
-	assert_int_equal(limiter_init(&l, 2, 0, &fake_clock), 0);
+	assert_int_equal(limiter_local_open(&l, 2, 0, &fake_clock), 0);
 	assert_true(limiter_next_wait(&l) == 0);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_false(waited);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_false(waited);
 	assert_true(limiter_next_wait(&l) > 0);	/* both slots taken */
-	limiter_release(&l);
+	limiter_release(&l, "job");
 	assert_true(limiter_next_wait(&l) == 0);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_false(waited);
-	assert_int_equal(l.inflight, 2);
-	limiter_release(&l);
-	limiter_release(&l);
-	assert_int_equal(l.inflight, 0);
-	limiter_destroy(&l);
-	assert_int_equal(limiter_init(&l, 0, 0, &fake_clock), -1);
+	assert_true(limiter_next_wait(&l) > 0);	/* two slots taken again */
+	limiter_release(&l, "job");
+	limiter_release(&l, "job");
+	limiter_release(&l, "job");	/* one too many: harmless */
+	assert_true(limiter_next_wait(&l) == 0);
+	limiter_close(&l);
+	assert_int_equal(limiter_local_open(&l, 0, 0, &fake_clock), -1);
 }
 
 static void test_limiter_rpm_window(void **state)
@@ -137,27 +143,27 @@ static void test_limiter_rpm_window(void **state)
 	(void)state;
 	struct limiter l;
 	bool waited;
-	assert_int_equal(limiter_init(&l, 100, 3, &fake_clock), 0);
+	assert_int_equal(limiter_local_open(&l, 100, 3, &fake_clock), 0);
 	/* three starts at t=1000, 1010, 1020 */
 	for (int i = 0; i < 3; i++) {
-		limiter_acquire(&l, &waited);
+		limiter_acquire(&l, "job", &waited);
 		assert_false(waited);
-		limiter_release(&l);
+		limiter_release(&l, "job");
 		fk.t += 10;
 	}
 	/* t=1030: the 4th must wait until 1000+60 */
 	double w = limiter_next_wait(&l);
 	assert_true(w > 29.999 && w < 30.001);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_true(waited);
 	assert_true(fk.t >= 1060 && fk.t < 1060.01);	/* slept through the fake clock */
-	limiter_release(&l);
+	limiter_release(&l, "job");
 	/* next one waits for the 1010 start to leave the window */
 	w = limiter_next_wait(&l);
 	assert_true(w > 9.999 && w < 10.001);
 	fk.t += 61;
 	assert_true(limiter_next_wait(&l) == 0);
-	limiter_destroy(&l);
+	limiter_close(&l);
 }
 
 static void test_limiter_pause(void **state)
@@ -165,7 +171,7 @@ static void test_limiter_pause(void **state)
 	(void)state;
 	struct limiter l;
 	bool waited;
-	assert_int_equal(limiter_init(&l, 4, 0, &fake_clock), 0);
+	assert_int_equal(limiter_local_open(&l, 4, 0, &fake_clock), 0);
 	limiter_pause(&l, 25);
 	assert_true(limiter_next_wait(&l) == 25);
 	limiter_pause(&l, 5);	/* never shortens */
@@ -174,12 +180,12 @@ static void test_limiter_pause(void **state)
 	assert_true(limiter_next_wait(&l) == 40);
 	fk.t += 15;
 	assert_true(limiter_next_wait(&l) == 25);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_true(waited);
 	assert_true(fk.t >= 1040);
 	assert_true(limiter_next_wait(&l) == 0);
-	limiter_release(&l);
-	limiter_destroy(&l);
+	limiter_release(&l, "job");
+	limiter_close(&l);
 }
 
 /* The real clock: a release from another thread wakes a blocked acquire. */
@@ -188,7 +194,7 @@ static void *release_later(void *arg)
 {
 	struct waker *w = arg;
 	clock_real.sleep(NULL, 0.05);
-	limiter_release(w->l);
+	limiter_release(w->l, "job");
 	return NULL;
 }
 
@@ -198,25 +204,25 @@ static void test_limiter_real_clock(void **state)
 	struct limiter l;
 	bool waited;
 	pthread_t th;
-	assert_int_equal(limiter_init(&l, 1, 0, &clock_real), 0);
-	limiter_acquire(&l, &waited);
+	assert_int_equal(limiter_local_open(&l, 1, 0, &clock_real), 0);
+	limiter_acquire(&l, "job", &waited);
 	struct waker w = { &l };
 	assert_int_equal(pthread_create(&th, NULL, release_later, &w), 0);
 	double t0 = clock_real.now(NULL);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	double dt = clock_real.now(NULL) - t0;
 	assert_true(waited);
 	assert_true(dt >= 0.04 && dt < 5);
 	pthread_join(th, NULL);
-	limiter_release(&l);
+	limiter_release(&l, "job");
 	/* a short pause blocks for about its length */
 	limiter_pause(&l, 0.05);
 	t0 = clock_real.now(NULL);
-	limiter_acquire(&l, &waited);
+	limiter_acquire(&l, "job", &waited);
 	assert_true(waited);
 	assert_true(clock_real.now(NULL) - t0 >= 0.04);
-	limiter_release(&l);
-	limiter_destroy(&l);
+	limiter_release(&l, "job");
+	limiter_close(&l);
 }
 
 int main(void)

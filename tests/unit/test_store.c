@@ -1,4 +1,7 @@
-/* test_store.c - the object store: put, lookup, link, durability rules. */
+/*
+ * test_store.c - the object store: put, lookup, link, durability rules; the
+ * SQLite object index through its ops struct; store_forget; store_sql.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -269,6 +272,107 @@ static void test_foreach(void **state)
 	store_close(&s);
 }
 
+static int collect_keys(const struct index_row *r, void *arg)
+{
+	char *seen = arg;
+
+	strcat(seen, r->key[0] == '0' && r->key[1] == '1' ? "a" : "b");
+	return 0;
+}
+
+/* The local index through struct index_ops: get, put (replace), foreach, drop. */
+static void test_index_ops(void **state)
+{
+	struct store s;
+	struct index_row r, got;
+	char err[256] = "", seen[8] = "";
+
+	(void)state;
+	assert_int_equal(store_open(&s, store_path(), err, sizeof(err)), 0);
+	assert_string_equal(s.index->name, "sqlite");
+	memset(&r, 0, sizeof(r));
+	snprintf(r.key, sizeof(r.key), "01%030d", 0);
+	snprintf(r.orig_ext, sizeof(r.orig_ext), "jpg");
+	snprintf(r.pub_ext, sizeof(r.pub_ext), "png");
+	r.bytes = 10;
+	r.width = 1024;
+	r.height = 768;
+	r.created = 100;
+	assert_int_equal(s.index->get(s.index_state, r.key, &got), 0);
+	assert_int_equal(s.index->put(s.index_state, &r, err, sizeof(err)), 0);
+	assert_int_equal(s.index->get(s.index_state, r.key, &got), 1);
+	assert_string_equal(got.orig_ext, "jpg");
+	assert_int_equal(got.width, 1024);
+	assert_int_equal(got.created, 100);
+	r.bytes = 20;		/* a put of the same key replaces the row */
+	assert_int_equal(s.index->put(s.index_state, &r, err, sizeof(err)), 0);
+	assert_int_equal(s.index->get(s.index_state, r.key, &got), 1);
+	assert_int_equal(got.bytes, 20);
+	snprintf(r.key, sizeof(r.key), "02%030d", 0);
+	r.created = 50;		/* older: walked first */
+	assert_int_equal(s.index->put(s.index_state, &r, err, sizeof(err)), 0);
+	assert_int_equal(s.index->foreach(s.index_state, collect_keys, seen), 0);
+	assert_string_equal(seen, "ba");
+	assert_int_equal(s.index->drop(s.index_state, r.key), 0);
+	assert_int_equal(s.index->drop(s.index_state, r.key), 0);	/* none: fine */
+	assert_int_equal(s.index->get(s.index_state, r.key, &got), 0);
+	store_close(&s);
+}
+
+/* store_forget drops the row and the files; a lookup misses afterwards. */
+static void test_forget(void **state)
+{
+	struct store s;
+	struct cache_key k;
+	struct object_info o;
+	char err[256] = "", hex[KEY_HEX_LEN];
+
+	(void)state;
+	assert_int_equal(store_open(&s, store_path(), err, sizeof(err)), 0);
+	key_of(7, &k);
+	key_hex(&k, hex);
+	assert_int_equal(store_put(&s, &k, (const unsigned char *)"X", 1, "jpg", "png", write_marker, "P",
+				   1, 1, &o, err, sizeof(err)), 0);
+	assert_int_equal(store_forget(&s, hex), 0);
+	assert_int_equal(access(o.path, F_OK), -1);
+	assert_int_equal(access(o.orig_path, F_OK), -1);
+	assert_int_equal(store_lookup(&s, &k, &o), 0);
+	assert_int_equal(store_forget(&s, hex), 0);		/* gone already: fine */
+	assert_int_equal(store_forget(&s, "../x"), -1);
+	store_close(&s);
+}
+
+static int sum_rows(const struct store_val *c, int n, void *arg)
+{
+	assert_int_equal(n, 2);
+	assert_int_equal(c[0].t, SVT_TEXT);
+	*(long long *)arg += c[1].i;
+	return 0;
+}
+
+/* The journal's way into state.db: binds, rows as values, changes. */
+static void test_sql(void **state)
+{
+	struct store s;
+	char err[256] = "";
+	long long changes = -1, sum = 0;
+	struct store_val v[2];
+
+	(void)state;
+	assert_int_equal(store_open(&s, store_path(), err, sizeof(err)), 0);
+	assert_int_equal(store_sql(&s, "CREATE TABLE t(a TEXT, b INTEGER);", NULL, 0, NULL, NULL, NULL), 0);
+	v[0] = SV_TXT("x");
+	v[1] = SV_INT(40);
+	assert_int_equal(store_sql(&s, "INSERT INTO t VALUES(?, ?);", v, 2, NULL, NULL, &changes), 0);
+	assert_int_equal(changes, 1);
+	v[1] = SV_INT(2);
+	assert_int_equal(store_sql(&s, "INSERT INTO t VALUES(?, ?);", v, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(store_sql(&s, "SELECT a, b FROM t;", NULL, 0, sum_rows, &sum, NULL), 0);
+	assert_int_equal(sum, 42);
+	assert_int_equal(store_sql(&s, "SELECT nonsense FROM nowhere;", NULL, 0, NULL, NULL, NULL), -1);
+	store_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +383,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persistence_and_vanished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_pub_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sql, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,26 +261,14 @@ oldest_first(const void *a, const void *b)
 	return (x->mtime > y->mtime) - (x->mtime < y->mtime);
 }
 
-/* Drops the index row first: a file without a row is never served. */
+/* The store drops the index row first: a file without a row is never served. */
 static int
 gc_remove(struct store *s, struct obj *o)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
-
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM objects WHERE key = ?;", -1, &st, NULL) != SQLITE_OK)
-		goto out_unlock;
-	sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(st);
-out_unlock:
-	if (rc < 0)
-		warnx("%s: cannot remove the index row: %s", o->key, sqlite3_errmsg(s->db));
-	pthread_mutex_unlock(&s->db_mu);
-	if (rc < 0)
+	if (store_forget(s, o->key) < 0) {
+		warnx("%s: cannot remove the index row", o->key);
 		return -1;
+	}
 	for (int i = 0; i < o->nf; i++)
 		if (unlink(o->files[i]) < 0 && errno != ENOENT)
 			warn("%s", o->files[i]);
