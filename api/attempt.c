@@ -85,7 +85,15 @@ void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 	case HTTP_OK:
 		break;
 	case HTTP_FAIL_TOO_BIG:
-		gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s", err);
+		res->http_status = resp.status;
+		if (resp.status >= 200 && resp.status < 300) {
+			/* it was made and is being sent: Google bills it; resending pays again */
+			res->paid_unusable = true;
+			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s; it arrived "
+					"(HTTP %ld), so it was billed", err, resp.status);
+		} else {
+			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s", err);
+		}
 		goto out_free;
 	case HTTP_FAIL_URL:
 		/* a refused or malformed endpoint: resending cannot help */

@@ -166,6 +166,14 @@ void errors_parse(const struct http_resp *resp, struct gen_result *res)
 	}
 	if (res->retry_after_s < 0 && resp->retry_after_s >= 0)
 		res->retry_after_s = resp->retry_after_s;
+	if (resp->status >= 300 && resp->status < 400) {
+		/* redirects are never followed (the key would go to a second host) */
+		char buf[700];
+		snprintf(buf, sizeof(buf), "the endpoint redirected (HTTP %ld) to %s", resp->status,
+			 resp->location[0] ? resp->location : "no Location given");
+		free(res->message);
+		res->message = strdup(buf);
+	}
 
 	res->cls = errors_classify(res);
 	/* ErrorInfo reason is not kept in res; it decides credential errors here */
@@ -216,7 +224,9 @@ enum err_class errors_classify(const struct gen_result *res)
 		return ERR_REQUEST;	/* unimplemented: resending cannot help */
 	if (st >= 500 && st < 600)
 		return ERR_CAPACITY;
-	return ERR_REQUEST;	/* 1xx/3xx: redirects are off, so the endpoint is wrong */
+	if (st >= 300 && st < 400)
+		return ERR_ENDPOINT;	/* redirects are off: the endpoint setting is wrong */
+	return ERR_REQUEST;
 }
 
 const char *errors_whose(enum err_class c)
@@ -235,6 +245,7 @@ const char *errors_whose(enum err_class c)
 	case ERR_CAPACITY: return "capacity or gateway";
 	case ERR_NETWORK: return "network";
 	case ERR_MALFORMED: return "server answer";
+	case ERR_ENDPOINT: return "endpoint (configuration)";
 	default: return "unknown";
 	}
 }
@@ -269,6 +280,9 @@ const char *errors_next_move(enum err_class c)
 		return "check the network and the endpoint, then retry";
 	case ERR_MALFORMED:
 		return "the server's answer was not a valid image; retry later";
+	case ERR_ENDPOINT:
+		return "set endpoint (or gateway_url) to the address the redirect names, if you trust "
+		       "it; bananafs never follows redirects, so the key is never sent to a second host";
 	default:
 		return "unknown";
 	}

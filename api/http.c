@@ -219,6 +219,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		r->retry_after_s = -1;
 		r->request_id[0] = '\0';
 		r->upload_url[0] = '\0';
+		r->location[0] = '\0';
+	} else if (header_is(data, n, "location", &v, &vlen)) {
+		if (!header_value(v, vlen, r->location, sizeof(r->location)))
+			snprintf(r->location, sizeof(r->location), "(a location too long to show)");
 	} else if (header_is(data, n, "retry-after", &v, &vlen)) {
 		if (header_value(v, vlen, buf, sizeof(buf)))
 			r->retry_after_s = parse_retry_after(buf);
@@ -322,7 +326,8 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 		const char *detail = cerr[0] ? cerr : curl_easy_strerror(cc);
 		if (sink.too_big) {
 			rc = HTTP_FAIL_TOO_BIG;
-			snprintf(errbuf, errlen, "answer larger than %zu bytes", sink.max);
+			snprintf(errbuf, errlen, "the answer was larger than the %zu MiB cap (max_response_mb)",
+				 sink.max >> 20);
 		} else {
 			switch (cc) {
 			case CURLE_OPERATION_TIMEDOUT:

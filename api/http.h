@@ -29,6 +29,7 @@ struct http_resp {
 	double retry_after_s;		/* Retry-After header in seconds; < 0 when absent */
 	char request_id[128];		/* x-request-id / x-goog-request-id header, if any */
 	char upload_url[512];		/* x-goog-upload-url header, if any */
+	char location[512];		/* Location header of a redirect (not followed), if any */
 };
 
 enum http_fail {

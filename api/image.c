@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,7 +386,7 @@ static int copy_png(const unsigned char *b, size_t len, const struct png_text *t
 	int w, h;
 	if (check_png(b, len, &w, &h, err, errlen) || png_chunks_ok(b, len, err, errlen) ||
 	    png_decodes(b, len, err, errlen))
-		return -1;
+		return IMAGE_BAD_INPUT;
 
 	FILE *f = fopen(path, "wb");
 	if (!f) {
@@ -396,7 +397,23 @@ static int copy_png(const unsigned char *b, size_t len, const struct png_text *t
 	int ok = fwrite(b, 1, ihdr_end, f) == ihdr_end;
 	for (int i = 0; ok && i < ntext; i++)
 		ok = write_itxt(f, &text[i]) == 0;
-	ok = ok && fwrite(b + ihdr_end, 1, len - ihdr_end, f) == len - ihdr_end;
+	/* the rest chunk by chunk (png_chunks_ok walked them): server text is capped */
+	size_t text_kept = 0;
+	for (size_t i = ihdr_end; ok && len - i >= 12;) {
+		size_t whole = 12 + (size_t)be32(b + i);
+		const unsigned char *type = b + i + 4;
+		bool text_chunk = !memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) ||
+				  !memcmp(type, "iTXt", 4);
+		if (!text_chunk || text_kept + whole - 12 <= IMAGE_SERVER_TEXT_MAX) {
+			ok = fwrite(b + i, 1, whole, f) == whole;
+			if (text_chunk)
+				text_kept += whole - 12;
+		}
+		bool end = !memcmp(type, "IEND", 4);
+		i += whole;
+		if (end)
+			break;
+	}
 	ok = (fclose(f) == 0) && ok;
 	if (!ok) {
 		snprintf(err, errlen, "cannot write %s", path);
@@ -452,6 +469,7 @@ static int encode_png(const char *path, int w, int h, int channels, row_fn next_
 	for (int y = 0; y < h; y++) {
 		if (next_row(ctx, row)) {
 			snprintf(why, sizeof(why), "source image decode failed");
+			rc = IMAGE_BAD_INPUT;
 			goto out_destroy;
 		}
 		png_write_row(png, row);
@@ -523,12 +541,14 @@ static int jpeg_to_png(const unsigned char *b, size_t len, const struct png_text
 	jpeg_create_decompress(&d);
 	if (setjmp(e.jb)) {
 		snprintf(err, errlen, "JPEG: %s", e.msg);
+		rc = IMAGE_BAD_INPUT;
 		goto out_destroy;
 	}
 	jpeg_mem_src(&d, b, (unsigned long)len);
 	jpeg_read_header(&d, TRUE);
 	if (d.image_width > IMAGE_MAX_SIDE || d.image_height > IMAGE_MAX_SIDE) {
 		snprintf(err, errlen, "JPEG too large");
+		rc = IMAGE_BAD_INPUT;
 		goto out_destroy;
 	}
 	int channels = 3;
@@ -546,7 +566,7 @@ static int jpeg_to_png(const unsigned char *b, size_t len, const struct png_text
 		if (setjmp(e.jb)) {
 			snprintf(err, errlen, "JPEG: %s", e.msg);
 			unlink(path);
-			rc = -1;
+			rc = IMAGE_BAD_INPUT;
 			goto out_destroy;
 		}
 		jpeg_finish_decompress(&d);
@@ -581,7 +601,7 @@ static int webp_to_png(const unsigned char *b, size_t len, const struct png_text
 	uint8_t *px = WebPDecodeRGBA(b, len, &w, &h);
 	if (!px) {
 		snprintf(err, errlen, "WebP decode failed");
-		return -1;
+		return IMAGE_BAD_INPUT;
 	}
 	struct rgba_rows r = { px, (size_t)w * 4, 0 };
 	int rc = encode_png(path, w, h, 4, rgba_next_row, &r, text, ntext, err, errlen);
@@ -595,7 +615,7 @@ int image_write_png(const unsigned char *b, size_t len, const struct png_text *t
 	const char *mime = image_sniff(b, len);
 	if (!mime) {
 		seterr(err, errlen, "not a PNG, JPEG or WebP image");
-		return -1;
+		return IMAGE_BAD_INPUT;
 	}
 	if (ntext < 0 || (ntext > 0 && !text) || check_texts(text, ntext, err, errlen))
 		return -1;

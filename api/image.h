@@ -23,9 +23,17 @@ struct png_text {
 	const char *value;		/* UTF-8; written as iTXt */
 };
 
+/* Text the server put into its PNG (tEXt, zTXt, iTXt) is kept up to this many bytes in all. */
+#define IMAGE_SERVER_TEXT_MAX (64 * 1024)
+/* image_write_png's return when b itself is damaged (the server's fault, not the disk's). */
+#define IMAGE_BAD_INPUT (-2)
+
 /*
  * Writes b (PNG, JPEG or WebP) as a PNG file at path with the text chunks.
- * A PNG input keeps its pixels untouched.  Returns 0, or -1 with err set.
+ * A PNG input keeps its pixels untouched; its own text chunks are kept while
+ * they total at most IMAGE_SERVER_TEXT_MAX bytes (later ones are dropped);
+ * the text given here is written whole.  Returns 0, IMAGE_BAD_INPUT when b
+ * does not decode, or -1 (writing failed), with err set.
  * Writes path directly: callers write to a temp name and rename.
  */
 int image_write_png(const unsigned char *b, size_t len, const struct png_text *text, int ntext,

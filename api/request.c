@@ -50,6 +50,7 @@ static const char *const class_names[ERR_COUNT] = {
 	[ERR_CAPACITY] = "capacity",
 	[ERR_NETWORK] = "network",
 	[ERR_MALFORMED] = "malformed",
+	[ERR_ENDPOINT] = "endpoint",
 };
 
 const char *err_class_name(enum err_class c)

@@ -73,6 +73,7 @@ enum err_class {
 	ERR_CAPACITY,		/* 500, 502, 503, 504: overloaded */
 	ERR_NETWORK,		/* connect error, reset, timeout */
 	ERR_MALFORMED,		/* answer not JSON, bad base64, bad image, too big */
+	ERR_ENDPOINT,		/* a redirect: the endpoint setting is not the API's address */
 	ERR_COUNT
 };
 
@@ -101,6 +102,8 @@ struct gen_result {
 	char mime[32];			/* "image/png", ... from the answer, checked against magic */
 	int width, height;		/* pixels, read from the image header; 0 when unknown */
 	long in_tokens, out_tokens, thought_tokens; /* usage as reported; -1 when absent */
+	bool paid_unusable;		/* a 2xx answer arrived whole or over the cap but cannot be
+					 * used: the server billed it, we do not resend it */
 };
 
 void gen_result_free(struct gen_result *r);

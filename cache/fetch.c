@@ -266,10 +266,24 @@ int fetch_write_pub_png(const char *tmp_path, void *varg)
 	t[n++] = (struct png_text){ "aspect", rq->aspect };
 	t[n++] = (struct png_text){ "route", route_name(rq->route) };
 	t[n++] = (struct png_text){ "key", a->key_hex };
-	if (a->res->text && *a->res->text)
-		t[n++] = (struct png_text){ "text", a->res->text };
+	char *said = NULL;
+	if (a->res->text && *a->res->text) {
+		/* the model's text is the server's: capped like the image's own text */
+		size_t k = strlen(a->res->text);
+		if (k > IMAGE_SERVER_TEXT_MAX) {
+			k = IMAGE_SERVER_TEXT_MAX;
+			while (k > 0 && ((unsigned char)a->res->text[k] & 0xC0) == 0x80)
+				k--;	/* never cut a UTF-8 character */
+		}
+		said = strndup(a->res->text, k);
+		if (said)
+			t[n++] = (struct png_text){ "text", said };
+	}
 	t[n++] = (struct png_text){ "Software", "bananafs" };
-	return image_write_png(a->res->image, a->res->image_len, t, n, tmp_path, a->err, sizeof(a->err));
+	int rc = image_write_png(a->res->image, a->res->image_len, t, n, tmp_path, a->err, sizeof(a->err));
+	free(said);
+	a->bad_image = rc == IMAGE_BAD_INPUT;
+	return rc < 0 ? -1 : 0;
 }
 
 enum sent { SENT_FAILED, SENT_STORED, SENT_LOST /* another owner took the key over; nothing sent */ };
@@ -366,8 +380,13 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			      cfg->output_original ? NULL : fetch_write_pub_png, &pa,
 			      res->width, res->height, &out->obj, err, sizeof(err)) < 0) {
 			/* Paid for, but unusable or unstorable: billed, failed. */
-			gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s", err,
-					pa.err[0] ? ": " : "", pa.err);
+			if (pa.bad_image)
+				gen_result_fail(res, ERR_MALFORMED, "the server's image is damaged or cut "
+						"short (%s): the fault is in the server's answer, not in "
+						"the store; it was billed", pa.err);
+			else
+				gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s",
+						err, pa.err[0] ? ": " : "", pa.err);
 			ok = false;
 			billed = true;
 		}
@@ -376,6 +395,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		res->image_len = 0;
 	} else if (rq->route == ROUTE_GATEWAY && cfg->gateway_bills_failures && res->http_status == 200) {
 		billed = true;		/* some providers charge every HTTP 200, image or not */
+	} else if (res->paid_unusable) {
+		billed = true;		/* made and sent (over the cap): the server billed it */
 	}
 
 	budget_settle(&f->budget, w->owner, (ok || billed) ? est : 0);
@@ -653,7 +674,17 @@ char *fetch_render_error(const struct fetch_outcome *out, const struct gen_reque
 	const char *size = out->size_used[0] ? out->size_used : rq->size;
 	struct sbuf b = { 0 };
 
-	if (out->result == FETCH_REFUSED_BUDGET) {
+	if (out->result == FETCH_REFUSED_BUDGET && out->cost_usd < 0) {
+		sb_add(&b, "bananafs: request not sent for %s %s %s: its price is unknown\n",
+		       model, size, rq->aspect ? rq->aspect : "");
+		sb_add(&b, "what happened: no price is known for %s %s on route %s, and a budget is set, "
+		       "so bananafs cannot tell whether it fits\n", model, size, route_name(rq->route));
+		sb_add(&b, "whose problem: the price table in your config\n");
+		sb_add(&b, "next move: set the price in the config's [prices] section, e.g. "
+		       "%s.%s.%s = 0.134 (US dollars per image), or remove budget_daily_usd/budget_total_usd\n",
+		       model, size, route_name(rq->route));
+		sb_add(&b, "nothing was sent and nothing was billed\n");
+	} else if (out->result == FETCH_REFUSED_BUDGET) {
 		sb_add(&b, "bananafs: request not sent for %s %s %s: the budget would be passed\n",
 		       model, size, rq->aspect ? rq->aspect : "");
 		sb_add(&b, "what happened: %s\n", out->why[0] ? out->why : "the budget refused it");

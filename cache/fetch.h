@@ -115,6 +115,7 @@ struct fetch_pub {
 	const char *key_hex;
 	const struct gen_result *res;
 	char err[256];
+	bool bad_image;			/* set when the server's image itself did not decode */
 };
 int fetch_write_pub_png(const char *tmp_path, void *arg);
 

@@ -77,7 +77,7 @@ CASES = [
     ("malformed-json", {}, RETRIES, [("json",)], "200", None),
     ("truncated-base64", {}, RETRIES, [("base64", "truncated", "runs past the end")], "200", None),
     ("wrong-size", {}, RETRIES, [("size", "pixel", "expected")], "200", None),
-    ("huge-body", {}, RETRIES, [("too big", "too large")], None, None),
+    ("huge-body", {}, RETRIES, [("too big",), ("billed",), ("max_response_mb",)], "200", 1),
     ("slow", {"delay_ms": 4000}, RETRIES, [("timed out", "timeout")], None, RETRIES),
     ("drop", {}, RETRIES, [("network", "transfer", "connection", "partial")], None, RETRIES),
     ("502", {}, RETRIES, [("502",), ("capacity", "gateway")], "502", RETRIES),
@@ -91,6 +91,11 @@ CASES = [
     ("403", {}, 1, [("permission",)], "403", 1),
     ("safety", {}, 1, [("safety", "blocked")], "200", 1),
     ("text-only", {}, 1, [("no image", "model said")], "200", 1),
+    # the right cause: a redirect is the endpoint's problem and names its target
+    ("redirect", {"location": "https://moved.example/v9/x"}, 1,
+     [("redirected",), ("moved.example/v9/x",), ("endpoint (configuration)",)], "302", 1),
+    # a whole base64 text of half a PNG: the server's answer, not our store
+    ("truncated-image", {}, 1, [("damaged or cut short",), ("server's answer",)], "200", 1),
 ]
 
 
@@ -142,6 +147,9 @@ def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, wor
         assert got == attempts, f"{kind}: {got} requests sent, expected {attempts}"
     assert os.getxattr(prompt, "user.bananafs.error")
     if kind == "huge-body":
+        # it arrived with a 200: the server made and billed it, and the ledger says so
+        failed = [r for r in ledger(m.store) if r.get("outcome") == "failed"]
+        assert failed and failed[-1].get("billed") is True, failed
         peak = max(hwm_during + [vm_hwm_kb(m.proc.pid)])
         assert peak < 200 * 1024, f"daemon peak memory {peak // 1024} MiB while a huge body arrived"
     # the daemon still works: a good prompt after the fault succeeds
@@ -236,3 +244,37 @@ def test_server_echoing_the_key_never_shows_it(mount_factory, emulator, status_c
     assert files_holding(m.store, key) == []
     stop(m)
     assert KEY not in m.log()
+
+
+def test_unknown_price_says_so_and_how_to_set_it(mount_factory, emulator):
+    """A budget with a gateway nobody priced: the error names the unknown
+    price and the [prices] line to add, not a budget overrun."""
+    cfg = (f"[bananafs]\ngateway_url = {emulator.url}\nbudget_daily_usd = 5\n")
+    m = mount_factory(config_text=cfg, env={"BANANAFS_GATEWAY_KEY": "gw-key-unused-0000"})
+    prompt = m.path(*DIR, "unpriced.txt")
+    write(prompt, "---\nroute: gateway\n---\na scene nobody priced\n")
+    assert wait_done(prompt, 20) == "failed"
+    text = open(prompt[:-4] + ".error").read()
+    assert "price is unknown" in text, text
+    assert "[prices]" in text and f"{DIR[0]}.{DIR[1]}.gateway = " in text, text
+    assert "budget would be passed" not in text, text
+    assert emulator.stats()["requests"] == 0
+    stop(m)
+
+
+def test_server_text_chunk_is_capped_ours_kept(mount_factory, emulator):
+    """The server's PNG carries a 1 MiB text chunk: the published PNG keeps
+    at most 64 KiB of the server's text, and our provenance chunks whole."""
+    import pngwalk
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("big-text", 1, bytes=1 << 20)
+    prompt = m.path(*DIR, "bigtext.txt")
+    long_prompt = "a lighthouse " * 1500     # ~19 KiB of our own text, kept whole
+    write(prompt, long_prompt)
+    assert wait_done(prompt, 20) == "done"
+    data = open(prompt[:-4] + ".png", "rb").read()
+    w, h, chunks, keys = pngwalk.walk(data)
+    assert "prompt" in keys and "key" in keys, keys
+    assert long_prompt.strip().encode() in data
+    assert len(data) < 512 * 1024, f"published PNG is {len(data)} bytes: the server's text came along"
+    stop(m)

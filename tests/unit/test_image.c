@@ -245,12 +245,12 @@ static void test_write_png_corrupt(void **state)
 	unsigned char *j = make_jpeg(64, 64, &len);
 	out_path(path, sizeof(path), "corrupt-jpeg.png");
 	err[0] = '\0';
-	assert_int_equal(image_write_png(j, len / 2, texts, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(j, len / 2, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	assert_true(err[0] != '\0');
 	assert_int_equal(access(path, F_OK), -1);
 	/* JPEG with its header tables destroyed */
 	memset(j + 20, 0xFF, 200);
-	assert_int_equal(image_write_png(j, len, texts, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(j, len, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	assert_int_equal(access(path, F_OK), -1);
 	free(j);
 
@@ -259,7 +259,7 @@ static void test_write_png_corrupt(void **state)
 	unsigned char *idat = memmem(p, len, "IDAT", 4);
 	idat[6] ^= 0x55;
 	out_path(path, sizeof(path), "corrupt-png.png");
-	assert_int_equal(image_write_png(p, len, texts, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(p, len, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	assert_int_equal(access(path, F_OK), -1);
 	/* the same flip with a recomputed CRC: caught by decoding the pixels */
 	uint32_t cl = (uint32_t)idat[-4] << 24 | (uint32_t)idat[-3] << 16 |
@@ -269,18 +269,18 @@ static void test_write_png_corrupt(void **state)
 	idat[5 + cl] = (unsigned char)(crc >> 16);
 	idat[6 + cl] = (unsigned char)(crc >> 8);
 	idat[7 + cl] = (unsigned char)crc;
-	assert_int_equal(image_write_png(p, len, texts, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(p, len, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	assert_int_equal(access(path, F_OK), -1);
 	/* PNG without IEND */
 	free(p);
 	p = make_png(20, 20, &len);
-	assert_int_equal(image_write_png(p, len - 12, texts, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(p, len - 12, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	/* a bad keyword */
 	struct png_text badkey = { "", "x" };
-	assert_int_equal(image_write_png(p, len, &badkey, 1, path, err, sizeof(err)), -1);
+	assert_int_equal(image_write_png(p, len, &badkey, 1, path, err, sizeof(err)), -1);	/* ours */
 	/* not an image at all */
 	assert_int_equal(image_write_png((const unsigned char *)"<html>", 6, NULL, 0, path, err,
-					 sizeof(err)), -1);
+					 sizeof(err)), IMAGE_BAD_INPUT);
 	assert_int_equal(access(path, F_OK), -1);
 	free(p);
 }
