@@ -136,6 +136,16 @@ static void local_pause(void *st, double s)
 	pthread_mutex_unlock(&l->mu);
 }
 
+static double local_paused_for(void *st)
+{
+	struct local_limiter *l = st;
+
+	pthread_mutex_lock(&l->mu);
+	double left = l->paused_until - l->clk->now(l->clk->ctx);
+	pthread_mutex_unlock(&l->mu);
+	return left > 0 ? left : 0;
+}
+
 static void local_destroy(void *st)
 {
 	struct local_limiter *l = st;
@@ -154,6 +164,7 @@ static const struct limiter_ops local_ops = {
 	.acquire = local_acquire,
 	.release = local_release,
 	.pause = local_pause,
+	.paused_for = local_paused_for,
 	.destroy = local_destroy,
 };
 

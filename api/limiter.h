@@ -7,7 +7,8 @@
  * of everyone sharing the limiter (pause never shortens a pause already
  * set).  acquire blocks until a start is allowed and takes a slot; release
  * gives the slot back.  next_wait never blocks: it says how long the next
- * acquire would wait, so the caller can say "waiting-quota" first.
+ * acquire would wait, so the caller can say "waiting-slot" first, or
+ * "waiting-quota" when paused_for says a 429's pause is the reason.
  *
  * Who calls it.  Only cache/fetch.c's exchange (one request on the wire,
  * every route), around each HTTP attempt, and the batch route's submit and
@@ -36,6 +37,7 @@ struct limiter_ops {
 	void (*acquire)(void *st, const char *owner, bool *waited);
 	void (*release)(void *st, const char *owner);
 	void (*pause)(void *st, double s);		/* every start waits s seconds from now */
+	double (*paused_for)(void *st);			/* seconds left of that pause; 0 when none */
 	void (*destroy)(void *st);
 };
 
@@ -67,6 +69,16 @@ static inline void limiter_release(struct limiter *l, const char *owner)
 static inline void limiter_pause(struct limiter *l, double s)
 {
 	l->ops->pause(l->state, s);
+}
+
+/*
+ * Seconds left of the pause a 429 set; 0 when none, so a wait is for a
+ * local slot ("waiting-slot", not "waiting-quota").  A backend without
+ * paused_for answers 0.
+ */
+static inline double limiter_paused_for(struct limiter *l)
+{
+	return l->ops->paused_for ? l->ops->paused_for(l->state) : 0;
 }
 
 /* Frees the limiter; no thread may be inside it.  Safe on a zeroed struct. */

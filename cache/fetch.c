@@ -312,8 +312,9 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		res->retry_after_s = -1;
 		res->in_tokens = res->out_tokens = res->thought_tokens = -1;
 
+		/* The true word: a 429's pause, or only a local max_inflight/rpm slot. */
 		if (limiter_next_wait(&f->limiter) > 0)
-			status_say(w, "waiting-quota");
+			status_say(w, limiter_paused_for(&f->limiter) > 0 ? "waiting-quota" : "waiting-slot");
 		waited = false;
 		limiter_acquire(&f->limiter, w->owner, &waited);
 		/* The quota wait may have been long: still the owner?  Then hold on for one more attempt. */
@@ -476,8 +477,8 @@ again:
 
 	est = price_usd(rq->model, rq->size, rq->route);
 
-	/* 4. dry run: the price, nothing sent */
-	if (f->cfg->dry_run) {
+	/* 4. dry run: the price, nothing sent (unless this is the "bananactl run" that follows it) */
+	if (f->cfg->dry_run && !(w->reason && strcmp(w->reason, FETCH_REASON_RUN) == 0)) {
 		inflight_done(&f->inflight, &out->key, w->owner, false);
 		out->cost_usd = est;
 		ledger_note(w, "dry-run", est);

@@ -75,13 +75,22 @@ struct fetch_outcome {
 };
 
 /*
- * Called when the request changes state: "waiting-quota", and "running"
- * just before each attempt is sent.  Returning non-zero from "running"
- * abandons the request before it is sent (the prompt was rewritten while it
- * waited): nothing is ledgered as sent, nothing is paid, and the outcome is
- * FETCH_FAILED with res.message saying so.
+ * Called when the request changes state: "waiting-slot" (a local
+ * max_inflight/rpm slot), "waiting-quota" (after a 429), and "running"
+ * just before each attempt is sent.  Non-zero means the job was rewritten
+ * or cancelled ("bananactl cancel") since: from "running" it abandons the
+ * request before it is sent (nothing is ledgered as sent, nothing is paid,
+ * and the outcome is FETCH_FAILED with res.message saying so).  A loop
+ * that polls a background request asks again between polls and cancels
+ * the remote request on non-zero: that is the job's cancel hook.
  */
 typedef int (*fetch_status_fn)(void *arg, const char *status);
+
+/*
+ * The reason of a send asked for with "bananactl run": deliberate and
+ * ledgered, and the one send a dry-run mount makes.
+ */
+#define FETCH_REASON_RUN "bananactl run"
 
 /*
  * Runs the pipeline for rq.  prompt_hash is the hex hash of rq->prompt for

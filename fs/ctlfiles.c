@@ -3,7 +3,11 @@
  * documented in bananafs(1): jobs is JSON Lines, stats one JSON object.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fuse.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +15,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "api/keycheck.h"
+#include "api/models.h"
 #include "api/prices.h"
+#include "cache/beneath.h"
+#include "cache/prompt.h"
 #include "fs/ctlfiles.h"
 #include "fs/jobs.h"
 #include "fs/status.h"
+#include "fs/tree.h"
 
 struct strbuf {
 	char *p;
@@ -91,14 +100,34 @@ static void add_limit(cJSON *o, const char *name, double v)
 		cJSON_AddNullToObject(o, name);
 }
 
+/* What the prompts now in "dry-run" would cost: their total, and how many have no price. */
+struct dry_total {
+	int prompts, unpriced;
+	double usd;
+};
+
+static void add_dry(struct prompt_status *s, void *arg)
+{
+	struct dry_total *t = arg;
+	if (strcmp(s->status, "dry-run") != 0)
+		return;
+	t->prompts++;
+	if (s->cost_usd >= 0)
+		t->usd += s->cost_usd;
+	else
+		t->unpriced++;
+}
+
 static char *render_stats(struct bfs *b)
 {
+	struct dry_total dry = { 0 };
 	struct fetch_stats st;
 	double today, total, reserved;
 	int queued, running, waiting, done, failed;
 	fetch_stats_get(&b->fetch, &st);
 	budget_snapshot(&b->fetch.budget, &today, &total, &reserved);
 	jobs_counts(b->jobs, &queued, &running, &waiting, &done, &failed);
+	status_foreach(add_dry, &dry);
 
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
@@ -123,6 +152,9 @@ static char *render_stats(struct bfs *b)
 	cJSON_AddNumberToObject(o, "spent_today_usd", today);
 	cJSON_AddNumberToObject(o, "spent_total_usd", total);
 	cJSON_AddNumberToObject(o, "reserved_usd", reserved);
+	cJSON_AddNumberToObject(o, "dry_run_prompts", dry.prompts);
+	cJSON_AddNumberToObject(o, "dry_run_usd", dry.usd);
+	cJSON_AddNumberToObject(o, "dry_run_unpriced", dry.unpriced);
 	add_limit(o, "budget_daily_usd", b->cfg.budget_daily_usd);
 	add_limit(o, "budget_total_usd", b->cfg.budget_total_usd);
 	if (b->cfg.team_db) {
@@ -168,6 +200,47 @@ static char *read_ledger(struct bfs *b)
 	return sb.p ? sb.p : strdup("");
 }
 
+/*
+ * .bananafs/doctor: the daemon checks its own key and endpoint (what a
+ * prompt will use) with one free models.get call, in bananactl doctor's
+ * "ok"/"FAIL" lines.  The key itself is never written.
+ */
+static char *render_doctor(struct bfs *b)
+{
+	struct api_endpoint ep = b->fetch.google;
+	struct key_check kc;
+	struct strbuf sb = { 0 };
+	char line[1024];
+
+	struct http_opts o = b->fetch.http;
+	if (o.timeout_s <= 0 || o.timeout_s > 30)
+		o.timeout_s = 30;	/* a models.get, not an image: do not hold the reader for minutes */
+	api_key_check(&o, &ep, models_count() ? models_at(0)->id : "gemini-3-pro-image", &kc);
+	if (b->cfg.api_key && b->cfg.api_key[0]) {
+		snprintf(line, sizeof(line), "ok   the mount has an API key (%zu characters; not shown)\n",
+			 strlen(b->cfg.api_key));
+		sb_add(&sb, line);
+	}
+	snprintf(line, sizeof(line), "%s %s (asked by the mount, with its own key)\n", kc.ok ? "ok  " : "FAIL",
+		 kc.what);
+	sb_add(&sb, line);
+	if (!kc.ok && kc.next[0]) {
+		snprintf(line, sizeof(line), "     next: %s\n", kc.next);
+		sb_add(&sb, line);
+	}
+	if (b->cfg.gateway_url && b->cfg.gateway_url[0]) {
+		snprintf(line, sizeof(line), "     note: the gateway %s is not checked here; write a prompt with "
+			 "route: gateway to try it\n", b->cfg.gateway_url);
+		sb_add(&sb, line);
+	}
+	if (sb.failed) {
+		free(sb.p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return sb.p;
+}
+
 char *ctl_render(struct bfs *b, const char *name, size_t *len)
 {
 	char *text = NULL;
@@ -183,6 +256,8 @@ char *ctl_render(struct bfs *b, const char *name, size_t *len)
 		text = config_render(&b->cfg);
 	} else if (!strcmp(name, "ledger.jsonl")) {
 		text = read_ledger(b);
+	} else if (!strcmp(name, "doctor")) {
+		text = render_doctor(b);
 	} else {
 		errno = ENOENT;
 		return NULL;
@@ -194,4 +269,85 @@ char *ctl_render(struct bfs *b, const char *name, size_t *len)
 	}
 	*len = strlen(text);
 	return text;
+}
+
+bool ctl_is_live(const char *name)
+{
+	return !strcmp(name, "doctor") || !strcmp(name, "control");
+}
+
+/* True when the caller of this FUSE request could write a file of st (as the kernel would judge). */
+static bool caller_may_write(const struct stat *st)
+{
+	struct fuse_context *fc = fuse_get_context();
+	if (fc->uid == 0)
+		return true;
+	if (fc->uid == st->st_uid)
+		return st->st_mode & S_IWUSR;
+	bool in_group = fc->gid == st->st_gid;
+	gid_t groups[64];
+	int n = in_group ? 0 : fuse_getgroups(64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		in_group |= groups[i] == st->st_gid;
+	return st->st_mode & (in_group ? S_IWGRP : S_IWOTH);
+}
+
+/* One "run REL" or "cancel REL" line; 0 or -errno. */
+static int ctl_line(struct bfs *b, char *line)
+{
+	char *sp = strchr(line, ' ');
+	if (!sp)
+		return -EINVAL;
+	*sp = '\0';
+	const char *verb = line, *rel = sp + 1;
+	if (strcmp(verb, "run") && strcmp(verb, "cancel"))
+		return -EINVAL;
+	/* Canonical paths only: they are the keys of the job table. */
+	if (!*rel || rel[0] == '/' || strlen(rel) >= PATH_MAX || strstr(rel, "//") ||
+	    !strncmp(rel, "./", 2) || !strncmp(rel, "../", 3) || strstr(rel, "/./") || strstr(rel, "/../"))
+		return -EINVAL;
+	char abs[PATH_MAX + 1];
+	struct node n;
+	snprintf(abs, sizeof(abs), "/%s", rel);
+	tree_classify(abs, &n);
+	const char *base = strrchr(rel, '/');
+	if (n.kind != NODE_USER || !prompt_name_triggers(base ? base + 1 : rel))
+		return -ENOENT;
+	int fd = open_beneath(b->tree_fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == EXDEV ? -ENOENT : -errno;
+	struct stat st;
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (rc)
+		return rc;
+	if (!S_ISREG(st.st_mode))
+		return -ENOENT;
+	if (!caller_may_write(&st))
+		return -EACCES;
+	return !strcmp(verb, "run") ? jobs_run(b->jobs, rel) : jobs_cancel(b->jobs, rel);
+}
+
+int ctl_command(struct bfs *b, const char *buf, size_t len)
+{
+	char line[PATH_MAX + 16];
+	size_t off = 0;
+	while (off < len) {
+		size_t n = 0;
+		while (off + n < len && buf[off + n] != '\n')
+			n++;
+		if (n >= sizeof(line))
+			return -ENAMETOOLONG;
+		memcpy(line, buf + off, n);
+		line[n] = '\0';
+		off += n + (off + n < len);
+		while (n > 0 && isspace((unsigned char)line[n - 1]))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		int rc = ctl_line(b, line);
+		if (rc)
+			return rc;
+	}
+	return (int)len;
 }

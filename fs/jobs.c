@@ -97,7 +97,8 @@ static void push(struct jobs *j, const char *path, const char *reason)
  */
 static uint64_t last_gen;
 
-static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason)
+/* run: a deliberate send asked for with jobs_run (it outlives a dry run). */
+static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason, bool run)
 {
 	bool need_push = false;
 	status_lock();
@@ -105,6 +106,7 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 	if (s) {
 		s->gen = ++last_gen;
 		s->job_id = id;
+		s->run = run;
 		status_set(s, "queued");
 		status_set_error(s, NULL);
 		if (!s->queued) {
@@ -129,6 +131,7 @@ void jobs_written(struct jobs *j, const char *relpath)
 		s->gen = ++last_gen;
 		if (id > 0)
 			s->job_id = id;
+		s->run = false;
 		status_set(s, "queued");
 		status_set_error(s, NULL);
 	}
@@ -145,9 +148,7 @@ struct moved {
 static void collect_moved(struct prompt_status *s, void *arg)
 {
 	struct moved *m = arg;
-	bool unfinished = !strcmp(s->status, "queued") || !strcmp(s->status, "running") ||
-			  !strcmp(s->status, "waiting-quota") || !strcmp(s->status, "batch-pending");
-	if (!unfinished || strncmp(s->path, m->from, m->len) != 0)
+	if (!status_unfinished(s) || strncmp(s->path, m->from, m->len) != 0)
 		return;
 	if (m->n == m->cap) {
 		int cap = m->cap ? m->cap * 2 : 16;
@@ -190,7 +191,7 @@ void jobs_trigger(struct jobs *j, const char *relpath)
 	if (id < 0)
 		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
 	log_debug("trigger %s (job %" PRId64 ")", relpath, id);
-	enqueue(j, relpath, id, NULL);
+	enqueue(j, relpath, id, NULL, false);
 }
 
 struct resume_ctx {
@@ -201,8 +202,8 @@ struct resume_ctx {
 static int resume_one(int64_t id, const char *relpath, int regen, int attempts, void *arg)
 {
 	struct resume_ctx *rc = arg;
-	(void)regen;
-	enqueue(rc->j, relpath, id, attempts > 0 ? "resume after crash" : NULL);
+	/* A "bananactl run" outlives a crash: its journal row carries regen = 1. */
+	enqueue(rc->j, relpath, id, attempts > 0 ? "resume after crash" : NULL, regen != 0);
 	rc->n++;
 	return 0;
 }
@@ -212,6 +213,85 @@ int jobs_resume(struct jobs *j)
 	struct resume_ctx rc = { .j = j };
 	journal_pending(&j->b->store, resume_one, &rc);
 	return rc.n;
+}
+
+const char *jobs_status_on_disk(struct bfs *b, const char *relpath)
+{
+	/*
+	 * A success removes NAME.error, so NAME.error beside an older image
+	 * means the last run failed.  Outputs: NAME.png, NAME-1.png (n > 1),
+	 * .jpg/.webp with output_format = original.
+	 */
+	static const char *const outs[] = { ".png", "-1.png", ".jpg", "-1.jpg", ".webp", "-1.webp" };
+	char stem[PATH_MAX], p[PATH_MAX + 8];
+	size_t len = strlen(relpath);
+	if (len < 4 || len - 4 >= sizeof(stem))
+		return NULL;
+	snprintf(stem, sizeof(stem), "%.*s", (int)(len - 4), relpath);
+	snprintf(p, sizeof(p), "%s.error", stem);
+	if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return "failed";
+	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
+		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return "done";
+	}
+	return NULL;
+}
+
+int jobs_run(struct jobs *j, const char *relpath)
+{
+	int rc = 0;
+	bool ended_well;
+	status_lock();
+	struct prompt_status *s = status_get(relpath);
+	/* Unknown (after a remount) counts as ended well: the files beside it decide. */
+	ended_well = !s || !strcmp(s->status, "done") || !strcmp(s->status, "cached");
+	if (s && status_unfinished(s))
+		rc = -EBUSY;
+	status_unlock();
+	/* Its image is there: nothing to send.  Deleted since: run places it again (from the cache). */
+	if (!rc && ended_well) {
+		const char *st = jobs_status_on_disk(j->b, relpath);
+		if (st && !strcmp(st, "done"))
+			rc = -EEXIST;
+	}
+	if (rc)
+		return rc;
+	int64_t id = journal_add(&j->b->store, relpath, 1);
+	if (id < 0)
+		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
+	log_info("bananactl run %s (job %" PRId64 ")", relpath, id);
+	enqueue(j, relpath, id, NULL, true);
+	return 0;
+}
+
+int jobs_cancel(struct jobs *j, const char *relpath)
+{
+	status_lock();
+	struct prompt_status *s = status_get(relpath);
+	if (!s || !status_unfinished(s)) {
+		status_unlock();
+		return -EALREADY;
+	}
+	/*
+	 * A new generation makes the job stale: a queued one is skipped, a
+	 * waiting one abandons its request before it is sent, and a request
+	 * already on the wire publishes nothing (its image, once paid, is
+	 * still cached).  The fetch status callback answers non-zero from
+	 * now on, which is the hook a background interaction's poll loop
+	 * uses to cancel it remotely.
+	 */
+	s->gen = ++last_gen;
+	s->run = false;
+	status_set(s, "cancelled");
+	status_set_error(s, "cancelled with bananactl cancel; bananactl run sends it again");
+	if (s->job_id > 0)
+		journal_finish(&j->b->store, s->job_id);
+	s->job_id = -1;
+	status_unlock();
+	log_info("bananactl cancel %s", relpath);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -284,11 +364,14 @@ static void set_status(struct job_ctx *c, const char *st)
 	status_unlock();
 }
 
-/* Abandons a request about to be sent for a prompt rewritten since it was read. */
+/*
+ * Non-zero once the prompt was rewritten or cancelled since the job read
+ * it: a request about to be sent is abandoned (fetch.h).
+ */
 static int on_fetch_status(void *arg, const char *st)
 {
 	if (!current(arg))
-		return !strcmp(st, "running");
+		return 1;
 	set_status(arg, st);
 	return 0;
 }
@@ -374,6 +457,7 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 
 static void run_job(struct jobs *j, const char *relpath, const char *reason)
 {
+	bool run = false;
 	struct bfs *b = j->b;
 	struct job_ctx c = { .j = j, .path = relpath };
 	char dir[PATH_MAX], stem[NAME_MAX + 1], err[1024], abs[PATH_MAX + 1];
@@ -384,6 +468,12 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	status_lock();
 	struct prompt_status *s = status_get(relpath);
 	int64_t jid = -1;
+	if (s && !strcmp(s->status, "cancelled")) {
+		/* Cancelled while it waited in the queue. */
+		s->queued = false;
+		status_unlock();
+		return;
+	}
 	if (s) {
 		struct node sn;
 		char sp[PATH_MAX + 1];
@@ -396,6 +486,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		s->queued = false;
 		c.gen = s->gen;
 		jid = s->job_id;
+		run = s->run;
 		s->batch_pending = 0;
 		s->batch_failed = 0;
 		s->batch_loop_done = 0;
@@ -406,6 +497,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		return;
 	if (jid > 0)
 		journal_start(&b->store, jid);
+	if (run)
+		reason = FETCH_REASON_RUN;
 
 	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
 	snprintf(abs, sizeof(abs), "/%s", relpath);
@@ -738,7 +831,8 @@ static void count_one(struct prompt_status *s, void *arg)
 		c->queued++;
 	else if (!strcmp(s->status, "running"))
 		c->running++;
-	else if (!strcmp(s->status, "waiting-quota") || !strcmp(s->status, "batch-pending"))
+	else if (!strcmp(s->status, "waiting-slot") || !strcmp(s->status, "waiting-quota") ||
+		 !strcmp(s->status, "batch-pending"))
 		c->waiting++;
 	else if (!strcmp(s->status, "done") || !strcmp(s->status, "cached"))
 		c->done++;

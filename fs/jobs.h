@@ -22,6 +22,22 @@ void jobs_folder_moved(struct jobs *j, const char *from, const char *to);
 /* A prompt at relpath was written or renamed into place: queue its job. */
 void jobs_trigger(struct jobs *j, const char *relpath);
 /*
+ * "bananactl run": queues the prompt as a deliberate, ledgered send (reason
+ * FETCH_REASON_RUN), made even on a dry-run mount.  0, -EBUSY when its job
+ * is unfinished, -EEXIST when it already has its image (regen is the way).
+ */
+int jobs_run(struct jobs *j, const char *relpath);
+/*
+ * "bananactl cancel": stops the prompt's queued or running job (status
+ * "cancelled", journal row removed).  0, or -EALREADY when none is.
+ */
+int jobs_cancel(struct jobs *j, const char *relpath);
+/*
+ * What the files beside a prompt say when no job state is known (after a
+ * remount): "failed" (NAME.error), "done" (an output), or NULL.
+ */
+const char *jobs_status_on_disk(struct bfs *b, const char *relpath);
+/*
  * A changed prompt was closed (FLUSH): journal it and mark it queued, so it
  * survives kill -9 before RELEASE and a job running for its old text stops
  * being current.  The job itself is queued by jobs_trigger on RELEASE.

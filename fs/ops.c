@@ -52,6 +52,7 @@ struct fh {
 	ino_t ino;
 	char *buf;			/* FH_CTL snapshot */
 	size_t len;
+	bool control;			/* FH_CTL: .bananafs/control, write-only */
 };
 
 /* ------------------------------------------------------------------ */
@@ -194,8 +195,12 @@ static int bfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		return 0;
 	case NODE_CTL_FILE: {
 		fill_fixed_dir(b, st, 0444);
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (strcmp(n.ctl, "control") ? 0444 : 0222);
 		st->st_nlink = 1;
+		if (ctl_is_live(n.ctl)) {
+			st->st_size = 0;	/* made at open (doctor asks the server), or write-only */
+			return 0;
+		}
 		if (!strcmp(n.ctl, "ledger.jsonl")) {
 			/* The ledger is a real file and can be large: stat it, don't read it. */
 			struct stat lst;
@@ -460,6 +465,8 @@ static int bfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	}
 	struct node n;
 	tree_classify(path, &n);
+	if (n.kind == NODE_CTL_FILE && !strcmp(n.ctl, "control"))
+		return 0;	/* "echo run X > control" truncates first; there is nothing to cut */
 	if (n.kind != NODE_USER)
 		return n.kind == NODE_NONE ? -ENOENT : fixed_err(&n);
 	struct at a;
@@ -504,12 +511,20 @@ static int bfs_open(const char *path, struct fuse_file_info *fi)
 	struct node n;
 	tree_classify(path, &n);
 	if (n.kind == NODE_CTL_FILE) {
-		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-			return -EROFS;
+		bool control = !strcmp(n.ctl, "control");
+		if (control ? (fi->flags & O_ACCMODE) != O_WRONLY
+			    : ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
+			return control ? -EACCES : -EROFS;
 		struct fh *h = calloc(1, sizeof(*h));
 		if (!h)
 			return -ENOMEM;
 		h->kind = FH_CTL;
+		if (control) {
+			h->control = true;
+			fi->fh = (uintptr_t)h;
+			fi->direct_io = 1;
+			return 0;
+		}
 		h->buf = ctl_render(b, n.ctl, &h->len);
 		if (!h->buf) {
 			int e = errno;
@@ -576,6 +591,8 @@ static int bfs_write(const char *path, const char *buf, size_t size, off_t off, 
 {
 	(void)path;
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind == FH_CTL && h->control)
+		return ctl_command(ctx_bfs(), buf, size);
 	if (h->kind != FH_FILE)
 		return -EROFS;
 	ssize_t r = pwrite(h->fd, buf, size, off);
@@ -820,8 +837,11 @@ static int bfs_access(const char *path, int mask)
 		at_put(&a);
 		return rc;
 	}
-	case NODE_CTL_DIR:
 	case NODE_CTL_FILE:
+		if (!strcmp(n.ctl, "control"))
+			return (mask & (R_OK | X_OK)) ? -EACCES : 0;
+		return (mask & W_OK) ? -EROFS : 0;
+	case NODE_CTL_DIR:
 		return (mask & W_OK) ? -EROFS : 0;
 	default:
 		return (mask & W_OK) ? -EACCES : 0;

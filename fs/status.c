@@ -102,6 +102,15 @@ void status_set_error(struct prompt_status *s, const char *error)
 	s->error = error ? strdup(error) : NULL;
 }
 
+bool status_unfinished(const struct prompt_status *s)
+{
+	static const char *const words[] = { "queued", "running", "waiting-slot", "waiting-quota", "batch-pending" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(s->status, words[i]))
+			return true;
+	return false;
+}
+
 void status_foreach(void (*fn)(struct prompt_status *s, void *arg), void *arg)
 {
 	status_lock();

@@ -12,7 +12,8 @@
 
 struct prompt_status {
 	char *path;			/* relative to the tree; owned */
-	char status[16];		/* queued running waiting-quota batch-pending done failed cached dry-run */
+	char status[16];		/* queued running waiting-slot waiting-quota batch-pending
+					   done failed cached dry-run cancelled */
 	char key[33];			/* cache key hex, "" when not known */
 	double cost_usd;		/* estimated or settled; < 0 unknown */
 	char *error;			/* one line, owned; NULL when none */
@@ -21,6 +22,7 @@ struct prompt_status {
 	time_t updated;
 	uint64_t gen;			/* set by every trigger from a mount-wide counter */
 	bool queued;			/* in the run queue now */
+	bool run;			/* queued by "bananactl run": a deliberate send */
 	int64_t job_id;			/* journal row */
 	int batch_pending;		/* candidates recorded minus reported (may dip below 0) */
 	int batch_failed;		/* some candidate of the batch failed */
@@ -39,6 +41,8 @@ void status_drop(const char *path);
 void status_rename(const char *from, const char *to);
 void status_set(struct prompt_status *s, const char *status);
 void status_set_error(struct prompt_status *s, const char *error);
+/* True while the job is not finished: queued, running, waiting-*, batch-pending. */
+bool status_unfinished(const struct prompt_status *s);
 /* Calls fn for each entry, under the lock. */
 void status_foreach(void (*fn)(struct prompt_status *s, void *arg), void *arg);
 

@@ -10,7 +10,7 @@
 #include "fs/tree.h"
 
 const char *const tree_ctl_files[] = {
-	"jobs", "ledger.jsonl", "stats", "prices", "config", NULL,
+	"jobs", "ledger.jsonl", "stats", "prices", "config", "doctor", "control", NULL,
 };
 
 /* Length of the first component of p (which does not start with '/'). */

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include "fs/jobs.h"
 #include "fs/status.h"
 #include "fs/trigger.h"
 #include "fs/xattr.h"
@@ -18,33 +19,6 @@ static const char *const our_fields[] = { "status", "key", "cost_usd", "error", 
 bool xattr_is_ours(const char *name)
 {
 	return !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX));
-}
-
-/*
- * After a restart the status table is empty, so a prompt with NAME.png
- * beside it reads as done and one with NAME.error as failed.  A success
- * removes NAME.error, so NAME.error beside an older image means the last
- * run failed.  Outputs: NAME.png, NAME-1.png (n > 1), .jpg/.webp with
- * output_format = original.
- */
-static bool status_from_files(struct bfs *b, const char *rel, char *out, size_t len)
-{
-	static const char *const outs[] = { ".png", "-1.png", ".jpg", "-1.jpg", ".webp", "-1.webp" };
-	char stem[PATH_MAX], p[PATH_MAX + 8];
-	snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(rel) - 4), rel);
-	snprintf(p, sizeof(p), "%s.error", stem);
-	if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		snprintf(out, len, "failed");
-		return true;
-	}
-	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
-		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-			snprintf(out, len, "done");
-			return true;
-		}
-	}
-	return false;
 }
 
 /* One of ours on the prompt rel: the length, or -ENODATA. */
@@ -73,8 +47,12 @@ static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char 
 			found = false;
 	}
 	status_unlock();
-	if (!s && !strcmp(field, "status"))
-		found = status_from_files(b, rel, out, sizeof(out));
+	if (!s && !strcmp(field, "status")) {
+		/* After a restart: what the files beside the prompt say. */
+		const char *st = jobs_status_on_disk(b, rel);
+		if ((found = st != NULL))
+			snprintf(out, sizeof(out), "%s", st);
+	}
 	if (!found)
 		return -ENODATA;
 	size_t len = strlen(out);

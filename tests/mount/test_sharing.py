@@ -53,3 +53,27 @@ def test_permissions_are_checked(shared):
     assert r.returncode != 0 and "Permission denied" in r.stderr
     r = as_nobody(f"touch {d}/not-allowed.dat")
     assert r.returncode != 0
+
+
+def test_run_and_cancel_only_for_who_may_write_the_prompt(shared):
+    from conftest import BUILD
+    ctl = os.path.join(BUILD, "bananactl")
+    d = shared.path("gemini-3.1-flash-image", "512")
+    os.chmod(d, 0o1777)
+    mine = os.path.join(d, "roots.txt")
+    with open(mine, "w") as f:
+        f.write("root's prompt")
+    os.chmod(mine, 0o644)
+    assert wait_done(mine) == "done"
+    os.unlink(os.path.join(d, "roots.png"))
+    r = as_nobody(f"{ctl} run {mine}")
+    assert r.returncode == 1 and "may not write this prompt" in r.stderr, r.stderr
+    r = as_nobody(f"{ctl} cancel {mine}")
+    assert r.returncode == 1 and "may not write" in r.stderr, r.stderr
+    r = as_nobody(f"echo 'a fox of nobody' > {d}/theirs.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "theirs.txt")) == "done"
+    os.unlink(os.path.join(d, "theirs.png"))
+    r = as_nobody(f"{ctl} run {d}/theirs.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "theirs.txt")) in ("done", "cached")

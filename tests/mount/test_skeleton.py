@@ -194,7 +194,7 @@ def test_fixed_tree(mount):
     assert os.readlink(mount.path("pro")) == "gemini-3-pro-image"
     assert os.path.isdir(mount.path("pro", "2K"))
     assert sorted(os.listdir(mount.path(".bananafs"))) == \
-        ["config", "jobs", "ledger.jsonl", "prices", "stats"]
+        ["config", "control", "doctor", "jobs", "ledger.jsonl", "prices", "stats"]
 
 
 @pytest.mark.smoke
@@ -207,6 +207,7 @@ def test_fixed_tree(mount):
     ("rename", ("gemini-3-pro-image", "x"), (errno.EPERM, errno.EROFS)),
     ("rename", ("gemini-3-pro-image/2K", "gemini-3-pro-image/3K"), (errno.EPERM, errno.EROFS)),
     ("unlink", (".bananafs/stats",), (errno.EPERM, errno.EROFS)),
+    ("unlink", (".bananafs/control",), (errno.EPERM, errno.EROFS)),
 ])
 def test_fixed_folders_refuse_changes(mount, op, args, errs):
     paths = [mount.path(a) for a in args]

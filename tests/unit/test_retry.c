@@ -125,6 +125,7 @@ static void test_limiter_inflight(void **state)
 	limiter_acquire(&l, "job", &waited);
 	assert_false(waited);
 	assert_true(limiter_next_wait(&l) > 0);	/* both slots taken */
+	assert_true(limiter_paused_for(&l) == 0);	/* a local slot, not a 429: "waiting-slot" */
 	limiter_release(&l, "job");
 	assert_true(limiter_next_wait(&l) == 0);
 	limiter_acquire(&l, "job", &waited);
@@ -174,6 +175,7 @@ static void test_limiter_pause(void **state)
 	assert_int_equal(limiter_local_open(&l, 4, 0, &fake_clock), 0);
 	limiter_pause(&l, 25);
 	assert_true(limiter_next_wait(&l) == 25);
+	assert_true(limiter_paused_for(&l) == 25);	/* after a 429: "waiting-quota" */
 	limiter_pause(&l, 5);	/* never shortens */
 	assert_true(limiter_next_wait(&l) == 25);
 	limiter_pause(&l, 40);	/* extends */

@@ -122,6 +122,25 @@ group_cmp(const void *a, const void *b)
 	return strcmp(((const struct group *)a)->name, ((const struct group *)b)->name);
 }
 
+/* The mount's priced, unsent prompts (.bananafs/stats), when a dry run left any. */
+static void
+dry_run_total(struct ctl *c)
+{
+	cJSON *st = c->mount != NULL ? ctl_read_stats(c) : NULL;
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(st, "dry_run_prompts");
+	const cJSON *usd = cJSON_GetObjectItemCaseSensitive(st, "dry_run_usd");
+	const cJSON *unp = cJSON_GetObjectItemCaseSensitive(st, "dry_run_unpriced");
+
+	if (cJSON_IsNumber(n) && n->valueint > 0 && cJSON_IsNumber(usd)) {
+		printf("dry run: %d prompt%s priced, not sent: $%.4f", n->valueint, n->valueint == 1 ? "" : "s",
+		       usd->valuedouble);
+		if (cJSON_IsNumber(unp) && unp->valueint > 0)
+			printf(" plus %d without a price", unp->valueint);
+		printf("; \"bananactl run PATH...\" sends them\n");
+	}
+	cJSON_Delete(st);
+}
+
 int
 cmd_cost(struct ctl *c, int argc, char **argv)
 {
@@ -169,6 +188,7 @@ cmd_cost(struct ctl *c, int argc, char **argv)
 	printf("note: costs are the ledger's estimates from the price table; gateway costs are "
 	       "the provider's prices as entered by you, not Google's%s\n",
 	       k.gateway ? " (gateway lines are included above)" : "");
+	dry_run_total(c);
 	rc = 0;
 out:
 	for (i = 0; i < k.ng; i++)

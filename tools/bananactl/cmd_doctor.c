@@ -1,8 +1,10 @@
 /*
  * cmd_doctor.c - "bananactl doctor": checks, step by step, what a working
  * mount needs: config, API key, endpoint and key acceptance (one free
- * models.list call), store, FUSE, and the mount.  Each step prints
+ * models.get call), store, FUSE, and the mount.  Each step prints
  * "ok   ..." or "FAIL ..." with the next move.  The key is never printed.
+ * When a mount is found, the key steps are the daemon's own: it runs them
+ * with its key and endpoint when MOUNT/.bananafs/doctor is read.
  */
 #include <ctype.h>
 #include <err.h>
@@ -16,6 +18,8 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "api/keycheck.h"
+#include "api/models.h"
 #include "cache/config.h"
 #include "cache/team_db.h"
 #include "tools/bananactl/ctl.h"
@@ -75,42 +79,15 @@ key_malformed(const char *key, bool emulator)
 	return NULL;
 }
 
-/* Error details of a Google error body: status and the ErrorInfo reason. */
-static void
-error_reason(const char *body, char *status, size_t slen, char *reason, size_t rlen)
-{
-	cJSON *j = cJSON_Parse(body ? body : "");
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "status");
-	const cJSON *det = cJSON_GetObjectItemCaseSensitive(e, "details"), *d;
-
-	status[0] = reason[0] = '\0';
-	if (cJSON_IsString(s))
-		snprintf(status, slen, "%s", s->valuestring);
-	cJSON_ArrayForEach(d, det) {
-		const cJSON *r = cJSON_GetObjectItemCaseSensitive(d, "reason");
-
-		if (cJSON_IsString(r)) {
-			snprintf(reason, rlen, "%s", r->valuestring);
-			break;
-		}
-	}
-	cJSON_Delete(j);
-}
-
+/* No mount: the key of this shell's environment, with one free models.get call. */
 static void
 check_endpoint(struct doctor *d, const struct config *cfg, const char *endpoint)
 {
 	struct http_opts o = { cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10, 30, 1 << 20 };
-	struct http_req rq = { .method = "GET" };
-	struct http_resp rs = { 0 };
-	char errbuf[256], status[64], reason[64];
-	enum http_fail f;
+	struct api_endpoint ep = { .base_url = endpoint, .api_version = cfg->api_version ? cfg->api_version : "v1beta",
+				   .api_key = cfg->api_key };
+	struct key_check kc;
 
-	if (!http_url_allowed(endpoint)) {
-		fail(d, "use https://, or http:// only for a loopback address", "endpoint %s is refused", endpoint);
-		return;
-	}
 	if (cfg->api_key == NULL) {
 		fail(d, "set a key first (see above)", "endpoint %s not checked: no API key", endpoint);
 		return;
@@ -119,35 +96,39 @@ check_endpoint(struct doctor *d, const struct config *cfg, const char *endpoint)
 		fail(d, NULL, "cannot initialise libcurl");
 		return;
 	}
-	/* models.list is free: it proves reachability and that the key is accepted. */
-	rq.url = xasprintf("%s/%s/models?pageSize=1", endpoint, cfg->api_version ? cfg->api_version : "v1beta");
-	rq.headers[0] = xasprintf("x-goog-api-key: %s", cfg->api_key);
-	f = http_perform(&o, &rq, &rs, errbuf, sizeof(errbuf));
-	error_reason(rs.body, status, sizeof(status), reason, sizeof(reason));
-	if (f != HTTP_OK)
-		fail(d, "check the network, a proxy, or the endpoint setting",
-		     "endpoint %s unreachable: %s", endpoint, errbuf);
-	else if (rs.status == 200)
-		ok(d, "endpoint %s reachable, key accepted", endpoint);
-	else if (rs.status == 401 || (rs.status == 400 && strcmp(reason, "API_KEY_INVALID") == 0))
-		fail(d, "create a new key in Google AI Studio (or migrate it) and set it again",
-		     "key rejected by %s (HTTP %ld%s%s)", endpoint, rs.status, reason[0] ? " " : "", reason);
-	else if (rs.status == 403)
-		fail(d, "check the key's project, its API restrictions and that the Generative Language API is enabled",
-		     "permission denied by %s (HTTP 403%s%s)", endpoint, status[0] ? " " : "", status);
-	else if (rs.status == 429)
-		fail(d, "wait for the quota to reset, or raise it; lower max_inflight and rpm",
-		     "quota exhausted at %s (HTTP 429%s%s)", endpoint, status[0] ? " " : "", status);
-	else if (rs.status >= 500)
-		fail(d, "try again later; the service or gateway is overloaded",
-		     "%s answered HTTP %ld%s%s", endpoint, rs.status, status[0] ? " " : "", status);
+	api_key_check(&o, &ep, models_at(0)->id, &kc);
+	if (kc.ok)
+		ok(d, "%s (the key of this shell: no mount found)", kc.what);
 	else
-		fail(d, "check endpoint and api_version in the config",
-		     "%s answered HTTP %ld%s%s%s%s", endpoint, rs.status, status[0] ? " " : "", status,
-		     reason[0] ? " " : "", reason);
-	http_req_free(&rq);
-	http_resp_free(&rs);
+		fail(d, kc.next, "%s", kc.what);
 	http_global_cleanup();
+}
+
+/*
+ * Mounted: the daemon checks its own key and endpoint when its
+ * .bananafs/doctor is read, and answers in our "ok"/"FAIL" lines.
+ */
+static void
+check_mount_key(struct doctor *d, const struct ctl *c)
+{
+	char *path = ctl_mount_file(c, "doctor");
+	char *text = ctl_read_file(path, NULL), *line, *next;
+
+	if (text == NULL) {
+		fail(d, "update bananafs and mount again", "%s: %s", path, strerror(errno));
+		free(path);
+		return;
+	}
+	for (line = text; *line != '\0'; line = next) {
+		next = line + strcspn(line, "\n");
+		if (*next == '\n')
+			*next++ = '\0';
+		if (strncmp(line, "FAIL", 4) == 0)
+			d->failed++;
+		puts(line);
+	}
+	free(text);
+	free(path);
 }
 
 static void
@@ -281,8 +262,10 @@ cmd_doctor(struct ctl *c, int argc, char **argv)
 	endpoint = cJSON_IsString(v) ? v->valuestring : cfg.endpoint ? cfg.endpoint : "";
 	emulator = is_loopback(endpoint) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "offline"));
 
-	/* 2. the API key */
-	if (config_resolve_keys(&cfg, warnbuf, sizeof(warnbuf), errbuf, sizeof(errbuf)) < 0) {
+	/* 2 and 3. the API key, endpoint reachable, key accepted: the mount's own when mounted */
+	if (st != NULL) {
+		check_mount_key(&d, c);
+	} else if (config_resolve_keys(&cfg, warnbuf, sizeof(warnbuf), errbuf, sizeof(errbuf)) < 0) {
 		fail(&d, "fix the key source named above", "API key: %s", errbuf);
 	} else if (cfg.api_key == NULL || cfg.api_key[0] == '\0') {
 		fail(&d, "export GEMINI_API_KEY=... (or set api_key_file); without a key, make demo uses the emulator",
@@ -292,15 +275,14 @@ cmd_doctor(struct ctl *c, int argc, char **argv)
 
 		if (bad != NULL)
 			fail(&d, "copy the key again from Google AI Studio", "API key looks malformed: %s", bad);
-		else
+		else {
 			ok(&d, "API key present (%zu characters%s)", strlen(cfg.api_key),
 			   emulator ? "; loopback endpoint: the emulator's default key is emulator-key" : "");
+			check_endpoint(&d, &cfg, endpoint);
+		}
 	}
 	if (warnbuf[0] != '\0')
 		printf("     note: %s\n", warnbuf);
-
-	/* 3. endpoint reachable, key accepted */
-	check_endpoint(&d, &cfg, endpoint);
 
 	/* 4. the store */
 	v = cJSON_GetObjectItemCaseSensitive(st, "store");

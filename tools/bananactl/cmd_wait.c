@@ -1,7 +1,8 @@
 /*
  * cmd_wait.c - "bananactl wait [--timeout seconds] path ...": polls each
  * prompt's user.bananafs.status xattr every 100 ms until it is finished.
- * Exit 0 when all succeeded, 1 when any failed, 2 on timeout.
+ * Exit 0 when all succeeded, 1 when any failed, 2 on timeout or at once
+ * when a path is not a prompt in a mount (it would never finish).
  */
 #include <err.h>
 #include <errno.h>
@@ -32,7 +33,7 @@ static enum state
 state_of(const char *status)
 {
 	static const char *const ok[] = { "done", "cached", "dry-run" };
-	static const char *const bad[] = { "failed", "refused" };
+	static const char *const bad[] = { "failed", "refused", "cancelled" };
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(status, ok[i]) == 0)
@@ -42,7 +43,7 @@ state_of(const char *status)
 			return FAILED;
 	if (strcmp(status, "running") == 0)
 		return RUNNING;
-	return PENDING;		/* queued, waiting-quota, batch-pending, or none yet */
+	return PENDING;		/* queued, waiting-slot, waiting-quota, batch-pending, or none yet */
 }
 
 /* Reads one xattr into buf; the length, 0 when absent, -1 on another error. */
@@ -109,24 +110,26 @@ cmd_wait(struct ctl *c, int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage();
+	/* A path that can never become a prompt would be waited on forever: refuse at once. */
+	for (int i = 0; i < argc; i++) {
+		char why[256], *mnt = NULL, *rel = ctl_prompt_path(argv[i], &mnt, why, sizeof(why));
+
+		if (rel == NULL) {
+			warnx("%s: %s", argv[i], why);
+			rc = 2;
+		}
+		free(rel);
+		free(mnt);
+	}
+	if (rc != 0)
+		return rc;
 	n = argc;
 	t = xmalloc(sizeof(*t) * (size_t)n);
 	left = n;
 	for (int i = 0; i < n; i++) {
-		struct stat st;
-
 		t[i].path = argv[i];
 		t[i].state = PENDING;
 		t[i].status[0] = '\0';
-		if (stat(argv[i], &st) < 0) {
-			warn("%s", argv[i]);
-			t[i].state = FAILED;
-			left--;
-		} else if (!S_ISREG(st.st_mode)) {
-			warnx("%s: not a prompt file", argv[i]);
-			t[i].state = FAILED;
-			left--;
-		}
 	}
 
 	start = now_s();

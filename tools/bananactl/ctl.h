@@ -20,11 +20,17 @@ struct ctl {
 
 /*
  * Finds the mount (from -m, else by walking up from hint, else from the
- * current folder) and the store (-s, else the mount's stats, else the
+ * current folder, else ctl_find_only_mount) and the store (-s, else the mount's stats, else the
  * config's store_dir).  Idempotent: the first call wins.  0, or -1 after a
  * message when -m names something that is not a bananafs mount.
  */
 int ctl_resolve(struct ctl *c, const char *hint);
+/*
+ * The mount when no path leads to one: ./banana (the demo mount, from the
+ * repository root), else the only bananafs mount of this user in
+ * /proc/self/mounts.  malloc'd, or NULL (after a message when several).
+ */
+char *ctl_find_only_mount(void);
 /* Like ctl_resolve, but a mount is required: -1 with a message when none. */
 int ctl_need_mount(struct ctl *c, const char *hint);
 
@@ -58,6 +64,14 @@ cJSON *ctl_read_stats(const struct ctl *c);
  */
 char *ctl_rel_path(const struct ctl *c, const char *path);
 
+/*
+ * When path is an existing prompt file in a bananafs mount (NAME.txt below
+ * MODEL/SIZE/, as bananafs(1) says), returns its path relative to the
+ * mount root and the root in *mount (both malloc'd).  Otherwise NULL, and
+ * why in why (no errno is left to read).
+ */
+char *ctl_prompt_path(const char *path, char **mount, char *why, size_t whylen);
+
 /* Allocation that exits on failure: bananactl is a short-lived tool. */
 void *xmalloc(size_t n);
 char *xstrdup(const char *s);
@@ -66,6 +80,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Commands: argv[0] is the command word; return the exit status. */
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_wait(struct ctl *c, int argc, char **argv);
+int cmd_run(struct ctl *c, int argc, char **argv);
+int cmd_cancel(struct ctl *c, int argc, char **argv);
 int cmd_cost(struct ctl *c, int argc, char **argv);
 int cmd_ledger(struct ctl *c, int argc, char **argv);
 int cmd_cache(struct ctl *c, int argc, char **argv);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cache/config.h"
+#include "cache/prompt.h"
 #include "tools/bananactl/ctl.h"
 
 #define CTL_FILE_MAX (512L * 1024 * 1024)	/* a ledger may grow large; this is a sanity cap */
@@ -148,6 +149,62 @@ find_mount_from(const char *path)
 	return NULL;
 }
 
+/* Undoes the octal escapes of /proc/self/mounts ("\\040" for a blank) in place. */
+static void
+unescape_mount_path(char *s)
+{
+	char *o = s;
+
+	for (; *s != '\0'; s++, o++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else
+			*o = *s;
+	}
+	*o = '\0';
+}
+
+char *
+ctl_find_only_mount(void)
+{
+	char line[8192], uidopt[32], *found = NULL;
+	int n = 0;
+	FILE *f;
+
+	/* The demo mount, from the repository root. */
+	if (is_mount_root("banana"))
+		return realpath("banana", NULL);
+	if ((f = fopen("/proc/self/mounts", "re")) == NULL)
+		return NULL;
+	snprintf(uidopt, sizeof(uidopt), "user_id=%u", (unsigned)getuid());
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL, *dev = strtok_r(line, " ", &save), *dir = strtok_r(NULL, " ", &save);
+		char *type = strtok_r(NULL, " ", &save), *opts = strtok_r(NULL, " ", &save), *o, *osave = NULL;
+		bool mine = false;
+
+		if (dev == NULL || dir == NULL || type == NULL || opts == NULL ||
+		    strcmp(type, "fuse.bananafs") != 0)
+			continue;
+		for (o = strtok_r(opts, ",", &osave); o != NULL; o = strtok_r(NULL, ",", &osave))
+			mine |= strcmp(o, uidopt) == 0;
+		unescape_mount_path(dir);
+		if (!mine || !is_mount_root(dir))
+			continue;
+		if (n++ == 0)
+			found = xstrdup(dir);
+	}
+	fclose(f);
+	if (n > 1) {
+		warnx("%d bananafs mounts of yours are up and none is around the current folder; "
+		      "give one with -m", n);
+		free(found);
+		found = NULL;
+	}
+	return found;
+}
+
 int
 ctl_load_config(struct config *cfg, char **pathp)
 {
@@ -217,6 +274,8 @@ ctl_resolve(struct ctl *c, const char *hint)
 			c->mount = find_mount_from(hint);
 		if (c->mount == NULL)
 			c->mount = find_mount_from(".");
+		if (c->mount == NULL)
+			c->mount = ctl_find_only_mount();
 	}
 	if (c->store_opt != NULL) {
 		c->store = xstrdup(c->store_opt);
@@ -244,7 +303,8 @@ ctl_need_mount(struct ctl *c, const char *hint)
 	if (ctl_resolve(c, hint) < 0)
 		return -1;
 	if (c->mount == NULL) {
-		warnx("no bananafs mount found from %s; give one with -m", hint ? hint : "the current folder");
+		warnx("no bananafs mount found from %s, and none is the only one of yours; give one with -m",
+		      hint ? hint : "the current folder");
 		return -1;
 	}
 	return 0;
@@ -311,4 +371,58 @@ ctl_rel_path(const struct ctl *c, const char *path)
 	}
 	free(abs);
 	return rel;
+}
+
+char *
+ctl_prompt_path(const char *path, char **mount, char *why, size_t whylen)
+{
+	struct stat st;
+	char *root, *abs, *rel = NULL, *slash;
+	const char *base;
+	size_t ml;
+	int depth = 0;
+
+	*mount = NULL;
+	if (stat(path, &st) < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a file, so not a prompt");
+		return NULL;
+	}
+	if ((root = find_mount_from(path)) == NULL) {
+		snprintf(why, whylen, "not in a bananafs mount, so not a prompt");
+		return NULL;
+	}
+	if ((abs = realpath(path, NULL)) == NULL) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		free(root);
+		return NULL;
+	}
+	ml = strcmp(root, "/") == 0 ? 0 : strlen(root);
+	if (strncmp(abs, root, ml) == 0 && abs[ml] == '/')
+		rel = xstrdup(abs + ml + 1);
+	free(abs);
+	if (rel == NULL) {
+		snprintf(why, whylen, "not below the mount %s", root);
+		free(root);
+		return NULL;
+	}
+	for (const char *p = rel; (p = strchr(p, '/')) != NULL; p++)
+		depth++;
+	slash = strrchr(rel, '/');
+	base = slash ? slash + 1 : rel;
+	/* MODEL/SIZE/.../NAME.txt: prompts live below a size folder, never in .bananafs/. */
+	if (depth < 2 || strncmp(rel, ".bananafs/", 10) == 0)
+		snprintf(why, whylen, "not below a size folder (MODEL/SIZE/), so not a prompt");
+	else if (!prompt_name_triggers(base))
+		snprintf(why, whylen, "not a prompt: prompts are NAME.txt, not hidden, not a backup or temp file");
+	else {
+		*mount = root;
+		return rel;
+	}
+	free(rel);
+	free(root);
+	return NULL;
 }
