@@ -33,6 +33,9 @@ int journal_init(struct store *s)
 		" size TEXT NOT NULL, aspect TEXT NOT NULL, request_json TEXT NOT NULL,"
 		" batch_name TEXT, state TEXT NOT NULL, created REAL NOT NULL,"
 		" PRIMARY KEY(key, job_ref));",
+		"CREATE TABLE IF NOT EXISTS outcomes("
+		" relpath TEXT PRIMARY KEY, status TEXT NOT NULL, key TEXT, cost_usd REAL,"
+		" model TEXT, error TEXT, updated INTEGER NOT NULL);",
 	};
 	size_t i;
 
@@ -292,4 +295,66 @@ int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem 
 	}
 	crows_free(&rs);
 	return ret;
+}
+
+/* --- how each prompt's last job ended --------------------------------------- */
+
+int journal_outcome_put(struct store *s, const struct journal_outcome *o)
+{
+	struct store_val v[7] = {
+		SV_TXT(o->relpath), SV_TXT(o->status), SV_TXT(o->key && *o->key ? o->key : NULL),
+		o->cost_usd >= 0 ? SV_REAL(o->cost_usd) : SV_TXT(NULL),
+		SV_TXT(o->model && *o->model ? o->model : NULL), SV_TXT(o->error), SV_INT(wall_now(s)),
+	};
+
+	if (!o->relpath || !o->status)
+		return -1;
+	return store_sql(s, "INSERT INTO outcomes(relpath, status, key, cost_usd, model, error, updated)"
+			 " VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(relpath) DO UPDATE SET"
+			 " status = excluded.status, key = excluded.key, cost_usd = excluded.cost_usd,"
+			 " model = excluded.model, error = excluded.error, updated = excluded.updated;",
+			 v, 7, NULL, NULL, NULL) == 0 ? 0 : -1;
+}
+
+int journal_outcome_get(struct store *s, const char *relpath, struct journal_outcome *o)
+{
+	struct store_val v = SV_TXT(relpath);
+	struct crows rs;
+	int rc = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->cost_usd = -1;
+	if (select_rows(s, "SELECT status, key, typeof(cost_usd), cost_usd, model, error FROM outcomes"
+			" WHERE relpath = ?;", &v, 1, 6, &rs) < 0)
+		return -1;
+	if (rs.n > 0 && rs.r[0].txt[0]) {
+		struct crow *r = &rs.r[0];
+
+		o->status = r->txt[0];
+		o->key = r->txt[1];
+		if (r->txt[2] && strcmp(r->txt[2], "real") == 0)
+			o->cost_usd = r->d[3];
+		o->model = r->txt[4];
+		o->error = r->txt[5];
+		r->txt[0] = r->txt[1] = r->txt[4] = r->txt[5] = NULL;	/* now o's */
+		rc = 1;
+	}
+	crows_free(&rs);
+	return rc;
+}
+
+void journal_outcome_free(struct journal_outcome *o)
+{
+	free((char *)o->status);
+	free((char *)o->key);
+	free((char *)o->model);
+	free((char *)o->error);
+	memset(o, 0, sizeof(*o));
+}
+
+int journal_outcome_delete(struct store *s, const char *relpath)
+{
+	struct store_val v = SV_TXT(relpath);
+
+	return store_sql(s, "DELETE FROM outcomes WHERE relpath = ?;", &v, 1, NULL, NULL, NULL) == 0 ? 0 : -1;
 }

@@ -61,4 +61,21 @@ int journal_bitem_delete(struct store *s, const char *key, const char *job_ref);
 /* Calls fn for every row, oldest first (collected first: fn may write). */
 int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem *it, void *arg), void *arg);
 
+/*
+ * How each prompt's last job ended (table outcomes, one row per path), so
+ * its xattrs still show status, key, cost, model and error after a
+ * remount, when the in-memory job table starts empty.  put replaces the
+ * row; relpath and status must be set, the rest may be NULL/"" (cost < 0:
+ * unknown).  get: 1 and *o filled with malloc'd strings (free with
+ * journal_outcome_free), 0 when absent, -1 on error.
+ */
+struct journal_outcome {
+	const char *relpath, *status, *key, *model, *error;
+	double cost_usd;
+};
+int journal_outcome_put(struct store *s, const struct journal_outcome *o);
+int journal_outcome_get(struct store *s, const char *relpath, struct journal_outcome *o);
+void journal_outcome_free(struct journal_outcome *o);
+int journal_outcome_delete(struct store *s, const char *relpath);
+
 #endif

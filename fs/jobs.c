@@ -194,6 +194,20 @@ void jobs_trigger(struct jobs *j, const char *relpath)
 	enqueue(j, relpath, id, NULL, false);
 }
 
+/*
+ * Writes how the job ended to the journal's outcomes, so the prompt's
+ * xattrs (key, cost, model) survive a remount.  Under status_lock.
+ */
+static void remember(struct bfs *b, const struct prompt_status *s)
+{
+	struct journal_outcome o = {
+		.relpath = s->path, .status = s->status, .key = s->key, .model = s->model,
+		.error = s->error, .cost_usd = s->cost_usd,
+	};
+	if (journal_outcome_put(&b->store, &o) < 0)
+		log_warnx("journal: cannot record how %s ended; its xattrs will not survive a remount", s->path);
+}
+
 struct resume_ctx {
 	struct jobs *j;
 	int n;
@@ -289,6 +303,7 @@ int jobs_cancel(struct jobs *j, const char *relpath)
 	if (s->job_id > 0)
 		journal_finish(&j->b->store, s->job_id);
 	s->job_id = -1;
+	remember(j->b, s);
 	status_unlock();
 	log_info("bananactl cancel %s", relpath);
 	return 0;
@@ -393,6 +408,7 @@ static void finish(struct job_ctx *c, const char *st, const char *error, const c
 		if (s->job_id > 0)
 			journal_finish(&c->j->b->store, s->job_id);
 		s->job_id = -1;
+		remember(c->j->b, s);
 	}
 	status_unlock();
 }
@@ -452,6 +468,7 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 	if (s->job_id > 0)
 		journal_finish(&b->store, s->job_id);
 	s->job_id = -1;
+	remember(b, s);
 	return !s->batch_failed;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include "cache/journal.h"
 #include "fs/jobs.h"
 #include "fs/status.h"
 #include "fs/trigger.h"
@@ -19,6 +20,43 @@ static const char *const our_fields[] = { "status", "key", "cost_usd", "error", 
 bool xattr_is_ours(const char *name)
 {
 	return !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX));
+}
+
+/*
+ * After a remount the job table is empty: how the last job ended comes
+ * from the journal's outcomes (status, key, cost, model, error), else the
+ * status from the files beside the prompt.
+ */
+static bool after_remount(struct bfs *b, const char *rel, const char *field, char *out, size_t len)
+{
+	struct journal_outcome o;
+	const char *v = NULL;
+	bool found = false;
+	if (journal_outcome_get(&b->store, rel, &o) == 1) {
+		if (!strcmp(field, "status"))
+			v = o.status;
+		else if (!strcmp(field, "key"))
+			v = o.key;
+		else if (!strcmp(field, "model"))
+			v = o.model;
+		else if (!strcmp(field, "error"))
+			v = o.error;
+		else if (!strcmp(field, "cost_usd") && o.cost_usd >= 0) {
+			snprintf(out, len, "%.4f", o.cost_usd);
+			found = true;
+		}
+		if (v && *v) {
+			snprintf(out, len, "%s", v);
+			found = true;
+		}
+		journal_outcome_free(&o);
+		return found;
+	}
+	if (!strcmp(field, "status") && (v = jobs_status_on_disk(b, rel)) != NULL) {
+		snprintf(out, len, "%s", v);
+		found = true;
+	}
+	return found;
 }
 
 /* One of ours on the prompt rel: the length, or -ENODATA. */
@@ -47,12 +85,8 @@ static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char 
 			found = false;
 	}
 	status_unlock();
-	if (!s && !strcmp(field, "status")) {
-		/* After a restart: what the files beside the prompt say. */
-		const char *st = jobs_status_on_disk(b, rel);
-		if ((found = st != NULL))
-			snprintf(out, sizeof(out), "%s", st);
-	}
+	if (!s)
+		found = after_remount(b, rel, field, out, sizeof(out));
 	if (!found)
 		return -ENODATA;
 	size_t len = strlen(out);

@@ -308,3 +308,31 @@ def test_control_file_is_write_only_and_checks_lines(mount, emulator):
         finally:
             os.close(fd)
     assert emulator.stats()["generations"] == 0
+
+
+def xattr(path, name):
+    try:
+        return os.getxattr(path, "user.bananafs." + name).decode()
+    except OSError:
+        return None
+
+
+def test_xattrs_survive_a_remount(mount_factory, emulator):
+    m = mount_factory()
+    p, bad = m.path(*PRO2K, "keep.txt"), m.path(*PRO2K, "bad.txt")
+    write(p, "remember me")
+    assert wait_done(p) == "done"
+    emulator.fault("403", 1)
+    write(bad, "refused once")
+    assert wait_done(bad) == "failed"
+    before = {n: xattr(p, n) for n in ("status", "key", "cost_usd", "model")}
+    assert before["key"] and len(before["key"]) == 32 and before["cost_usd"] == "0.1340"
+    bad_error = xattr(bad, "error")
+    assert bad_error
+    m.unmount()
+    m = mount_factory()
+    assert {n: xattr(p, n) for n in ("status", "key", "cost_usd", "model")} == before
+    assert xattr(bad, "status") == "failed" and xattr(bad, "error") == bad_error
+    names = os.listxattr(p)
+    assert "user.bananafs.key" in names and "user.bananafs.cost_usd" in names
+    assert emulator.stats()["generations"] == 1

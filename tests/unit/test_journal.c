@@ -126,6 +126,52 @@ static void test_survives_reopen(void **state)
 	store_close(&s);
 }
 
+static void test_outcomes_survive_reopen(void **state)
+{
+	struct store s;
+	struct journal_outcome o = { .relpath = "p/1K/x.txt", .status = "done", .key = "0123abcd",
+				     .model = "gemini-3-pro-image", .error = NULL, .cost_usd = 0.134 };
+	struct journal_outcome got;
+
+	(void)state;
+	open_store(&s);
+	assert_int_equal(journal_outcome_get(&s, "p/1K/x.txt", &got), 0);
+	assert_int_equal(journal_outcome_put(&s, &o), 0);
+	o.relpath = "p/1K/y.txt";
+	o.status = "failed";
+	o.key = "";
+	o.error = "quota";
+	o.cost_usd = -1;
+	assert_int_equal(journal_outcome_put(&s, &o), 0);
+	store_close(&s);
+
+	open_store(&s);
+	assert_int_equal(journal_outcome_get(&s, "p/1K/x.txt", &got), 1);
+	assert_string_equal(got.status, "done");
+	assert_string_equal(got.key, "0123abcd");
+	assert_string_equal(got.model, "gemini-3-pro-image");
+	assert_null(got.error);
+	assert_true(got.cost_usd > 0.1339 && got.cost_usd < 0.1341);
+	journal_outcome_free(&got);
+	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 1);
+	assert_string_equal(got.status, "failed");
+	assert_null(got.key);
+	assert_string_equal(got.error, "quota");
+	assert_true(got.cost_usd < 0);
+	journal_outcome_free(&got);
+	/* put replaces; delete removes */
+	o.status = "done";
+	o.error = NULL;
+	assert_int_equal(journal_outcome_put(&s, &o), 0);
+	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 1);
+	assert_string_equal(got.status, "done");
+	assert_null(got.error);
+	journal_outcome_free(&got);
+	assert_int_equal(journal_outcome_delete(&s, "p/1K/y.txt"), 0);
+	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 0);
+	store_close(&s);
+}
+
 static int count_batches(const char *name, const char *st, const char *body, void *arg)
 {
 	(void)st; (void)body;
@@ -169,6 +215,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_replace_pending_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outcomes_survive_reopen, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
