@@ -51,6 +51,79 @@ const struct route_ops *route_ops_for(enum route r)
 	}
 }
 
+/* Blanks res/keys of ep out of its server text. */
+static void redact_for(const struct api_endpoint *ep, struct gen_result *res)
+{
+	/* the server may quote our request: its key never goes further */
+	const char *keys[] = { ep->api_key, NULL };
+
+	redact_result(res, keys);
+}
+
+bool api_exchange(const struct http_opts *ho, const struct api_endpoint *ep, struct http_req *req,
+		  struct http_resp *resp, struct gen_result *res)
+{
+	char err[256] = "";
+	enum http_fail hf;
+
+	memset(resp, 0, sizeof(*resp));
+	hf = http_perform(ho, req, resp, err, sizeof(err));
+	switch (hf) {
+	case HTTP_OK:
+		break;
+	case HTTP_FAIL_TOO_BIG:
+		res->http_status = resp->status;
+		if (resp->status >= 200 && resp->status < 300) {
+			/* it was made and is being sent: Google bills it; resending pays again */
+			res->paid_unusable = true;
+			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s; it arrived "
+					"(HTTP %ld), so it was billed", err, resp->status);
+		} else {
+			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s", err);
+		}
+		goto out_failed;
+	case HTTP_FAIL_URL:
+		/* a refused or malformed endpoint: resending cannot help */
+		gen_result_fail(res, ERR_REQUEST, "endpoint refused: %s", err);
+		goto out_failed;
+	case HTTP_FAIL_TIMEOUT:
+		gen_result_fail(res, ERR_NETWORK, "timed out: %s", err);
+		goto out_failed;
+	default:
+		gen_result_fail(res, ERR_NETWORK, "network error: %s", err);
+		goto out_failed;
+	}
+	if (resp->status >= 200 && resp->status < 300) {
+		res->http_status = resp->status;
+		if (!res->request_id[0] && resp->request_id[0])
+			snprintf(res->request_id, sizeof(res->request_id), "%s", resp->request_id);
+		return true;
+	}
+	errors_parse(resp, res);
+out_failed:
+	redact_for(ep, res);
+	return false;
+}
+
+int api_check_image(const struct gen_request *rq, struct gen_result *res)
+{
+	char why[256];
+	int w, h;
+
+	if (!res->image || image_check(res->image, res->image_len, &w, &h, why, sizeof(why)) != 0) {
+		gen_result_fail(res, ERR_MALFORMED, "the answer's image is not valid%s%s",
+				res->image ? ": " : "", res->image ? why : "");
+		return -1;
+	}
+	if (!size_plausible(rq, w, h, why, sizeof(why))) {
+		gen_result_fail(res, ERR_MALFORMED, "wrong image size: %s", why);
+		return -1;
+	}
+	res->width = w;
+	res->height = h;
+	return 0;
+}
+
 /* res must be zeroed or an earlier result: it is released and reset here. */
 void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 		 const struct gen_request *rq, struct gen_result *res)
@@ -80,60 +153,18 @@ void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 		gen_result_fail(res, ERR_REQUEST, "%s", err[0] ? err : "cannot build the request");
 		return;
 	}
-	enum http_fail hf = http_perform(ho, &req, &resp, err, sizeof(err));
-	switch (hf) {
-	case HTTP_OK:
-		break;
-	case HTTP_FAIL_TOO_BIG:
-		res->http_status = resp.status;
-		if (resp.status >= 200 && resp.status < 300) {
-			/* it was made and is being sent: Google bills it; resending pays again */
-			res->paid_unusable = true;
-			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s; it arrived "
-					"(HTTP %ld), so it was billed", err, resp.status);
-		} else {
-			gen_result_fail(res, ERR_MALFORMED, "the answer was too big: %s", err);
-		}
-		goto out_free;
-	case HTTP_FAIL_URL:
-		/* a refused or malformed endpoint: resending cannot help */
-		gen_result_fail(res, ERR_REQUEST, "endpoint refused: %s", err);
-		goto out_free;
-	case HTTP_FAIL_TIMEOUT:
-		gen_result_fail(res, ERR_NETWORK, "timed out: %s", err);
-		goto out_free;
-	default:
-		gen_result_fail(res, ERR_NETWORK, "network error: %s", err);
-		goto out_free;
-	}
+	if (api_exchange(ho, ep, &req, &resp, res)) {
+		long status = resp.status;
+		char rid[sizeof(res->request_id)];
 
-	if (resp.status >= 200 && resp.status < 300) {
+		snprintf(rid, sizeof(rid), "%s", res->request_id);
 		ops->parse(&resp, res);
-		res->http_status = resp.status;
-		if (!res->request_id[0] && resp.request_id[0])
-			snprintf(res->request_id, sizeof(res->request_id), "%s", resp.request_id);
-		if (res->cls == ERR_NONE) {
-			char why[256];
-			int w, h;
-			if (!res->image || image_check(res->image, res->image_len, &w, &h, why,
-						       sizeof(why)) != 0) {
-				gen_result_fail(res, ERR_MALFORMED, "the answer's image is not valid%s%s",
-						res->image ? ": " : "", res->image ? why : "");
-			} else if (!size_plausible(rq, w, h, why, sizeof(why))) {
-				gen_result_fail(res, ERR_MALFORMED, "wrong image size: %s", why);
-			} else {
-				res->width = w;
-				res->height = h;
-			}
-		}
-	} else {
-		errors_parse(&resp, res);
-	}
-out_free:
-	{
-		/* the server may quote our request: its key never goes further */
-		const char *keys[] = { ep->api_key, NULL };
-		redact_result(res, keys);
+		res->http_status = status;
+		if (!res->request_id[0])
+			snprintf(res->request_id, sizeof(res->request_id), "%s", rid);
+		if (res->cls == ERR_NONE)
+			api_check_image(rq, res);
+		redact_for(ep, res);
 	}
 	http_req_free(&req);
 	http_resp_free(&resp);

@@ -5,6 +5,8 @@
 #ifndef BANANAFS_API_ROUTE_H
 #define BANANAFS_API_ROUTE_H
 
+#include <stdbool.h>
+
 #include "api/http.h"
 #include "api/request.h"
 
@@ -83,5 +85,24 @@ const struct route_ops *route_ops_for(enum route r);
  */
 void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 		 const struct gen_request *rq, struct gen_result *res);
+
+/*
+ * The one HTTP exchange every route uses (api_attempt, and the batch
+ * route's create, upload, poll and download calls): performs req and
+ * classifies the outcome into res - a transport failure (network, timeout,
+ * refused endpoint, answer too big) or a non-2xx status through
+ * errors_parse.  Returns true on a 2xx (resp holds the answer; res is
+ * untouched but for http_status and request_id).  Server text in res never
+ * holds ep's key.
+ */
+bool api_exchange(const struct http_opts *ho, const struct api_endpoint *ep, struct http_req *req,
+		  struct http_resp *resp, struct gen_result *res);
+
+/*
+ * The checks of a made image, for every route: it decodes (image_check),
+ * and it is about the size asked for.  Sets res->width/height; on failure
+ * turns res into ERR_MALFORMED (the server made and billed it).  0 or -1.
+ */
+int api_check_image(const struct gen_request *rq, struct gen_result *res);
 
 #endif

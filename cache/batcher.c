@@ -81,12 +81,10 @@ struct batcher {
 	double submit_at;		/* no create before this (back-off after a transient failure) */
 };
 
-static double wall_now(void)
+/* The mount's one clock (wall time: rows and windows survive a restart). */
+static double wall_now(const struct fetch_ctx *f)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return f->clk->wall(f->clk->ctx);
 }
 
 /* The budget reservation of a key: one per key, whoever asked for it. */
@@ -135,6 +133,7 @@ static void rec_init(const struct line_ctx *c, struct ledger_rec *r, const char 
 	r->latency_s = -1;
 	r->cost_usd = -1;
 	r->in_tokens = r->out_tokens = -1;
+	r->time = (time_t)wall_now(c->f);
 }
 
 static void ledger_note(const struct line_ctx *c, const char *outcome, double cost)
@@ -367,7 +366,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 		struct journal_bitem it = {
 			.key = k->key, .job_ref = job_ref, .job_id = job_id, .model = k->model,
 			.size = k->size, .aspect = k->aspect, .request_json = k->request_json,
-			.state = "gathered", .created = wall_now(),
+			.state = "gathered", .created = wall_now(f),
 		};
 		k->created = it.created;
 		k->reserved = est;
@@ -457,15 +456,8 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		stat_add(f, &f->stats.refused);
 		goto out_tell;
 	}
-	int ew, eh;
-	if (out.res.cls == ERR_NONE && out.res.image &&
-	    model_pixels(k->model, k->size, k->aspect, &ew, &eh) == 0 && ew > 0 && eh > 0 &&
-	    ((long)out.res.width * 10 < (long)ew * 9 || (long)out.res.width * 10 > (long)ew * 11 ||
-	     (long)out.res.height * 10 < (long)eh * 9 || (long)out.res.height * 10 > (long)eh * 11)) {
-		/* same rule as api_attempt: a grossly wrong size is not the image asked for */
-		gen_result_fail(&out.res, ERR_MALFORMED, "wrong image size: the image is %dx%d pixels, but "
-				"%s %s %s should be about %dx%d", out.res.width, out.res.height, k->model,
-				k->size, k->aspect, ew, eh);
+	if (out.res.cls == ERR_NONE && out.res.image && api_check_image(&rq, &out.res) < 0) {
+		/* the same checks as every route: an image that is not the one asked for */
 		billed = true;	/* the batch made it: paid for */
 		free(out.res.image);
 		out.res.image = NULL;
@@ -573,25 +565,10 @@ static char **keys_of_batch(struct batcher *b, const char *name, int *n)
 
 /* --- submitting ------------------------------------------------------------ */
 
-/* One exchange; fills res like api_attempt on failure.  Returns true on 2xx. */
+/* The one exchange of every route (api/attempt.c), against Google. */
 static bool exchange(struct fetch_ctx *f, struct http_req *req, struct http_resp *resp, struct gen_result *res)
 {
-	char err[256] = "";
-	enum http_fail hf;
-
-	memset(resp, 0, sizeof(*resp));
-	hf = http_perform(&f->http, req, resp, err, sizeof(err));
-	if (hf != HTTP_OK) {
-		gen_result_fail(res, hf == HTTP_FAIL_URL ? ERR_REQUEST :
-				     hf == HTTP_FAIL_TOO_BIG ? ERR_MALFORMED : ERR_NETWORK,
-				"%s: %s", hf == HTTP_FAIL_TIMEOUT ? "timed out" : "network error", err);
-		return false;
-	}
-	if (resp->status < 200 || resp->status >= 300) {
-		errors_parse(resp, res);
-		return false;
-	}
-	return true;
+	return api_exchange(&f->http, &f->google, req, resp, res);
 }
 
 struct sub_item {
@@ -768,7 +745,7 @@ static void submit(struct batcher *b, const char *model, struct sub_item *it, in
 	memset(&res, 0, sizeof(res));
 	res.quota_value = -1;
 	res.retry_after_s = -1;
-	snprintf(display, sizeof(display), "bananafs-%lld-%ld", (long long)time(NULL), (long)getpid());
+	snprintf(display, sizeof(display), "bananafs-%lld-%ld", (long long)wall_now(f), (long)getpid());
 	if (!keys)
 		goto out_free;
 	for (i = 0; i < n; i++)
@@ -790,7 +767,7 @@ static void submit(struct batcher *b, const char *model, struct sub_item *it, in
 			journal_bitem_set(f->store, k->key, name, "submitted");
 		}
 		journal_batch_put(f->store, name, "pending", model);
-		add_poll(b, name, wall_now() + (f->cfg->batch_poll_s > 0 ? f->cfg->batch_poll_s : 10));
+		add_poll(b, name, wall_now(f) + (f->cfg->batch_poll_s > 0 ? f->cfg->batch_poll_s : 10));
 		b->submit_at = 0;
 		pthread_mutex_unlock(&b->mu);
 		goto out_free;
@@ -822,7 +799,7 @@ static void submit(struct batcher *b, const char *model, struct sub_item *it, in
 			snprintf(k->reason, sizeof(k->reason), "%s", why);
 			journal_bitem_set(f->store, k->key, NULL, "gathered");
 		}
-		b->submit_at = wall_now() + (d > 0.05 ? d : 0.05);
+		b->submit_at = wall_now(f) + (d > 0.05 ? d : 0.05);
 		pthread_mutex_unlock(&b->mu);
 	} else {
 		for (i = 0; i < n; i++) {
@@ -856,7 +833,7 @@ static void poll_later(struct batcher *b, const char *name, const char *state)
 	for (struct bpoll *p = b->polls; p; p = p->next)
 		if (strcmp(p->name, name) == 0) {
 			p->interval = fmin(p->interval * 1.5, BATCH_POLL_CAP_S);
-			p->next_at = wall_now() + p->interval;
+			p->next_at = wall_now(b->f) + p->interval;
 		}
 	if (state)
 		journal_batch_put(b->f->store, name, state, NULL);
@@ -981,7 +958,7 @@ static void *batcher_main(void *varg)
 
 	pthread_mutex_lock(&b->mu);
 	while (!b->stop) {
-		double now = wall_now();
+		double now = wall_now(b->f);
 		struct bkey *k;
 		struct bpoll *p;
 
@@ -1018,8 +995,9 @@ static void *batcher_main(void *varg)
 			pthread_mutex_lock(&b->mu);
 			continue;
 		}
+		/* a real-time tick on the condvar's monotonic clock; decisions use the mount's clock */
 		struct timespec ts;
-		double until = now + BATCH_TICK_S;
+		double until = clock_real.now(NULL) + BATCH_TICK_S;
 
 		ts.tv_sec = (time_t)until;
 		ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
@@ -1084,7 +1062,12 @@ int batcher_start(struct fetch_ctx *f, batch_done_fn done, void *arg, char *err,
 	b->done = done;
 	b->arg = arg;
 	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* clock_real's now */
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (journal_bitem_foreach(f->store, load_row, b) != 0) {
 		snprintf(err, errlen, "batcher: cannot load pending batch items from state.db");
 		goto out_free;
