@@ -17,6 +17,18 @@ def slow_batch_emulator():
     emu.stop()
 
 
+def submitted_rows(store):
+    """Batch items whose batch name is durable in state.db (read only)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM batch_items WHERE state = 'submitted'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
 def make_mount(emu, workdir, config=BATCH):
     return Mount(emu.url, os.path.join(workdir, "store"), os.path.join(workdir, "mnt"), config)
 
@@ -51,8 +63,10 @@ def test_kill9_while_pending_then_remount(slow_batch_emulator, workdir):
     for i, p in enumerate(prompts):
         with open(p, "w") as f:
             f.write(f"survive the crash {i}")
-    # wait until the batch was created, then kill the daemon
+    # wait until the batch was created and its name is on the rows, then kill the daemon
+    # (a kill between the create answer and that row update resends, by design: batcher.c)
     wait_for(lambda: emu.stats()["by_endpoint"].get("batchGenerateContent") == 1, 15, "batch create")
+    wait_for(lambda: submitted_rows(m.store) == 4, 15, "batch name journaled")
     m.kill9()
     time.sleep(0.5)
     m2 = make_mount(emu, workdir)
