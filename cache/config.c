@@ -139,6 +139,7 @@ config_defaults(struct config *c)
 	c->publish_via_mount = true;
 	c->team_offline_cache_only = false;
 	c->team_lease_s = 30;
+	c->settle_s = 2;
 	return 0;
 }
 
@@ -327,6 +328,7 @@ static const struct ckey ckeys[] = {
 	{ "team_objects", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "team_offline", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "team_lease_s", CK_DBL, F(team_lease_s), 1, 86400, "seconds 1..86400" },
+	{ "settle_s", CK_DBL, F(settle_s), 0, 60, "seconds 0..60" },
 };
 #undef F
 
@@ -1084,7 +1086,8 @@ config_render(const struct config *c)
 	fprintf(f, "batch_window_s = %g\n", c->batch_window_s);
 	fprintf(f, "batch_poll_s = %g\n", c->batch_poll_s);
 	fprintf(f, "api_key_file = %s\n", S(c->api_key_file));
-	fprintf(f, "api_key_command = %s\n", S(c->api_key_command));
+	/* The command may hold a key inline (echo KEY): only whether one is set. */
+	fprintf(f, "api_key_command = %s\n", c->api_key_command != NULL ? "(set)" : "");
 	fprintf(f, "gateway_url = %s\n", S(c->gateway_url));
 	fprintf(f, "gateway_key_file = %s\n", S(c->gateway_key_file));
 	fprintf(f, "gateway_models = %s\n", S(c->gateway_models));
@@ -1096,6 +1099,7 @@ config_render(const struct config *c)
 	fprintf(f, "team_objects = %s\n", c->team_objects != NULL ? c->team_objects : "db");
 	fprintf(f, "team_offline = %s\n", c->team_offline_cache_only ? "cache-only" : "fail");
 	fprintf(f, "team_lease_s = %g\n", c->team_lease_s);
+	fprintf(f, "settle_s = %g\n", c->settle_s);
 	/* Keys: only whether one is there, never a byte of it. */
 	fprintf(f, "api_key = %s\n", c->api_key != NULL ? "(set)" : "(not set)");
 	fprintf(f, "gateway_key = %s\n", c->gateway_key != NULL ? "(set)" : "(not set)");

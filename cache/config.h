@@ -46,6 +46,7 @@ struct config {
 	char *team_objects;		/* NULL = images in PostgreSQL ("db"), else a shared folder */
 	bool team_offline_cache_only;	/* team_offline = cache-only | fail (default fail) */
 	double team_lease_s;		/* a claim or reservation not renewed for this long is dead; default 30 */
+	double settle_s;		/* a prompt about to be paid waits this long after it arrives; default 2 */
 	/* Resolved at start-up, never written anywhere: */
 	char *api_key;
 	char *gateway_key;

@@ -19,6 +19,13 @@ static long long wall_now(struct store *s)
 	return (long long)s->clk->wall(s->clk->ctx);
 }
 
+/* Columns added after the first release: added to an older state.db at open. */
+static const char *const added_columns[] = {
+	"ALTER TABLE jobs ADD COLUMN uid INTEGER;",
+	"ALTER TABLE jobs ADD COLUMN gid INTEGER;",
+	"ALTER TABLE jobs ADD COLUMN groups TEXT;",
+};
+
 int journal_init(struct store *s)
 {
 	static const char *const tables[] = {
@@ -42,6 +49,9 @@ int journal_init(struct store *s)
 	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		if (store_sql(s, tables[i], NULL, 0, NULL, NULL, NULL) != 0)
 			return -1;
+	/* Fails with "duplicate column" when the column is there already. */
+	for (i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++)
+		store_sql(s, added_columns[i], NULL, 0, NULL, NULL, NULL);
 	return 0;
 }
 
@@ -52,21 +62,31 @@ static int get_id(const struct store_val *c, int n, void *arg)
 	return 0;
 }
 
-int64_t journal_add(struct store *s, const char *relpath, int regen)
+int64_t journal_add(struct store *s, const char *relpath, int regen, const struct writer *w)
 {
-	struct store_val v[3];
+	struct store_val v[6];
 	int64_t id = -1;
+	char groups[WRITER_MAX_GROUPS * 11 + 1];
 
 	if (!relpath || !*relpath)
 		return -1;
 	v[0] = SV_TXT(relpath);
 	v[1] = SV_INT(regen ? 1 : 0);
 	v[2] = SV_INT(wall_now(s));
+	v[3] = v[4] = v[5] = SV_TXT(NULL);
+	if (w && w->set) {
+		writer_groups_format(w, groups, sizeof(groups));
+		v[3] = SV_INT((long long)w->uid);
+		v[4] = SV_INT((long long)w->gid);
+		v[5] = (struct store_val){ .t = SVT_TEXT, .s = groups };
+	}
 	/* One job per path: a rewrite replaces the queued job, keeping its id. */
-	if (store_sql(s, "INSERT INTO jobs(relpath, regen, attempts, created) VALUES(?, ?, 0, ?)"
+	if (store_sql(s, "INSERT INTO jobs(relpath, regen, attempts, created, uid, gid, groups)"
+		      " VALUES(?, ?, 0, ?, ?, ?, ?)"
 		      " ON CONFLICT(relpath) DO UPDATE SET regen = excluded.regen,"
-		      " attempts = 0, created = excluded.created RETURNING id;",
-		      v, 3, get_id, &id, NULL) != 0)
+		      " attempts = 0, created = excluded.created, uid = excluded.uid,"
+		      " gid = excluded.gid, groups = excluded.groups RETURNING id;",
+		      v, 6, get_id, &id, NULL) != 0)
 		return -1;
 	return id;
 }
@@ -160,19 +180,29 @@ static int select_rows(struct store *s, const char *sql, const struct store_val 
 	return 0;
 }
 
-int journal_pending(struct store *s, int (*fn)(int64_t id, const char *relpath, int regen, int attempts, void *arg), void *arg)
+int journal_pending(struct store *s, journal_job_fn fn, void *arg)
 {
 	struct crows rs;
 	size_t i;
 	int ret = 0;
 
 	/* Collected first so fn may call journal_finish/journal_add. */
-	if (select_rows(s, "SELECT id, relpath, regen, attempts FROM jobs ORDER BY created, id;",
-			NULL, 0, 4, &rs) < 0)
+	if (select_rows(s, "SELECT id, relpath, regen, attempts, COALESCE(uid, -1), COALESCE(gid, -1),"
+			" groups FROM jobs ORDER BY created, id;", NULL, 0, 7, &rs) < 0)
 		return -1;
-	for (i = 0; i < rs.n && ret == 0; i++)
+	for (i = 0; i < rs.n && ret == 0; i++) {
+		struct writer w = { 0 };
+		if (rs.r[i].i[4] >= 0 && rs.r[i].i[5] >= 0) {
+			w.set = true;
+			w.uid = (uid_t)rs.r[i].i[4];
+			w.gid = (gid_t)rs.r[i].i[5];
+			/* Unreadable groups: none, so the job has fewer rights, never more. */
+			if (writer_groups_parse(&w, rs.r[i].txt[6] ? rs.r[i].txt[6] : "") < 0)
+				w.ngroups = 0;
+		}
 		if (rs.r[i].txt[1])
-			ret = fn(rs.r[i].i[0], rs.r[i].txt[1], (int)rs.r[i].i[2], (int)rs.r[i].i[3], arg);
+			ret = fn(rs.r[i].i[0], rs.r[i].txt[1], (int)rs.r[i].i[2], (int)rs.r[i].i[3], &w, arg);
+	}
 	crows_free(&rs);
 	return ret;
 }

@@ -8,21 +8,25 @@
 
 #include <stdint.h>
 #include "cache/store.h"
+#include "cache/writer.h"
 
 /* Creates the tables if missing. 0 or -1. */
 int journal_init(struct store *s);
 /*
  * Records that the prompt at relpath (relative to STORE/tree) must be
  * generated.  A pending job for the same path is replaced (one job per
- * path).  Returns the job id (> 0) or -1.
+ * path).  w is who wrote it (NULL or unset: the daemon itself); a resumed
+ * job runs with those rights.  Returns the job id (> 0) or -1.
  */
-int64_t journal_add(struct store *s, const char *relpath, int regen);
+int64_t journal_add(struct store *s, const char *relpath, int regen, const struct writer *w);
 /* Marks it started (attempts + 1). */
 int journal_start(struct store *s, int64_t id);
 /* Removes the job: done or failed for good. */
 int journal_finish(struct store *s, int64_t id);
-/* Calls fn for every pending job, oldest first. */
-int journal_pending(struct store *s, int (*fn)(int64_t id, const char *relpath, int regen, int attempts, void *arg), void *arg);
+/* Calls fn for every pending job, oldest first.  w->set is false for rows without a writer. */
+typedef int (*journal_job_fn)(int64_t id, const char *relpath, int regen, int attempts,
+			      const struct writer *w, void *arg);
+int journal_pending(struct store *s, journal_job_fn fn, void *arg);
 
 /*
  * Batch state for the Batch route (additive): one row per remote batch

@@ -636,8 +636,15 @@ static const char *
 open_reason(int e)
 {
 	switch (e) {
+	/*
+	 * The job reads with the writer's rights: one answer for "missing"
+	 * and "not yours to read", so a prompt cannot probe for other users'
+	 * files.
+	 */
 	case ENOENT:
-		return "no such file (paths are relative to the prompt's folder)";
+	case EACCES:
+	case EPERM:
+		return "no such file, or not one you may read (paths are relative to the prompt's folder)";
 	case EXDEV:
 		return "the path leaves the drive (inputs must stay inside it)";
 	case ELOOP:
@@ -646,9 +653,6 @@ open_reason(int e)
 		return "a folder in the path is not a folder";
 	case EISDIR:
 		return "not a regular file (a folder)";
-	case EACCES:
-	case EPERM:
-		return "permission denied";
 	case ENAMETOOLONG:
 		return "path too long";
 	case ENOSYS:

@@ -5,7 +5,6 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fuse.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -277,23 +276,20 @@ bool ctl_is_live(const char *name)
 }
 
 /* True when the caller of this FUSE request could write a file of st (as the kernel would judge). */
-static bool caller_may_write(const struct stat *st)
+static bool caller_may_write(const struct stat *st, const struct writer *w)
 {
-	struct fuse_context *fc = fuse_get_context();
-	if (fc->uid == 0)
+	if (w->uid == 0)
 		return true;
-	if (fc->uid == st->st_uid)
+	if (w->uid == st->st_uid)
 		return st->st_mode & S_IWUSR;
-	bool in_group = fc->gid == st->st_gid;
-	gid_t groups[64];
-	int n = in_group ? 0 : fuse_getgroups(64, groups);
-	for (int i = 0; i < n && i < 64; i++)
-		in_group |= groups[i] == st->st_gid;
+	bool in_group = w->gid == st->st_gid;
+	for (int i = 0; i < w->ngroups; i++)
+		in_group |= w->groups[i] == st->st_gid;
 	return st->st_mode & (in_group ? S_IWGRP : S_IWOTH);
 }
 
 /* One "run REL" or "cancel REL" line; 0 or -errno. */
-static int ctl_line(struct bfs *b, char *line)
+static int ctl_line(struct bfs *b, char *line, const struct writer *caller)
 {
 	char *sp = strchr(line, ' ');
 	if (!sp)
@@ -323,12 +319,12 @@ static int ctl_line(struct bfs *b, char *line)
 		return rc;
 	if (!S_ISREG(st.st_mode))
 		return -ENOENT;
-	if (!caller_may_write(&st))
+	if (!caller_may_write(&st, caller))
 		return -EACCES;
-	return !strcmp(verb, "run") ? jobs_run(b->jobs, rel) : jobs_cancel(b->jobs, rel);
+	return !strcmp(verb, "run") ? jobs_run(b->jobs, rel, caller) : jobs_cancel(b->jobs, rel);
 }
 
-int ctl_command(struct bfs *b, const char *buf, size_t len)
+int ctl_command(struct bfs *b, const char *buf, size_t len, const struct writer *caller)
 {
 	char line[PATH_MAX + 16];
 	size_t off = 0;
@@ -345,7 +341,7 @@ int ctl_command(struct bfs *b, const char *buf, size_t len)
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
-		int rc = ctl_line(b, line);
+		int rc = ctl_line(b, line, caller);
 		if (rc)
 			return rc;
 	}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "cache/writer.h"
 #include "fs/bfs.h"
 
 /* Renders the named file into a malloc'd buffer; NULL with errno. */
@@ -26,6 +27,6 @@ bool ctl_is_live(const char *name);
  * line that failed (later lines are not run): EINVAL, ENOENT, EACCES,
  * EBUSY, EEXIST (run); EALREADY (cancel).
  */
-int ctl_command(struct bfs *b, const char *buf, size_t len);
+int ctl_command(struct bfs *b, const char *buf, size_t len, const struct writer *caller);
 
 #endif

@@ -30,6 +30,7 @@
 #include "cache/key.h"
 #include "cache/log.h"
 #include "cache/prompt.h"
+#include "fs/creds.h"
 #include "fs/jobs.h"
 #include "fs/publish.h"
 #include "fs/status.h"
@@ -97,8 +98,26 @@ static void push(struct jobs *j, const char *path, const char *reason)
  */
 static uint64_t last_gen;
 
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Under status_lock: who wrote the prompt, and when it arrived. */
+static void set_owner(struct prompt_status *s, const struct writer *w)
+{
+	if (w)
+		s->owner = *w;
+	else
+		memset(&s->owner, 0, sizeof(s->owner));
+	s->arrived = mono_now();
+}
+
 /* run: a deliberate send asked for with jobs_run (it outlives a dry run). */
-static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason, bool run)
+static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char *reason, bool run,
+		    const struct writer *w)
 {
 	bool need_push = false;
 	status_lock();
@@ -107,6 +126,7 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		s->gen = ++last_gen;
 		s->job_id = id;
 		s->run = run;
+		set_owner(s, w);
 		status_set(s, "queued");
 		status_set_error(s, NULL);
 		if (!s->queued) {
@@ -119,9 +139,9 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		push(j, relpath, reason);
 }
 
-void jobs_written(struct jobs *j, const char *relpath)
+void jobs_written(struct jobs *j, const char *relpath, const struct writer *w)
 {
-	int64_t id = journal_add(&j->b->store, relpath, 0);
+	int64_t id = journal_add(&j->b->store, relpath, 0, w);
 	if (id < 0)
 		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
 	status_lock();
@@ -129,6 +149,7 @@ void jobs_written(struct jobs *j, const char *relpath)
 	if (s) {
 		/* A job still running for the old text is no longer current. */
 		s->gen = ++last_gen;
+		set_owner(s, w);
 		if (id > 0)
 			s->job_id = id;
 		s->run = false;
@@ -142,6 +163,7 @@ struct moved {
 	const char *from;		/* "old/folder/" */
 	size_t len;
 	char **paths;			/* unfinished prompts below it */
+	struct writer *owners;		/* and who wrote each */
 	int n, cap;
 };
 
@@ -153,11 +175,15 @@ static void collect_moved(struct prompt_status *s, void *arg)
 	if (m->n == m->cap) {
 		int cap = m->cap ? m->cap * 2 : 16;
 		char **np = realloc(m->paths, sizeof(*np) * (size_t)cap);
-		if (!np)
+		if (np)
+			m->paths = np;
+		struct writer *no = np ? realloc(m->owners, sizeof(*no) * (size_t)cap) : NULL;
+		if (!no)
 			return;
-		m->paths = np;
+		m->owners = no;
 		m->cap = cap;
 	}
+	m->owners[m->n] = s->owner;
 	if ((m->paths[m->n] = strdup(s->path)))
 		m->n++;
 }
@@ -179,19 +205,20 @@ void jobs_folder_moved(struct jobs *j, const char *from, const char *to)
 	status_unlock();
 	for (int i = 0; i < m.n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", to, m.paths[i] + m.len);
-		jobs_trigger(j, path);
+		jobs_trigger(j, path, &m.owners[i]);
 		free(m.paths[i]);
 	}
 	free(m.paths);
+	free(m.owners);
 }
 
-void jobs_trigger(struct jobs *j, const char *relpath)
+void jobs_trigger(struct jobs *j, const char *relpath, const struct writer *w)
 {
-	int64_t id = journal_add(&j->b->store, relpath, 0);
+	int64_t id = journal_add(&j->b->store, relpath, 0, w);
 	if (id < 0)
 		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
 	log_debug("trigger %s (job %" PRId64 ")", relpath, id);
-	enqueue(j, relpath, id, NULL, false);
+	enqueue(j, relpath, id, NULL, false, w);
 }
 
 /*
@@ -213,11 +240,12 @@ struct resume_ctx {
 	int n;
 };
 
-static int resume_one(int64_t id, const char *relpath, int regen, int attempts, void *arg)
+static int resume_one(int64_t id, const char *relpath, int regen, int attempts, const struct writer *w,
+		      void *arg)
 {
 	struct resume_ctx *rc = arg;
 	/* A "bananactl run" outlives a crash: its journal row carries regen = 1. */
-	enqueue(rc->j, relpath, id, attempts > 0 ? "resume after crash" : NULL, regen != 0);
+	enqueue(rc->j, relpath, id, attempts > 0 ? "resume after crash" : NULL, regen != 0, w);
 	rc->n++;
 	return 0;
 }
@@ -253,7 +281,7 @@ const char *jobs_status_on_disk(struct bfs *b, const char *relpath)
 	return NULL;
 }
 
-int jobs_run(struct jobs *j, const char *relpath)
+int jobs_run(struct jobs *j, const char *relpath, const struct writer *w)
 {
 	int rc = 0;
 	bool ended_well;
@@ -272,11 +300,11 @@ int jobs_run(struct jobs *j, const char *relpath)
 	}
 	if (rc)
 		return rc;
-	int64_t id = journal_add(&j->b->store, relpath, 1);
+	int64_t id = journal_add(&j->b->store, relpath, 1, w);
 	if (id < 0)
 		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
 	log_info("bananactl run %s (job %" PRId64 ")", relpath, id);
-	enqueue(j, relpath, id, NULL, true);
+	enqueue(j, relpath, id, NULL, true, w);
 	return 0;
 }
 
@@ -315,6 +343,13 @@ struct job_ctx {
 	struct jobs *j;
 	const char *path;
 	uint64_t gen;
+	struct writer owner;		/* the job's rights (fs/creds.h) */
+	double arrived;			/* CLOCK_MONOTONIC time the prompt arrived */
+	const char *dir, *stem;		/* the prompt's folder (relative to the tree) and name without .txt */
+	const char *const *names;	/* the output names checked before paying */
+	int nnames;
+	bool settled;			/* the settle wait is over */
+	char taken[600];		/* set when an output name was found taken just before paying */
 };
 
 /* Reads the prompt file beneath the tree; NULL with errno on failure. */
@@ -370,6 +405,84 @@ static bool current(struct job_ctx *c)
 	return cur;
 }
 
+/* The prompt file is still there: a removed or renamed-away prompt gets no output. */
+static bool prompt_present(struct bfs *b, const char *relpath)
+{
+	struct stat st;
+	return fstatat(b->tree_fd, relpath, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static bool stopping(struct jobs *j)
+{
+	pthread_mutex_lock(&j->mu);
+	int stop = j->stop;
+	pthread_mutex_unlock(&j->mu);
+	return stop != 0;
+}
+
+/*
+ * Copy tools (cp -r, mv, tar -x) make a folder and then fill it, prompt
+ * before image or image before prompt.  A folder born within this many
+ * seconds counts as being filled.
+ */
+#define YOUNG_FOLDER_S 60.0
+/* The longest a job waits for a folder being filled to go quiet. */
+#define SETTLE_CAP_S 30.0
+
+/* Seconds since the folder's birth (or its last change when ctime), or a large number. */
+static double folder_age(struct bfs *b, const char *dir, bool birth)
+{
+	struct statx sx;
+	int fd = dir[0] ? open_beneath(b->tree_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC)
+			: fcntl(b->tree_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return 1e9;
+	int rc = statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME | STATX_CTIME, &sx);
+	close(fd);
+	if (rc < 0 || (birth && !(sx.stx_mask & STATX_BTIME)))
+		return 1e9;
+	struct statx_timestamp t = birth ? sx.stx_btime : sx.stx_ctime;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (double)(now.tv_sec - t.tv_sec) + (double)(now.tv_nsec - (long)t.tv_nsec) / 1e9;
+}
+
+static void nap(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Waits before a paid request (paid) or the publishing of a cache hit:
+ * a copy tool may be about to bring the image along.  A paid request waits
+ * until settle_s after the prompt arrived; either waits, in a folder being
+ * filled, until it has been quiet for settle_s.  Cache hits in settled
+ * folders do not wait at all.
+ */
+static void settle(struct job_ctx *c, bool paid)
+{
+	struct bfs *b = c->j->b;
+	double settle_s = b->cfg.settle_s, start = mono_now();
+	if (settle_s <= 0 || c->settled)
+		return;
+	c->settled = true;
+	if (paid) {
+		double left = c->arrived + settle_s - mono_now();
+		if (left > 0)
+			nap(left);
+	}
+	if (folder_age(b, c->dir, true) > YOUNG_FOLDER_S)
+		return;
+	while (!stopping(c->j) && mono_now() - start < SETTLE_CAP_S) {
+		double quiet = folder_age(b, c->dir, false);
+		if (quiet >= settle_s)
+			return;
+		nap(settle_s - quiet < 0.1 ? 0.1 : settle_s - quiet);
+	}
+}
+
 static void set_status(struct job_ctx *c, const char *st)
 {
 	status_lock();
@@ -380,14 +493,24 @@ static void set_status(struct job_ctx *c, const char *st)
 }
 
 /*
- * Non-zero once the prompt was rewritten or cancelled since the job read
- * it: a request about to be sent is abandoned (fetch.h).
+ * Just before a request is sent: abandons it for a prompt rewritten or
+ * cancelled since the job read it (fetch.h), and, after the settle wait, for an output name a copy tool
+ * filled meanwhile (the image that came along is kept, nothing is paid).
  */
 static int on_fetch_status(void *arg, const char *st)
 {
-	if (!current(arg))
+	struct job_ctx *c = arg;
+	if (!current(c))
 		return 1;
-	set_status(arg, st);
+	if (!strcmp(st, "running")) {
+		settle(c, true);
+		if (!current(c) || !prompt_present(c->j->b, c->path))
+			return 1;
+		if (publish_check(c->j->b, c->dir, c->names, c->nnames, &c->owner, c->taken,
+				  sizeof(c->taken)) < 0)
+			return 1;
+	}
+	set_status(c, st);
 	return 0;
 }
 
@@ -422,32 +545,41 @@ static void first_line(const char *text, char *out, size_t len)
 	snprintf(out, len, "%.*s", (int)n, p);
 }
 
+/* Writes NAME.error (when the name fits and is not someone else's) and ends the job as failed. */
 static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const char *text)
 {
 	struct bfs *b = c->j->b;
 	char name[NAME_MAX + 32], line[512];
 	snprintf(name, sizeof(name), "%s.error", stem);
-	if (current(c) && publish_text(b, dir, name, text) < 0)
+	if (strlen(name) <= NAME_MAX && current(c) && prompt_present(b, c->path) &&
+	    publish_text(b, dir, name, text, &c->owner) < 0)
 		log_warn("cannot write %s/%s", dir, name);
 	first_line(text, line, sizeof(line));
 	finish(c, "failed", line, NULL, -1, NULL);
 }
 
-/* Publishes one made image as NAME.EXT, or NAME-i.EXT for n > 1.  0 or -1. */
+/* NAME.EXT, or NAME-i.EXT for n > 1. */
+static void output_name(char *buf, size_t len, const char *stem, int i, int n, const char *ext)
+{
+	if (n == 1)
+		snprintf(buf, len, "%s.%s", stem, ext);
+	else
+		snprintf(buf, len, "%s-%d.%s", stem, i, ext);
+}
+
+/* Publishes one made image as NAME.EXT, or NAME-i.EXT for n > 1.  0 or -1 (EEXIST: taken). */
 static int place_image(struct bfs *b, const char *dir, const char *stem, int i, int n,
-		       const struct fetch_outcome *out)
+		       const struct fetch_outcome *out, const struct writer *w)
 {
 	char name[NAME_MAX + 32];
-	if (n == 1)
-		snprintf(name, sizeof(name), "%s.%s", stem, out->obj.ext);
-	else
-		snprintf(name, sizeof(name), "%s-%d.%s", stem, i, out->obj.ext);
+	output_name(name, sizeof(name), stem, i, n, out->obj.ext);
 	if (strlen(name) > NAME_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (publish_object(b, dir, name, &out->obj, out->key_hex) < 0) {
-		log_warn("cannot publish %s/%s", dir, name);
+	if (publish_object(b, dir, name, &out->obj, out->key_hex, w) < 0) {
+		if (errno != EEXIST)
+			log_warn("cannot publish %s/%s", dir, name);
 		return -1;
 	}
 	return 0;
@@ -456,6 +588,17 @@ static int place_image(struct bfs *b, const char *dir, const char *stem, int i, 
 static const char unplaced_text[] =
 	"bananafs: the image was made and cached, but could not be placed beside the prompt.\n"
 	"next move: save the prompt again (the cached image is free).\n";
+
+/* The text of NAME.error when an output name holds a file bananafs did not make. */
+static char *taken_text(const char *why)
+{
+	char *t = NULL;
+	if (asprintf(&t, "bananafs: the image was not placed.\nwhat happened: %s\nwhose problem: request\n"
+		     "next move: move that file away (or rename the prompt) and save the prompt again; "
+		     "an image already made is in the cache and costs nothing.\n", why) < 0)
+		return NULL;
+	return t;
+}
 
 /*
  * Ends a batch job once every candidate has reported and the job's loop
@@ -472,12 +615,52 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 	return !s->batch_failed;
 }
 
+#define MAX_OUT_NAMES (PROMPT_MAX_N * 3)
+
+/*
+ * The output names a job may write, and whether they fit: every name
+ * within NAME_MAX and every path within PATH_MAX as the mount shows it.
+ * With output_format = original the extension is known only after the
+ * answer, so every one it could be is checked.  0, or -1 with why.
+ */
+static int output_names(struct bfs *b, const char *dir, const char *stem, int n,
+			char names[][NAME_MAX + 32], int *count, char *why, size_t len)
+{
+	static const char *const png_only[] = { "png", NULL };
+	static const char *const any_ext[] = { "png", "jpg", "webp", NULL };
+	const char *const *exts = b->cfg.output_original ? any_ext : png_only;
+	size_t base = (b->mountpoint ? strlen(b->mountpoint) : 0) + 1 + strlen(dir) + 1;
+	*count = 0;
+	for (int i = 1; i <= n; i++) {
+		for (int e = 0; exts[e]; e++) {
+			char *name = names[*count];
+			output_name(name, NAME_MAX + 32, stem, i, n, exts[e]);
+			if (strlen(name) > NAME_MAX) {
+				snprintf(why, len, "the prompt's name is too long for its image's name "
+					 "(%zu bytes; a name holds at most %d); nothing was sent. Give the "
+					 "prompt a shorter name", strlen(name), NAME_MAX);
+				return -1;
+			}
+			if (base + strlen(name) >= PATH_MAX) {
+				snprintf(why, len, "the image's path would be %zu bytes, longer than the %d "
+					 "a path may hold; nothing was sent. Move the prompt to a shallower "
+					 "folder or give it a shorter name", base + strlen(name), PATH_MAX - 1);
+				return -1;
+			}
+			(*count)++;
+		}
+	}
+	return 0;
+}
+
 static void run_job(struct jobs *j, const char *relpath, const char *reason)
 {
 	bool run = false;
 	struct bfs *b = j->b;
 	struct job_ctx c = { .j = j, .path = relpath };
 	char dir[PATH_MAX], stem[NAME_MAX + 1], err[1024], abs[PATH_MAX + 1];
+	char names[MAX_OUT_NAMES][NAME_MAX + 32];
+	const char *name_ptrs[MAX_OUT_NAMES];
 	struct prompt p = { 0 };
 	struct ref_image refs[PROMPT_MAX_INPUTS] = { 0 };
 	int nrefs = 0;
@@ -502,6 +685,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			snprintf(s->size, sizeof(s->size), "%s", sn.size);
 		s->queued = false;
 		c.gen = s->gen;
+		c.owner = s->owner;
+		c.arrived = s->arrived;
 		jid = s->job_id;
 		run = s->run;
 		s->batch_pending = 0;
@@ -518,12 +703,20 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		reason = FETCH_REASON_RUN;
 
 	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
+	c.dir = dir;
+	c.stem = stem;
 	snprintf(abs, sizeof(abs), "/%s", relpath);
 	struct node n;
 	tree_classify(abs, &n);
+	/* Everything read for the prompt is read with its writer's rights. */
+	if (creds_enter(&c.owner) < 0) {
+		finish(&c, "failed", "cannot act with the rights of the prompt's writer", NULL, -1, NULL);
+		return;
+	}
 	size_t len = 0;
 	char *buf = n.kind == NODE_USER ? read_prompt(b->tree_fd, relpath, &len) : NULL;
 	if (!buf) {
+		creds_leave();
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
 		log_debug("prompt %s vanished before it ran", relpath);
 		finish(&c, "failed", "prompt file vanished before it ran", NULL, -1, NULL);
@@ -536,11 +729,13 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	enum prompt_err pe = prompt_parse(buf, len, &p, err, sizeof(err));
 	free(buf);
 	if (pe == PROMPT_EMPTY) {
+		creds_leave();
 		fail_job(&c, dir, stem, "bananafs: empty prompt: nothing was sent and nothing was billed.\n"
 			 "next move: write the text of the image you want into the file.\n");
 		return;
 	}
 	if (pe != PROMPT_OK) {
+		creds_leave();
 		char text[1400];
 		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
 			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
@@ -550,6 +745,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	/* The prompt's header wins over the folders' .bananafs.conf, which win over the config. */
 	struct folder_conf fc;
 	if (folder_conf_load(b->tree_fd, dir, &fc, err, sizeof(err)) < 0) {
+		creds_leave();
 		char text[1400];
 		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
 			 "whose problem: request\nnext move: fix the folder's .bananafs.conf and save the "
@@ -568,6 +764,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		route = ROUTE_STANDARD;
 	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
 	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
+		creds_leave();
 		char text[1400];
 		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
 			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
@@ -575,7 +772,33 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		prompt_free(&p);
 		return;
 	}
+	creds_leave();
 	nrefs = p.ninputs;
+
+	/* Before anything is paid: every output name fits, and is free or ours to replace. */
+	int nnames = 0;
+	if (output_names(b, dir, stem, p.n, names, &nnames, err, sizeof(err)) < 0) {
+		char text[1400];
+		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
+			 "whose problem: request\nnext move: shorten the name or the path and save the "
+			 "prompt again.\n", err);
+		fail_job(&c, dir, stem, text);
+		prompt_free_inputs(refs, nrefs);
+		prompt_free(&p);
+		return;
+	}
+	for (int i = 0; i < nnames; i++)
+		name_ptrs[i] = names[i];
+	c.names = name_ptrs;
+	c.nnames = nnames;
+	if (publish_check(b, dir, c.names, c.nnames, &c.owner, err, sizeof(err)) < 0) {
+		char *t = taken_text(err);
+		fail_job(&c, dir, stem, t ? t : unplaced_text);
+		free(t);
+		prompt_free_inputs(refs, nrefs);
+		prompt_free(&p);
+		return;
+	}
 
 	uint8_t ph[16];
 	char prompt_hash[KEY_HEX_LEN], job_id[32];
@@ -619,13 +842,20 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		if (out.result == FETCH_OK) {
 			if (out.fallback)
 				snprintf(made_by, sizeof(made_by), "%s", out.model_used);
-			if (!current(&c)) {
+			/* A cache hit in a folder a copy tool is filling waits for it to go quiet. */
+			if (out.source != SRC_GENERATED)
+				settle(&c, false);
+			if (!current(&c) || !prompt_present(b, relpath)) {
 				fetch_outcome_free(&out);
 				break;
 			}
-			if (place_image(b, dir, stem, i, p.n, &out) < 0) {
+			if (place_image(b, dir, stem, i, p.n, &out, &c.owner) < 0) {
+				char why[NAME_MAX + 200];
+				bool taken = errno == EEXIST;
+				snprintf(why, sizeof(why), "an output name is taken by a file bananafs did not "
+					 "make; it was kept");
 				free(errtext);
-				errtext = strdup(unplaced_text);
+				errtext = taken ? taken_text(why) : strdup(unplaced_text);
 			} else {
 				ok++;
 				if (out.source != SRC_GENERATED)
@@ -637,6 +867,12 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			pending++;
 			if (out.batch_name[0])
 				snprintf(batch_name, sizeof(batch_name), "%s", out.batch_name);
+		} else if (c.taken[0]) {
+			/* Abandoned before sending: a copy tool brought the image along. */
+			free(errtext);
+			errtext = taken_text(c.taken);
+			fetch_outcome_free(&out);
+			break;
 		} else {
 			free(errtext);
 			errtext = fetch_render_error(&out, &rq);
@@ -646,6 +882,9 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	prompt_free_inputs(refs, nrefs);
 	prompt_free(&p);
 
+	char ename[NAME_MAX + 32];
+	snprintf(ename, sizeof(ename), "%s.error", stem);
+	bool ename_fits = strlen(ename) <= NAME_MAX;
 	if (pending) {
 		/* The journal row stays until the batcher reports every candidate. */
 		int all_done = 0;
@@ -663,25 +902,17 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 				all_done = batch_finish_locked(b, ps, NULL);
 		}
 		status_unlock();
-		if (all_done) {
-			char ename[NAME_MAX + 32];
-			snprintf(ename, sizeof(ename), "%s.error", stem);
-			publish_remove(b, dir, ename);
-		}
-		if (errtext && current(&c)) {
-			char ename[NAME_MAX + 32];
-			snprintf(ename, sizeof(ename), "%s.error", stem);
-			publish_text(b, dir, ename, errtext);
-		}
+		if (all_done && ename_fits)
+			publish_remove(b, dir, ename, &c.owner);
+		if (errtext && ename_fits && current(&c))
+			publish_text(b, dir, ename, errtext, &c.owner);
 	} else if (dry) {
 		finish(&c, "dry-run", NULL, lastkey, cost, NULL);
 	} else if (errtext) {
 		fail_job(&c, dir, stem, errtext);
 	} else if (ok) {
-		char ename[NAME_MAX + 32];
-		snprintf(ename, sizeof(ename), "%s.error", stem);
-		if (current(&c))
-			publish_remove(b, dir, ename);
+		if (current(&c) && ename_fits)
+			publish_remove(b, dir, ename, &c.owner);
 		finish(&c, cached == ok ? "cached" : "done", NULL, lastkey, cost, made_by);
 	} else {
 		finish(&c, "failed", "superseded", lastkey, cost, NULL);
@@ -704,19 +935,24 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 	if (sscanf(ref, "%" SCNu64 "/%d/%d:%n", &gen, &i, &n, &off) != 3 || off == 0 || i < 1 || n < i)
 		return;
 	const char *relpath = ref + off;
+	struct writer owner;
 	status_lock();
 	struct prompt_status *cur = status_get(relpath);
 	bool stale = !cur || cur->gen != gen;
+	if (!stale)
+		owner = cur->owner;
 	status_unlock();
-	if (stale)
+	if (stale || !prompt_present(b, relpath))
 		return;
 
 	char dir[PATH_MAX], stem[NAME_MAX + 1];
 	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
 	char *errtext = NULL;
 	if (out->result == FETCH_OK) {
-		if (place_image(b, dir, stem, i, n, out) < 0)
-			errtext = strdup(unplaced_text);
+		if (place_image(b, dir, stem, i, n, out, &owner) < 0)
+			errtext = errno == EEXIST ? taken_text("an output name is taken by a file bananafs "
+							       "did not make; it was kept")
+						  : strdup(unplaced_text);
 	} else {
 		struct node nd;
 		char abs[PATH_MAX + 1];
@@ -730,8 +966,9 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 	}
 	char ename[NAME_MAX + 32];
 	snprintf(ename, sizeof(ename), "%s.error", stem);
-	if (errtext)
-		publish_text(b, dir, ename, errtext);
+	bool ename_fits = strlen(ename) <= NAME_MAX;
+	if (errtext && ename_fits)
+		publish_text(b, dir, ename, errtext, &owner);
 
 	int all_done = 0;
 	char line[512] = "";
@@ -749,8 +986,8 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 			all_done = batch_finish_locked(b, s, errtext ? line : NULL);
 	}
 	status_unlock();
-	if (all_done)
-		publish_remove(b, dir, ename);
+	if (all_done && ename_fits)
+		publish_remove(b, dir, ename, &owner);
 	free(errtext);
 }
 

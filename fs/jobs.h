@@ -6,6 +6,7 @@
 #ifndef BANANAFS_FS_JOBS_H
 #define BANANAFS_FS_JOBS_H
 
+#include "cache/writer.h"
 #include "fs/bfs.h"
 
 /* Creates the queue; workers start with jobs_start (after daemonizing). */
@@ -19,14 +20,18 @@ int jobs_resume(struct jobs *j);
  * flight is paid once and then served from the cache).
  */
 void jobs_folder_moved(struct jobs *j, const char *from, const char *to);
-/* A prompt at relpath was written or renamed into place: queue its job. */
-void jobs_trigger(struct jobs *j, const char *relpath);
+/*
+ * A prompt at relpath was written or renamed into place by w (NULL: the
+ * daemon itself): queue its job, which runs with w's rights.
+ */
+void jobs_trigger(struct jobs *j, const char *relpath, const struct writer *w);
 /*
  * "bananactl run": queues the prompt as a deliberate, ledgered send (reason
  * FETCH_REASON_RUN), made even on a dry-run mount.  0, -EBUSY when its job
  * is unfinished, -EEXIST when it already has its image (regen is the way).
+ * The job runs with w's rights (whoever asked).
  */
-int jobs_run(struct jobs *j, const char *relpath);
+int jobs_run(struct jobs *j, const char *relpath, const struct writer *w);
 /*
  * "bananactl cancel": stops the prompt's queued or running job (status
  * "cancelled", journal row removed).  0, or -EALREADY when none is.
@@ -42,7 +47,7 @@ const char *jobs_status_on_disk(struct bfs *b, const char *relpath);
  * survives kill -9 before RELEASE and a job running for its old text stops
  * being current.  The job itself is queued by jobs_trigger on RELEASE.
  */
-void jobs_written(struct jobs *j, const char *relpath);
+void jobs_written(struct jobs *j, const char *relpath, const struct writer *w);
 /*
  * Stops the workers, waiting at most grace_s for those inside a request.
  * Returns the jobs left pending (they stay journaled).  *busy is the number

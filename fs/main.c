@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "api/http.h"
@@ -21,6 +22,7 @@
 #include "cache/journal.h"
 #include "cache/log.h"
 #include "fs/bfs.h"
+#include "fs/creds.h"
 #include "fs/jobs.h"
 #include "fs/ops.h"
 #include "fs/tree.h"
@@ -239,6 +241,15 @@ int main(int argc, char *argv[])
 	int rc = 1;
 
 	b.tree_fd = -1;
+	/*
+	 * No core and no ptrace by other processes of the user: the key is in
+	 * memory from the config step on.  This also makes /proc/PID/ of the
+	 * daemon root's (environ, mem, fd of the daemon are closed to the
+	 * user); the daemon's own /proc/self/fd paths keep working.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fprintf(stderr, "bananafs: warning: cannot make the process non-dumpable: %s\n", strerror(errno));
+	creds_init();
 	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) < 0)
 		goto out_args;
 	if (c.help) {
@@ -302,6 +313,15 @@ int main(int argc, char *argv[])
 				"images only; paid requests are refused until the team database is back\n",
 				err);
 	}
+	/*
+	 * Acting with a writer's rights (fs/creds.h) needs to pass through
+	 * STORE/tree, which the daemon holds open: search only, no listing.
+	 * STORE itself stays 0700, so nothing outside the mount reaches in.
+	 */
+	if (creds_can_switch() && b.cfg.allow_other && chmod(b.store.tree_dir, 0711) < 0) {
+		fprintf(stderr, "bananafs: store %s: %s\n", b.store.tree_dir, strerror(errno));
+		goto out_team;
+	}
 	if (fetch_open(&b.fetch, &b.cfg, &b.store, &clock_real, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bananafs: %s\n", err);
 		goto out_team;
@@ -335,6 +355,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "bananafs: cannot daemonize\n");
 		goto out_unmount;
 	}
+	/* Not /: a core (if one were made) or a relative path lands in the store, not elsewhere. */
+	if (chdir(b.store.dir) < 0)
+		log_warn("cannot change to the store %s", b.store.dir);
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out_unmount;
 	if (b.cfg.team_db && team_db_start(&b.team, err, sizeof(err)) < 0) {

@@ -27,6 +27,7 @@
 #include "fs/bfs.h"
 #include "fs/caller.h"
 #include "fs/cow.h"
+#include "fs/creds.h"
 #include "fs/ctlfiles.h"
 #include "fs/fixed.h"
 #include "fs/ops.h"
@@ -123,6 +124,16 @@ static int at_path(const struct at *a, char *out, size_t len)
 {
 	int n = snprintf(out, len, "%s%s", a->proc, a->name);
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/* Who made this request: the rights a prompt written by it is run with (fs/creds.h). */
+static void caller_writer(struct writer *w)
+{
+	struct fuse_context *fc = fuse_get_context();
+	if (creds_writer_init(w, fc->uid, fc->gid)) {
+		int n = fuse_getgroups(WRITER_MAX_GROUPS, w->groups);
+		w->ngroups = n < 0 ? 0 : n > WRITER_MAX_GROUPS ? WRITER_MAX_GROUPS : n;
+	}
 }
 
 /* Hands a new name to the caller (fs/caller.h). */
@@ -378,7 +389,9 @@ static int bfs_rename(const char *from, const char *to, unsigned int flags)
 		is_dir = fstatat(at.fd, at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 		at_put(&at);
 	}
-	trigger_renamed(b, nf.rel, nt.rel, is_dir, flags & RENAME_EXCHANGE);
+	struct writer w;
+	caller_writer(&w);
+	trigger_renamed(b, nf.rel, nt.rel, is_dir, flags & RENAME_EXCHANGE, &w);
 	return 0;
 }
 
@@ -501,7 +514,11 @@ static int open_common(int fd, struct fuse_file_info *fi, int dirty)
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
 	fi->fh = (uintptr_t)h;
-	trigger_open(h->dev, h->ino, dirty);
+	struct writer w;
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || dirty;
+	if (writing)
+		caller_writer(&w);
+	trigger_open(h->dev, h->ino, dirty, writing ? &w : NULL);
 	return 0;
 }
 
@@ -591,8 +608,11 @@ static int bfs_write(const char *path, const char *buf, size_t size, off_t off, 
 {
 	(void)path;
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	if (h->kind == FH_CTL && h->control)
-		return ctl_command(ctx_bfs(), buf, size);
+	if (h->kind == FH_CTL && h->control) {
+		struct writer w;
+		caller_writer(&w);
+		return ctl_command(ctx_bfs(), buf, size, &w);
+	}
 	if (h->kind != FH_FILE)
 		return -EROFS;
 	ssize_t r = pwrite(h->fd, buf, size, off);
@@ -623,13 +643,14 @@ static int bfs_release(const char *path, struct fuse_file_info *fi)
 		return 0;
 	}
 	close(h->fd);
-	bool fire = trigger_close(h->dev, h->ino);
+	struct writer w;
+	bool fire = trigger_close(h->dev, h->ino, &w);
 	free(h);
 	if (fire && path) {
 		struct node n;
 		tree_classify(path, &n);
 		if (n.kind == NODE_USER)
-			trigger_written(b, n.rel);
+			trigger_written(b, n.rel, &w);
 	}
 	return 0;
 }
@@ -648,8 +669,11 @@ static int bfs_flush(const char *path, struct fuse_file_info *fi)
 		return 0;
 	struct node n;
 	tree_classify(path, &n);
-	if (n.kind == NODE_USER)
-		trigger_flush(ctx_bfs(), n.rel, h->dev, h->ino);
+	if (n.kind == NODE_USER && trigger_is_dirty(h->dev, h->ino)) {
+		struct writer w;
+		caller_writer(&w);
+		trigger_flush(ctx_bfs(), n.rel, h->dev, h->ino, &w);
+	}
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include "cache/writer.h"
 
 struct prompt_status {
 	char *path;			/* relative to the tree; owned */
@@ -28,6 +29,8 @@ struct prompt_status {
 	int batch_failed;		/* some candidate of the batch failed */
 	int batch_loop_done;		/* the job has recorded all its candidates */
 	char batch[128];		/* "batches/<id>" once known */
+	struct writer owner;		/* who wrote it last: the job runs with these rights */
+	double arrived;			/* CLOCK_MONOTONIC seconds of the last write or rename into place */
 	struct prompt_status *next;	/* hash chain */
 };
 

@@ -16,6 +16,8 @@ struct open_rec {
 	ino_t ino;
 	int opens;
 	bool dirty;
+	bool has_writer;
+	struct writer w;		/* who last opened it for writing or closed it changed */
 	struct open_rec *next;
 };
 
@@ -41,7 +43,7 @@ bool trigger_is_prompt(const char *rel)
 	return prompt_name_triggers(s ? s + 1 : rel);
 }
 
-void trigger_open(dev_t dev, ino_t ino, bool dirty)
+void trigger_open(dev_t dev, ino_t ino, bool dirty, const struct writer *w)
 {
 	pthread_mutex_lock(&open_mu);
 	struct open_rec *r = open_find(dev, ino);
@@ -54,6 +56,10 @@ void trigger_open(dev_t dev, ino_t ino, bool dirty)
 	if (r) {
 		r->opens++;
 		r->dirty |= dirty;
+		if (w) {
+			r->w = *w;
+			r->has_writer = true;
+		}
 	}
 	pthread_mutex_unlock(&open_mu);
 }
@@ -76,7 +82,7 @@ bool trigger_is_dirty(dev_t dev, ino_t ino)
 	return dirty;
 }
 
-bool trigger_close(dev_t dev, ino_t ino)
+bool trigger_close(dev_t dev, ino_t ino, struct writer *w)
 {
 	bool fire = false;
 	pthread_mutex_lock(&open_mu);
@@ -85,6 +91,10 @@ bool trigger_close(dev_t dev, ino_t ino)
 		if (r->dev == dev && r->ino == ino) {
 			if (--r->opens == 0) {
 				fire = r->dirty;
+				if (r->has_writer)
+					*w = r->w;
+				else
+					memset(w, 0, sizeof(*w));
 				*p = r->next;
 				free(r);
 			}
@@ -95,16 +105,26 @@ bool trigger_close(dev_t dev, ino_t ino)
 	return fire;
 }
 
-void trigger_flush(struct bfs *b, const char *rel, dev_t dev, ino_t ino)
+void trigger_flush(struct bfs *b, const char *rel, dev_t dev, ino_t ino, const struct writer *w)
 {
-	if (trigger_is_dirty(dev, ino) && trigger_is_prompt(rel))
-		jobs_written(b->jobs, rel);
+	if (!trigger_is_prompt(rel))
+		return;
+	pthread_mutex_lock(&open_mu);
+	struct open_rec *r = open_find(dev, ino);
+	bool dirty = r && r->dirty;
+	if (dirty && w) {
+		r->w = *w;
+		r->has_writer = true;
+	}
+	pthread_mutex_unlock(&open_mu);
+	if (dirty)
+		jobs_written(b->jobs, rel, w);
 }
 
-void trigger_written(struct bfs *b, const char *rel)
+void trigger_written(struct bfs *b, const char *rel, const struct writer *w)
 {
 	if (trigger_is_prompt(rel))
-		jobs_trigger(b->jobs, rel);
+		jobs_trigger(b->jobs, rel, w);
 }
 
 void trigger_gone(const char *rel)
@@ -118,12 +138,13 @@ void trigger_gone(const char *rel)
 	status_unlock();
 }
 
-void trigger_renamed(struct bfs *b, const char *from, const char *to, bool is_dir, bool exchange)
+void trigger_renamed(struct bfs *b, const char *from, const char *to, bool is_dir, bool exchange,
+		     const struct writer *w)
 {
 	trigger_gone(from);
-	trigger_written(b, to);
+	trigger_written(b, to, w);
 	if (exchange)
-		trigger_written(b, from);
+		trigger_written(b, from, w);
 	else if (is_dir)
 		jobs_folder_moved(b->jobs, from, to);
 }

@@ -96,6 +96,10 @@ class Mount:
         if env:
             e.update(env)
         self.err = open(self.stderr_path, "ab")
+        # The settle wait for copy tools (bananafs.conf(5) settle_s) is off unless a test
+        # asks for it: most tests write a prompt and want the request at once.
+        if "settle_s" not in config_text and not any("settle_s" in o for o in opts):
+            opts = ("-o", "settle_s=0", *opts)
         args = [binary("bananafs"), "-f", "--store", store, "--endpoint", endpoint,
                 "--config", self.config, *opts, mnt]
         self.proc = subprocess.Popen(args, stdout=self.err, stderr=self.err, env=e)

@@ -217,16 +217,20 @@ def test_symlinked_folder_out_of_the_store(hostile, emulator):
 
 
 def test_outputs_never_write_through_symlinks(hostile, emulator):
+    """A symlink at an output name is the user's file: kept, never written through, nothing paid."""
     d = hostile.path(*DIR)
     victim = os.path.join(hostile.outside, "victim")
     os.symlink(victim, os.path.join(d, "fox.png"))
     os.symlink(victim, os.path.join(d, "bad.error"))
     write(os.path.join(d, "fox.txt"), "a fox that must not overwrite the victim\n")
-    assert expect_png(os.path.join(d, "fox.txt")) == (512, 512)
-    assert not os.path.islink(os.path.join(d, "fox.png"))
+    assert wait_done(os.path.join(d, "fox.txt")) == "failed"
+    assert "fox.png is taken" in error_text(os.path.join(d, "fox.txt"))
+    assert os.readlink(os.path.join(d, "fox.png")) == victim
+    assert emulator.stats()["requests"] == 0
     write(os.path.join(d, "bad.txt"), "---\naspet: 1:1\n---\nbad key\n")
-    expect_error(os.path.join(d, "bad.txt"), "aspet")
-    assert not os.path.islink(os.path.join(d, "bad.error"))
+    assert wait_done(os.path.join(d, "bad.txt")) == "failed"
+    assert "aspet" in os.getxattr(os.path.join(d, "bad.txt"), "user.bananafs.error").decode()
+    assert os.readlink(os.path.join(d, "bad.error")) == victim
     # the fixture checks that the victim is unchanged
 
 

@@ -50,11 +50,14 @@ struct seen {
 	int64_t id[8];
 	char path[8][64];
 	int regen[8], attempts[8];
+	struct writer w[8];
 };
 
-static int collect(int64_t id, const char *relpath, int regen, int attempts, void *arg)
+static int collect(int64_t id, const char *relpath, int regen, int attempts, const struct writer *w,
+		   void *arg)
 {
 	struct seen *s = arg;
+	s->w[s->n] = *w;
 
 	assert_true(s->n < 8);
 	s->id[s->n] = id;
@@ -73,14 +76,14 @@ static void test_add_replace_pending_finish(void **state)
 
 	(void)state;
 	open_store(&s);
-	a = journal_add(&s, "gemini-3-pro-image/2K/fox.txt", 0);
-	b = journal_add(&s, "gemini-3-pro-image/2K/owl.txt", 1);
+	a = journal_add(&s, "gemini-3-pro-image/2K/fox.txt", 0, NULL);
+	b = journal_add(&s, "gemini-3-pro-image/2K/owl.txt", 1, NULL);
 	assert_true(a > 0 && b > 0 && a != b);
 	assert_int_equal(journal_start(&s, a), 0);
 	assert_int_equal(journal_start(&s, a), 0);
 
 	/* rewriting fox.txt while queued replaces its job: still one job for it */
-	a2 = journal_add(&s, "gemini-3-pro-image/2K/fox.txt", 1);
+	a2 = journal_add(&s, "gemini-3-pro-image/2K/fox.txt", 1, NULL);
 	assert_true(a2 == a);
 	assert_int_equal(journal_pending(&s, collect, &seen), 0);
 	assert_int_equal(seen.n, 2);
@@ -112,17 +115,27 @@ static void test_survives_reopen(void **state)
 
 	(void)state;
 	open_store(&s);
-	a = journal_add(&s, "p/1K/x.txt", 0);
+	struct writer w = { .set = true, .uid = 65534, .gid = 65533, .ngroups = 3,
+			    .groups = { 10, 20, 4000000000u } };
+	a = journal_add(&s, "p/1K/x.txt", 0, &w);
 	assert_true(a > 0);
 	assert_int_equal(journal_start(&s, a), 0);
+	assert_true(journal_add(&s, "p/1K/daemon.txt", 0, NULL) > 0);
 	store_close(&s);
 
+	/* The writer's rights come back with the job; a row without one is the daemon's. */
 	open_store(&s);
 	assert_int_equal(journal_pending(&s, collect, &seen), 0);
-	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.n, 2);
 	assert_true(seen.id[0] == a);
 	assert_string_equal(seen.path[0], "p/1K/x.txt");
 	assert_int_equal(seen.attempts[0], 1);
+	assert_true(seen.w[0].set);
+	assert_int_equal(seen.w[0].uid, 65534);
+	assert_int_equal(seen.w[0].gid, 65533);
+	assert_int_equal(seen.w[0].ngroups, 3);
+	assert_int_equal(seen.w[0].groups[2], 4000000000u);
+	assert_false(seen.w[1].set);
 	store_close(&s);
 }
 

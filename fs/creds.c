@@ -1,0 +1,107 @@
+/*
+ * creds.c - see creds.h.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "cache/log.h"
+#include "fs/creds.h"
+
+static uid_t own_uid;
+static gid_t own_gid;
+static int own_ngroups;
+static gid_t own_groups[256];
+static _Thread_local const struct writer *acting;	/* this thread's writer, NULL for the daemon */
+
+void creds_init(void)
+{
+	own_uid = geteuid();
+	own_gid = getegid();
+	int n = getgroups(sizeof(own_groups) / sizeof(own_groups[0]), own_groups);
+	own_ngroups = n < 0 ? 0 : n;
+}
+
+bool creds_can_switch(void)
+{
+	return own_uid == 0;
+}
+
+bool creds_writer_init(struct writer *w, uid_t uid, gid_t gid)
+{
+	w->set = true;
+	w->uid = uid;
+	w->gid = gid;
+	w->ngroups = 0;
+	return uid != own_uid;
+}
+
+bool creds_is_daemon(const struct writer *w)
+{
+	return !w || !w->set || w->uid == own_uid;
+}
+
+/* The raw calls: per thread (see creds.h). */
+static int set_groups(int n, const gid_t *g)
+{
+	return (int)syscall(SYS_setgroups, (size_t)n, g);
+}
+
+static void back_to_daemon(void)
+{
+	setfsuid(own_uid);
+	setfsgid(own_gid);
+	if (set_groups(own_ngroups, own_groups) < 0)
+		log_warn("cannot restore the daemon's groups");
+	acting = NULL;
+}
+
+int creds_enter(const struct writer *w)
+{
+	if (!creds_can_switch() || creds_is_daemon(w))
+		return 0;
+	if (set_groups(w->ngroups, w->groups) < 0)
+		goto fail;
+	/* setfsuid/setfsgid report the old value: ask again to learn whether it took. */
+	setfsgid(w->gid);
+	if ((gid_t)setfsgid(w->gid) != w->gid)
+		goto fail;
+	setfsuid(w->uid);
+	if ((uid_t)setfsuid(w->uid) != w->uid)
+		goto fail;
+	acting = w;
+	return 0;
+fail: {
+	int e = errno ? errno : EPERM;
+	back_to_daemon();
+	log_warnx("cannot take the rights of uid %u", (unsigned)w->uid);
+	errno = e;
+	return -1;
+}
+}
+
+void creds_leave(void)
+{
+	if (acting)
+		back_to_daemon();
+}
+
+const struct writer *creds_current(void)
+{
+	return acting;
+}
+
+const struct writer *creds_suspend(void)
+{
+	const struct writer *w = acting;
+	creds_leave();
+	return w;
+}
+
+void creds_resume(const struct writer *w)
+{
+	if (w && creds_enter(w) < 0)
+		log_warnx("lost the writer's rights in a publish step");
+}
