@@ -141,6 +141,7 @@ void fetch_close(struct fetch_ctx *f)
 {
 	if (!f->cfg)
 		return;
+	redact_forget_keys();	/* they point into cfg, which the caller frees next */
 	limiter_close(&f->limiter);
 	inflight_close(&f->inflight);
 	budget_close(&f->budget);

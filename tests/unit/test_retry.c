@@ -209,8 +209,8 @@ static void test_limiter_real_clock(void **state)
 	assert_int_equal(limiter_local_open(&l, 1, 0, &clock_real), 0);
 	limiter_acquire(&l, "job", &waited);
 	struct waker w = { &l };
+	double t0 = clock_real.now(NULL);	/* before the waker starts its 50 ms sleep */
 	assert_int_equal(pthread_create(&th, NULL, release_later, &w), 0);
-	double t0 = clock_real.now(NULL);
 	limiter_acquire(&l, "job", &waited);
 	double dt = clock_real.now(NULL) - t0;
 	assert_true(waited);
@@ -218,8 +218,8 @@ static void test_limiter_real_clock(void **state)
 	pthread_join(th, NULL);
 	limiter_release(&l, "job");
 	/* a short pause blocks for about its length */
-	limiter_pause(&l, 0.05);
 	t0 = clock_real.now(NULL);
+	limiter_pause(&l, 0.05);
 	limiter_acquire(&l, "job", &waited);
 	assert_true(waited);
 	assert_true(clock_real.now(NULL) - t0 >= 0.04);
