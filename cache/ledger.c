@@ -187,6 +187,8 @@ int ledger_append(struct ledger *l, const struct ledger_rec *r)
 	if (n == (ssize_t)len && fdatasync(l->fd) == 0)
 		rc = 0;
 	pthread_mutex_unlock(&l->mu);
+	if (rc == 0 && l->mirror)
+		l->mirror(l->mirror_arg, r, line);
 	free(line);
 	return rc;
 }

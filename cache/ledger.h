@@ -9,10 +9,15 @@
 #include <stdbool.h>
 #include <time.h>
 
+struct ledger_rec;
+
 struct ledger {
 	int fd;				/* O_APPEND */
 	char *path;
 	pthread_mutex_t mu;		/* one line at a time */
+	/* Told every line once it is on disk (team mode: cache/team_ledger.c); may be NULL. */
+	void (*mirror)(void *arg, const struct ledger_rec *r, const char *json_line);
+	void *mirror_arg;
 };
 
 /* One line.  NULL strings and negative numbers are left out of the JSON. */

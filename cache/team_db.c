@@ -372,7 +372,7 @@ ensure_conn(struct team_db *t)
 
 PGresult *
 team_db_execb(struct team_db *t, const char *sql, int nparams, const char *const *params,
-	      const int *lengths, const int *formats, char *err, size_t errlen)
+	      const int *lengths, const int *formats, int result_binary, char *err, size_t errlen)
 {
 	PGresult *r = NULL;
 	ExecStatusType st;
@@ -386,7 +386,7 @@ team_db_execb(struct team_db *t, const char *sql, int nparams, const char *const
 			errbuf_set(err, errlen, "the team database is unreachable");
 			break;
 		}
-		r = PQexecParams(t->conn, sql, nparams, NULL, params, lengths, formats, 0);
+		r = PQexecParams(t->conn, sql, nparams, NULL, params, lengths, formats, result_binary);
 		st = PQresultStatus(r);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			t->online = true;
@@ -414,7 +414,7 @@ PGresult *
 team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const *params,
 	     char *err, size_t errlen)
 {
-	return team_db_execb(t, sql, nparams, params, NULL, NULL, err, errlen);
+	return team_db_execb(t, sql, nparams, params, NULL, NULL, 0, err, errlen);
 }
 
 bool
@@ -426,6 +426,96 @@ team_db_online(struct team_db *t)
 	on = t->online;
 	pthread_mutex_unlock(&t->mu);
 	return on;
+}
+
+/* ---- statements run later ------------------------------------------------ */
+
+#define TEAM_MAX_PARAMS 16
+
+struct team_deferred {
+	struct team_deferred *next;
+	char *sql;
+	int n;
+	char *params[TEAM_MAX_PARAMS];
+};
+
+static void
+deferred_free(struct team_deferred *d)
+{
+	for (int i = 0; i < d->n; i++)
+		free(d->params[i]);
+	free(d->sql);
+	free(d);
+}
+
+void
+team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params)
+{
+	struct team_deferred *d = calloc(1, sizeof(*d));
+	bool oom = d == NULL || nparams > TEAM_MAX_PARAMS;
+
+	if (!oom) {
+		d->n = nparams;
+		oom = (d->sql = strdup(sql)) == NULL;
+		for (int i = 0; i < nparams && !oom; i++)
+			if (params[i] != NULL && (d->params[i] = strdup(params[i])) == NULL)
+				oom = true;
+	}
+	if (oom) {
+		log_warnx("team_db: out of memory: a statement for the team database is lost");
+		if (d != NULL)
+			deferred_free(d);
+		return;
+	}
+	pthread_mutex_lock(&t->defer_mu);
+	*t->deferred_tail = d;
+	t->deferred_tail = &d->next;
+	t->ndeferred++;
+	pthread_mutex_unlock(&t->defer_mu);
+}
+
+int
+team_db_deferred(struct team_db *t)
+{
+	int n;
+
+	pthread_mutex_lock(&t->defer_mu);
+	n = t->ndeferred;
+	pthread_mutex_unlock(&t->defer_mu);
+	return n;
+}
+
+/* Runs the queue on c, oldest first, until one fails with the connection lost. */
+static void
+run_deferred(struct team_db *t, PGconn *c)
+{
+	struct team_deferred *d;
+	PGresult *r;
+	ExecStatusType st;
+
+	for (;;) {
+		pthread_mutex_lock(&t->defer_mu);
+		d = t->deferred;
+		pthread_mutex_unlock(&t->defer_mu);
+		if (d == NULL)
+			return;
+		r = PQexecParams(c, d->sql, d->n, NULL, (const char *const *)d->params, NULL, NULL, 0);
+		st = PQresultStatus(r);
+		PQclear(r);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (PQstatus(c) != CONNECTION_OK)
+				return;		/* still away: keep it for the next turn */
+			log_warnx("team_db: a deferred statement failed and is dropped: %s",
+				  PQerrorMessage(c));
+		}
+		pthread_mutex_lock(&t->defer_mu);
+		t->deferred = d->next;
+		if (t->deferred == NULL)
+			t->deferred_tail = &t->deferred;
+		t->ndeferred--;
+		pthread_mutex_unlock(&t->defer_mu);
+		deferred_free(d);
+	}
 }
 
 /* ---- waking waiters ----------------------------------------------------- */
@@ -532,6 +622,7 @@ bg_main(void *arg)
 			renew_leases(t, c);
 			next_renew = now + renew_every;
 		}
+		run_deferred(t, c);
 		pfd.fd = PQsocket(c);
 		pfd.events = POLLIN;
 		pfd.revents = 0;
@@ -599,6 +690,8 @@ team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow
 	t->schema_ok = true;
 	t->online = true;
 out_init:
+	pthread_mutex_init(&t->defer_mu, NULL);
+	t->deferred_tail = &t->deferred;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->wake_mu, NULL);
 	pthread_cond_init(&t->wake_cv, NULL);
@@ -634,9 +727,26 @@ team_db_close(struct team_db *t)
 		pthread_join(t->bg, NULL);
 		t->bg_started = false;
 	}
+	if (t->ndeferred > 0) {
+		/* One last try on the request connection, then say what is lost. */
+		pthread_mutex_lock(&t->mu);
+		if (ensure_conn(t))
+			run_deferred(t, t->conn);
+		pthread_mutex_unlock(&t->mu);
+		if (t->ndeferred > 0)
+			log_warnx("team_db: %d statement(s) could not reach the team database before "
+				  "unmount; the local ledger has every line", t->ndeferred);
+	}
+	while (t->deferred != NULL) {
+		struct team_deferred *d = t->deferred;
+
+		t->deferred = d->next;
+		deferred_free(d);
+	}
 	pthread_cond_destroy(&t->wake_cv);
 	pthread_mutex_destroy(&t->wake_mu);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->defer_mu);
 	PQfinish(t->conn);
 	t->conn = NULL;
 	free(t->conninfo);

@@ -36,6 +36,8 @@
 #define TEAM_SCHEMA_VERSION 1
 #define TEAM_OWNER_LEN 64
 
+struct team_deferred;
+
 struct team_db {
 	char *conninfo;			/* from the config; no password */
 	char owner[TEAM_OWNER_LEN];	/* this mount: "host.pid.random", in every row it owns */
@@ -50,6 +52,10 @@ struct team_db {
 	pthread_mutex_t wake_mu;	/* protects wake_gen; pairs with wake_cv */
 	pthread_cond_t wake_cv;		/* broadcast on every notification and reconnect */
 	unsigned long wake_gen;
+
+	pthread_mutex_t defer_mu;	/* protects the deferred list */
+	struct team_deferred *deferred, **deferred_tail;	/* oldest first */
+	int ndeferred;
 
 	pthread_t bg;			/* listener and lease renewer; owns its own connection */
 	bool bg_started;
@@ -88,9 +94,20 @@ int team_db_probe(const char *conninfo, int *version, char *err, size_t errlen);
  */
 PGresult *team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const *params,
 		       char *err, size_t errlen);
-/* The same with lengths and formats (1 = binary), for bytea. */
+/* The same with lengths and formats (1 = binary) of the parameters and the result, for bytea. */
 PGresult *team_db_execb(struct team_db *t, const char *sql, int nparams, const char *const *params,
-			const int *lengths, const int *formats, char *err, size_t errlen);
+			const int *lengths, const int *formats, int result_binary, char *err,
+			size_t errlen);
+
+/*
+ * Queues an idempotent statement that could not reach the server (a
+ * settlement, a ledger row, the end of a claim): the background thread
+ * runs the queue in order once the server is back.  Money already spent
+ * is thus recorded late, never lost while the mount runs.
+ */
+void team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params);
+/* Statements still queued. */
+int team_db_deferred(struct team_db *t);
 
 /* Whether the last statement reached the server. */
 bool team_db_online(struct team_db *t);

@@ -1,0 +1,193 @@
+/*
+ * team_budget.c - the budget seam (cache/budget.h) on the team database:
+ * budget_daily_usd and budget_total_usd hold for the whole team.
+ *
+ * A reservation is one statement, bananafs.reserve() (cache/team_db.c):
+ * under an advisory lock it checks spent + live reservations + this one
+ * against each limit and inserts the row keyed by the reservation id.  A
+ * retried statement finds its row and succeeds without counting twice.
+ * Reservation ids are the pipeline's walk ids prefixed with this mount's
+ * id, so two machines' "job 3" never meet.  Leases: the row lives
+ * team_lease_s and the background thread of team_db.c renews every row of
+ * this mount; a mount that dies stops renewing and its reservations stop
+ * counting (a takeover of its claim counts them as spent, see claim()).
+ *
+ * No paid request starts without a reservation: while the database cannot
+ * be reached, reserve waits up to team_lease_s for it and then refuses with
+ * a clear reason.  A settlement that cannot reach the database is deferred
+ * (team_db_defer) and written when it is back.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/errbuf.h"
+#include "cache/budget.h"
+#include "cache/team.h"
+#include "cache/team_db.h"
+
+struct team_budget {
+	struct team_db *db;
+	double daily, total;		/* USD, < 0 = none */
+	pthread_mutex_t mu;		/* protects last_* */
+	double last_today, last_total, last_reserved;	/* the last snapshot that reached the server */
+};
+
+static void
+full_id(const struct team_db *db, const char *id, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s", db->owner, id);
+}
+
+static int
+tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t whylen)
+{
+	struct team_budget *b = st;
+	char gid[256], usd_s[32], day[16], lease[32], daily[32], total[32], err[256];
+	const char *p[7] = { gid, b->db->owner, usd_s, day, lease, daily, total };
+	double waited = 0;
+	struct tm tm;
+	time_t now = time(NULL);
+	PGresult *r;
+	int rc;
+
+	(void)ttl_s;	/* the team's lease (team_lease_s), renewed by team_db.c, replaces it */
+	if (usd < 0) {
+		if (b->daily < 0 && b->total < 0)
+			return 0;
+		errbuf_set(why, whylen, "the price is unknown and a team budget is set");
+		return -1;
+	}
+	full_id(b->db, id, gid, sizeof(gid));
+	snprintf(usd_s, sizeof(usd_s), "%.6f", usd);
+	localtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	snprintf(lease, sizeof(lease), "%g", b->db->lease_s);
+	snprintf(daily, sizeof(daily), "%.6f", b->daily);
+	snprintf(total, sizeof(total), "%.6f", b->total);
+	for (;;) {
+		r = team_db_exec(b->db, "SELECT bananafs.reserve($1, $2, $3::float8, $4::date, $5::float8, "
+				 "$6::float8, $7::float8)", 7, p, err, sizeof(err));
+		if (r != NULL)
+			break;
+		if (team_db_online(b->db) || waited >= b->db->lease_s) {
+			errbuf_set(why, whylen, "no team budget reservation could be made (%s); nothing "
+				   "was sent: paid requests wait for the team database", err);
+			return -1;
+		}
+		usleep(500 * 1000);
+		waited += 0.5;
+	}
+	rc = PQgetvalue(r, 0, 0)[0] == '\0' ? 0 : -1;
+	if (rc < 0)
+		errbuf_set(why, whylen, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+static int
+tb_renew(void *st, const char *id, double ttl_s)
+{
+	struct team_budget *b = st;
+	char gid[256], lease[32], err[256];
+	const char *p[2] = { gid, lease };
+	PGresult *r;
+	int rc;
+
+	(void)ttl_s;
+	full_id(b->db, id, gid, sizeof(gid));
+	snprintf(lease, sizeof(lease), "%g", b->db->lease_s);
+	r = team_db_exec(b->db, "UPDATE bananafs.reservations SET expires = now() + make_interval(secs "
+			 "=> $2::float8) WHERE id = $1 AND NOT settled", 2, p, err, sizeof(err));
+	if (r == NULL)
+		return 0;	/* unreachable: the reservation stands until we can say more */
+	rc = atoi(PQcmdTuples(r)) > 0 ? 0 : -1;
+	PQclear(r);
+	return rc;
+}
+
+static const char settle_sql[] =
+	"UPDATE bananafs.reservations SET settled = true, actual_usd = $2::float8 WHERE id = $1";
+
+static void
+tb_settle(void *st, const char *id, double actual)
+{
+	struct team_budget *b = st;
+	char gid[256], usd[32], err[256];
+	const char *p[2] = { gid, usd };
+	PGresult *r;
+
+	full_id(b->db, id, gid, sizeof(gid));
+	snprintf(usd, sizeof(usd), "%.6f", actual > 0 ? actual : 0);
+	r = team_db_exec(b->db, settle_sql, 2, p, err, sizeof(err));
+	if (r == NULL)
+		team_db_defer(b->db, settle_sql, 2, p);
+	PQclear(r);
+}
+
+static void
+tb_snapshot(void *st, double *spent_today, double *spent_total, double *reserved)
+{
+	struct team_budget *b = st;
+	char day[16], err[256];
+	const char *p[1] = { day };
+	struct tm tm;
+	time_t now = time(NULL);
+	PGresult *r;
+
+	localtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	r = team_db_exec(b->db, "SELECT coalesce(sum(actual_usd) FILTER (WHERE settled AND day = $1::date), 0),"
+			 " coalesce(sum(actual_usd) FILTER (WHERE settled), 0),"
+			 " coalesce(sum(usd) FILTER (WHERE NOT settled AND expires > now()), 0)"
+			 " FROM bananafs.reservations", 1, p, err, sizeof(err));
+	pthread_mutex_lock(&b->mu);
+	if (r != NULL) {
+		b->last_today = atof(PQgetvalue(r, 0, 0));
+		b->last_total = atof(PQgetvalue(r, 0, 1));
+		b->last_reserved = atof(PQgetvalue(r, 0, 2));
+	}
+	*spent_today = b->last_today;
+	*spent_total = b->last_total;
+	*reserved = b->last_reserved;
+	pthread_mutex_unlock(&b->mu);
+	PQclear(r);
+}
+
+static void
+tb_destroy(void *st)
+{
+	struct team_budget *b = st;
+
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+static const struct budget_ops team_budget_ops = {
+	.name = "team",
+	.reserve = tb_reserve,
+	.renew = tb_renew,
+	.settle = tb_settle,
+	.snapshot = tb_snapshot,
+	.destroy = tb_destroy,
+};
+
+int
+budget_team_open(struct budget *b, struct team_db *db, double daily_limit, double total_limit)
+{
+	struct team_budget *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	t->db = db;
+	t->daily = daily_limit;
+	t->total = total_limit;
+	pthread_mutex_init(&t->mu, NULL);
+	b->ops = &team_budget_ops;
+	b->state = t;
+	return 0;
+}

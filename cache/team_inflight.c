@@ -1,0 +1,188 @@
+/*
+ * team_inflight.c - the in-flight seam (cache/inflight.h) on the team
+ * database: one live claim per cache key across every mount of the team.
+ *
+ * Leases.  A claim row lives team_lease_s (the caller's lease is replaced
+ * by it) and team_db.c's background thread renews every row of this mount
+ * each third of that time.  So a mount that dies (kill -9, power, network)
+ * loses its claims after at most team_lease_s, and the next claim() takes
+ * the key over; bananafs.claim() then records the dead owner's request as
+ * an "unknown" ledger row and counts its reservation as spent, because it
+ * may have reached Google before the mount died.  While the database is
+ * unreachable nobody renews, but nobody can take a claim over either: the
+ * clock that decides is the database's.
+ *
+ * Waiting.  wait() looks at the claim, then sleeps until a notification
+ * (bananafs.claim_done() notifies) or a bounded poll, because
+ * notifications sent while our listener was disconnected are lost.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/inflight.h"
+#include "cache/team.h"
+#include "cache/team_db.h"
+
+struct team_inflight {
+	struct team_db *db;
+};
+
+static void
+full_owner(const struct team_db *db, const char *owner, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s", db->owner, owner);
+}
+
+/* Seconds between two looks at a claim we wait for. */
+static double
+poll_s(const struct team_db *db)
+{
+	double s = db->lease_s / 4;
+
+	return s < 0.2 ? 0.2 : s > 2 ? 2 : s;
+}
+
+static int
+ti_claim(void *st, const struct cache_key *k, const char *owner, double lease_s)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], gid[256], lease[32], err[256];
+	const char *p[4] = { hex, gid, f->db->owner, lease };
+	PGresult *r;
+	int rc;
+
+	(void)lease_s;
+	key_hex(k, hex);
+	full_owner(f->db, owner, gid, sizeof(gid));
+	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
+	r = team_db_exec(f->db, "SELECT bananafs.claim($1, $2, $3, $4::float8)", 4, p, err, sizeof(err));
+	if (r == NULL)
+		return INFLIGHT_ERR;
+	rc = atoi(PQgetvalue(r, 0, 0)) == 1 ? INFLIGHT_OWNER : INFLIGHT_HELD;
+	PQclear(r);
+	return rc;
+}
+
+static int
+ti_renew(void *st, const struct cache_key *k, const char *owner, double lease_s)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], gid[256], lease[32], err[256];
+	const char *p[3] = { hex, gid, lease };
+	PGresult *r;
+	int rc;
+
+	(void)lease_s;
+	key_hex(k, hex);
+	full_owner(f->db, owner, gid, sizeof(gid));
+	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
+	r = team_db_exec(f->db, "UPDATE bananafs.claims SET expires = now() + make_interval(secs => "
+			 "$3::float8) WHERE key = $1 AND owner = $2", 3, p, err, sizeof(err));
+	if (r == NULL)
+		return INFLIGHT_OWNER;	/* unreachable: nobody can take it over meanwhile */
+	rc = atoi(PQcmdTuples(r)) > 0 ? INFLIGHT_OWNER : INFLIGHT_HELD;
+	PQclear(r);
+	return rc;
+}
+
+static int
+ti_wait(void *st, const struct cache_key *k, bool *ok)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], err[256];
+	const char *p[1] = { hex };
+	double away = 0;
+	unsigned long gen;
+	PGresult *r;
+	int live, done;
+
+	key_hex(k, hex);
+	for (;;) {
+		gen = team_db_wake_gen(f->db);
+		r = team_db_exec(f->db, "SELECT EXISTS (SELECT 1 FROM bananafs.claims WHERE key = $1 AND "
+				 "expires > now()), (SELECT ok FROM bananafs.claim_done WHERE key = $1)",
+				 1, p, err, sizeof(err));
+		if (r == NULL) {
+			/* Unreachable: nobody can pay meanwhile (no reservation); look again later. */
+			if ((away += poll_s(f->db)) > 2 * f->db->lease_s)
+				return 0;
+			team_db_wait(f->db, gen, poll_s(f->db));
+			continue;
+		}
+		away = 0;
+		live = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		done = !PQgetisnull(r, 0, 1);
+		if (!live) {
+			*ok = done && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+			PQclear(r);
+			return done ? 1 : 0;
+		}
+		PQclear(r);
+		team_db_wait(f->db, gen, poll_s(f->db));
+	}
+}
+
+static const char done_sql[] = "SELECT bananafs.claim_done($1, $2, $3::boolean)";
+
+static void
+ti_done(void *st, const struct cache_key *k, const char *owner, bool ok)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], gid[256], err[256];
+	const char *p[3] = { hex, gid, ok ? "true" : "false" };
+	PGresult *r;
+
+	key_hex(k, hex);
+	full_owner(f->db, owner, gid, sizeof(gid));
+	r = team_db_exec(f->db, done_sql, 3, p, err, sizeof(err));
+	if (r == NULL)
+		team_db_defer(f->db, done_sql, 3, p);
+	PQclear(r);
+}
+
+static int
+ti_count(void *st)
+{
+	struct team_inflight *f = st;
+	const char *p[1] = { f->db->owner };
+	char err[256];
+	PGresult *r;
+	int n = 0;
+
+	r = team_db_exec(f->db, "SELECT count(*) FROM bananafs.claims WHERE mount = $1 AND "
+			 "expires > now()", 1, p, err, sizeof(err));
+	if (r != NULL)
+		n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+static void
+ti_destroy(void *st)
+{
+	free(st);
+}
+
+static const struct inflight_ops team_inflight_ops = {
+	.name = "team",
+	.claim = ti_claim,
+	.renew = ti_renew,
+	.wait = ti_wait,
+	.done = ti_done,
+	.count = ti_count,
+	.destroy = ti_destroy,
+};
+
+int
+inflight_team_open(struct inflight *f, struct team_db *db)
+{
+	struct team_inflight *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	t->db = db;
+	f->ops = &team_inflight_ops;
+	f->state = t;
+	return 0;
+}

@@ -1,0 +1,164 @@
+/*
+ * team_limiter.c - the limiter seam (api/limiter.h) on the team database:
+ * max_inflight and rpm hold for the team, and a per-minute 429 seen by one
+ * mount pauses every mount until the time the server named.
+ *
+ * A start takes this mount's local limiter first (it bounds the mount's
+ * own threads and keeps working while the database is away), then a team
+ * slot: bananafs.slot_take() checks the team's pause, its live slots and
+ * its 60 s start window under one advisory lock and inserts the slot.
+ * Slots carry the team lease and are renewed by team_db.c's background
+ * thread, so a dead mount's slots free themselves.  When the database
+ * cannot be reached the local limiter alone decides: no request is paid
+ * without a budget reservation anyway (team_budget.c), so an outage can
+ * at worst bend the team's rpm, never its money.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/limiter.h"
+#include "cache/team.h"
+#include "cache/team_db.h"
+
+struct team_limiter {
+	struct team_db *db;
+	struct limiter local;		/* this mount's own slots, window and pause */
+	int max_inflight, rpm;
+	const struct clock_ops *clk;
+};
+
+static void
+full_owner(const struct team_db *db, const char *owner, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s", db->owner, owner ? owner : "");
+}
+
+/* bananafs.slot_take: 0 taken (or free when !take), > 0 seconds, -1 all taken, -2 unreachable. */
+static double
+slot_take(struct team_limiter *l, const char *gid, bool take)
+{
+	char max[16], rpm[16], lease[32], err[256];
+	const char *p[6] = { gid, l->db->owner, max, rpm, lease, take ? "true" : "false" };
+	PGresult *r;
+	double v;
+
+	snprintf(max, sizeof(max), "%d", l->max_inflight);
+	snprintf(rpm, sizeof(rpm), "%d", l->rpm);
+	snprintf(lease, sizeof(lease), "%g", l->db->lease_s);
+	r = team_db_exec(l->db, "SELECT bananafs.slot_take($1, $2, $3::integer, $4::integer, $5::float8, "
+			 "$6::boolean)", 6, p, err, sizeof(err));
+	if (r == NULL)
+		return -2;
+	v = atof(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static double
+tl_next_wait(void *st)
+{
+	struct team_limiter *l = st;
+	double local = limiter_next_wait(&l->local), team = slot_take(l, "", false);
+
+	if (team == -1)
+		team = 1;	/* every slot is taken: at least until one is released */
+	if (team < 0)
+		team = 0;
+	return local > team ? local : team;
+}
+
+static void
+tl_acquire(void *st, const char *owner, bool *waited)
+{
+	struct team_limiter *l = st;
+	char gid[256];
+	double w;
+	unsigned long gen;
+
+	limiter_acquire(&l->local, owner, waited);
+	full_owner(l->db, owner, gid, sizeof(gid));
+	for (;;) {
+		gen = team_db_wake_gen(l->db);
+		w = slot_take(l, gid, true);
+		if (w == 0 || w == -2)
+			return;		/* taken, or the database is away: the local limiter decided */
+		*waited = true;
+		/* A release notifies; the rpm window and the pause are waited out, a second at a time. */
+		team_db_wait(l->db, gen, w > 0 && w < 1 ? w : 1);
+	}
+}
+
+static const char release_sql[] =
+	"WITH d AS (DELETE FROM bananafs.slots WHERE owner = $1 RETURNING 1) "
+	"SELECT pg_notify('bananafs_claims', '') FROM d";
+
+static void
+tl_release(void *st, const char *owner)
+{
+	struct team_limiter *l = st;
+	char gid[256], err[256];
+	const char *p[1] = { gid };
+	PGresult *r;
+
+	full_owner(l->db, owner, gid, sizeof(gid));
+	r = team_db_exec(l->db, release_sql, 1, p, err, sizeof(err));
+	if (r == NULL)
+		team_db_defer(l->db, release_sql, 1, p);
+	PQclear(r);
+	limiter_release(&l->local, owner);
+}
+
+static void
+tl_pause(void *st, double s)
+{
+	struct team_limiter *l = st;
+	char secs[32], err[256];
+	const char *p[1] = { secs };
+	PGresult *r;
+
+	limiter_pause(&l->local, s);
+	snprintf(secs, sizeof(secs), "%.3f", s > 0 ? s : 0);
+	r = team_db_exec(l->db, "UPDATE bananafs.pause SET until = greatest(until, now() + "
+			 "make_interval(secs => $1::float8)) WHERE id = 1", 1, p, err, sizeof(err));
+	PQclear(r);
+}
+
+static void
+tl_destroy(void *st)
+{
+	struct team_limiter *l = st;
+
+	limiter_close(&l->local);
+	free(l);
+}
+
+static const struct limiter_ops team_limiter_ops = {
+	.name = "team",
+	.next_wait = tl_next_wait,
+	.acquire = tl_acquire,
+	.release = tl_release,
+	.pause = tl_pause,
+	.destroy = tl_destroy,
+};
+
+int
+limiter_team_open(struct limiter *l, struct team_db *db, int max_inflight, int rpm,
+		  const struct clock_ops *clk)
+{
+	struct team_limiter *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	if (limiter_local_open(&t->local, max_inflight, rpm, clk) < 0) {
+		free(t);
+		return -1;
+	}
+	t->db = db;
+	t->max_inflight = max_inflight;
+	t->rpm = rpm;
+	t->clk = clk;
+	l->ops = &team_limiter_ops;
+	l->state = t;
+	return 0;
+}
