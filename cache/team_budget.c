@@ -62,6 +62,12 @@ tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t
 		errbuf_set(why, whylen, "the price is unknown and a team budget is set");
 		return -1;
 	}
+	if (team_db_take_unclaimed(b->db, id)) {
+		errbuf_set(why, whylen, "the team database could not be reached to claim this request "
+			   "for the team, so it may be running on another machine; nothing was sent: "
+			   "save the prompt again when the team database is back");
+		return -1;
+	}
 	full_id(b->db, id, gid, sizeof(gid));
 	snprintf(usd_s, sizeof(usd_s), "%.6f", usd);
 	localtime_r(&now, &tm);

@@ -65,7 +65,8 @@ static const char schema_v1[] =
 	/*
 	 * claim: one statement.  A new claim, or a takeover of a claim whose
 	 * lease ended (its owner's mount stopped renewing), or the caller's own
-	 * claim again.  A takeover records the dead owner's possible payment as
+	 * claim again.  A restart of the server gives every lease a full term
+	 * from the restart: nobody could renew while it was down.  A takeover records the dead owner's possible payment as
 	 * an "unknown" ledger row and counts its reservation as spent: the
 	 * request may have reached Google before the mount died.
 	 */
@@ -78,7 +79,8 @@ static const char schema_v1[] =
 	"  ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, mount = EXCLUDED.mount,\n"
 	"    expires = EXCLUDED.expires,\n"
 	"    taken_from = CASE WHEN c.owner = EXCLUDED.owner THEN c.taken_from ELSE c.owner END\n"
-	"    WHERE c.expires < now() OR c.owner = EXCLUDED.owner\n"
+	"    WHERE greatest(c.expires, pg_postmaster_start_time() + make_interval(secs => p_lease))\n"
+	"      < now() OR c.owner = EXCLUDED.owner\n"
 	"  RETURNING owner, taken_from INTO got, prev;\n"
 	"  IF got IS NULL THEN RETURN 0; END IF;\n"
 	"  DELETE FROM bananafs.claim_done WHERE key = p_key;\n"
@@ -117,13 +119,15 @@ static const char schema_v1[] =
 	"CREATE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
 	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
 	"DECLARE today float8; total float8;\n"
+	"  grace interval := greatest(pg_postmaster_start_time() + make_interval(secs => p_lease)\n"
+	"    - now(), '0'::interval);\n"
 	"BEGIN\n"
 	"  PERFORM pg_advisory_xact_lock(7242001);\n"
 	"  IF EXISTS (SELECT 1 FROM bananafs.reservations WHERE id = p_id) THEN RETURN ''; END IF;\n"
-	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() THEN usd\n"
-	"           ELSE 0 END), 0),\n"
+	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() - grace\n"
+	"           THEN usd ELSE 0 END), 0),\n"
 	"         coalesce(sum(CASE WHEN day <> p_day THEN 0 WHEN settled THEN actual_usd\n"
-	"           WHEN expires > now() THEN usd ELSE 0 END), 0)\n"
+	"           WHEN expires > now() - grace THEN usd ELSE 0 END), 0)\n"
 	"    INTO total, today FROM bananafs.reservations;\n"
 	"  IF p_daily >= 0 AND today + p_usd > p_daily + 1e-9 THEN\n"
 	"    RETURN format('the team spent and reserved $%s today + this $%s > daily limit $%s',\n"
@@ -192,13 +196,24 @@ pq_message(PGconn *c, char *buf, size_t len)
  * bounded connect time (libpq's own is unbounded) and a name in
  * pg_stat_activity.
  */
+/* Server notices (and the "terminating connection" of a restart) go to the debug log. */
+static void
+quiet_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_debug("team_db: server says: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 static PGconn *
 connect_db(const char *conninfo)
 {
 	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *const vals[] = { "5", "bananafs", conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
-	return PQconnectdbParams(keys, vals, 1);
+	if (c != NULL)
+		PQsetNoticeProcessor(c, quiet_notice, NULL);
+	return c;
 }
 
 /* A clear error for a failed connect: the password case named apart. */
@@ -518,6 +533,44 @@ run_deferred(struct team_db *t, PGconn *c)
 	}
 }
 
+struct team_unclaimed {
+	struct team_unclaimed *next;
+	char owner[];
+};
+
+void
+team_db_mark_unclaimed(struct team_db *t, const char *owner)
+{
+	size_t n = strlen(owner) + 1;
+	struct team_unclaimed *u = malloc(sizeof(*u) + n);
+
+	if (u == NULL)
+		return;		/* out of memory: this one guard is lost, the claim wait above still held */
+	memcpy(u->owner, owner, n);
+	pthread_mutex_lock(&t->defer_mu);
+	u->next = t->unclaimed;
+	t->unclaimed = u;
+	pthread_mutex_unlock(&t->defer_mu);
+}
+
+bool
+team_db_take_unclaimed(struct team_db *t, const char *owner)
+{
+	struct team_unclaimed **pp, *u;
+	bool found = false;
+
+	pthread_mutex_lock(&t->defer_mu);
+	for (pp = &t->unclaimed; (u = *pp) != NULL; pp = &u->next)
+		if (strcmp(u->owner, owner) == 0) {
+			*pp = u->next;
+			free(u);
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&t->defer_mu);
+	return found;
+}
+
 /* ---- waking waiters ----------------------------------------------------- */
 
 static void
@@ -742,6 +795,12 @@ team_db_close(struct team_db *t)
 
 		t->deferred = d->next;
 		deferred_free(d);
+	}
+	while (t->unclaimed != NULL) {
+		struct team_unclaimed *u = t->unclaimed;
+
+		t->unclaimed = u->next;
+		free(u);
 	}
 	pthread_cond_destroy(&t->wake_cv);
 	pthread_mutex_destroy(&t->wake_mu);

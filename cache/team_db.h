@@ -37,6 +37,7 @@
 #define TEAM_OWNER_LEN 64
 
 struct team_deferred;
+struct team_unclaimed;
 
 struct team_db {
 	char *conninfo;			/* from the config; no password */
@@ -56,6 +57,8 @@ struct team_db {
 	pthread_mutex_t defer_mu;	/* protects the deferred list */
 	struct team_deferred *deferred, **deferred_tail;	/* oldest first */
 	int ndeferred;
+
+	struct team_unclaimed *unclaimed;	/* protected by defer_mu */
 
 	pthread_t bg;			/* listener and lease renewer; owns its own connection */
 	bool bg_started;
@@ -108,6 +111,15 @@ PGresult *team_db_execb(struct team_db *t, const char *sql, int nparams, const c
 void team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params);
 /* Statements still queued. */
 int team_db_deferred(struct team_db *t);
+
+/*
+ * Owners whose claim could not reach the server: the pipeline then owns
+ * the key alone, so the team budget must not let that owner pay
+ * (team_budget.c asks with team_db_take_unclaimed before reserving).
+ */
+void team_db_mark_unclaimed(struct team_db *t, const char *owner);
+/* True (and forgets it) when owner was marked. */
+bool team_db_take_unclaimed(struct team_db *t, const char *owner);
 
 /* Whether the last statement reached the server. */
 bool team_db_online(struct team_db *t);

@@ -195,6 +195,59 @@ tx_get(void *st, const char *key_hex, struct index_row *row)
 	return 1;
 }
 
+static const char publish_sql[] =
+	"INSERT INTO bananafs.objects (key, orig_ext, pub_ext, width, height, bytes, orig, pub, mount) "
+	"VALUES ($1, $2, $3, $4::integer, $5::integer, $6::bigint, $7::bytea, $8::bytea, $9) "
+	"ON CONFLICT (key) DO NOTHING";
+
+/* bytea's text form: "\x" and two hex digits a byte.  malloc'd, or NULL. */
+static char *
+bytea_hex(const unsigned char *b, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *s = malloc(2 * len + 3);
+
+	if (s == NULL)
+		return NULL;
+	s[0] = '\\';
+	s[1] = 'x';
+	for (size_t i = 0; i < len; i++) {
+		s[2 + 2 * i] = digits[b[i] >> 4];
+		s[3 + 2 * i] = digits[b[i] & 15];
+	}
+	s[2 + 2 * len] = '\0';
+	return s;
+}
+
+/*
+ * The server is away: the row goes into team_db's queue, in text form, so
+ * it is written before the end of our claim (queued after it) tells the
+ * waiting machines to look for it.
+ */
+static void
+defer_publish(struct team_index *x, const char **p, const unsigned char *ob, size_t olen,
+	      const unsigned char *pb, size_t plen)
+{
+	const char *q[9];
+	char *oh = NULL, *ph = NULL;
+
+	memcpy(q, p, sizeof(q));
+	if (x->folder == NULL) {
+		oh = bytea_hex(ob, olen);
+		ph = bytea_hex(pb, plen);
+		if (oh == NULL || ph == NULL) {
+			log_warnx("team: out of memory: object %s stays local", p[0]);
+			goto out;
+		}
+		q[6] = oh;
+		q[7] = ph;
+	}
+	team_db_defer(x->db, publish_sql, 9, q);
+out:
+	free(oh);
+	free(ph);
+}
+
 /* Publishes a local object to the team: the row, and its bytes (database or folder). */
 static void
 publish(struct team_index *x, const struct index_row *row)
@@ -236,12 +289,11 @@ publish(struct team_index *x, const struct index_row *row)
 		const int len[9] = { 0, 0, 0, 0, 0, 0, (int)olen, (int)plen, 0 };
 		const int fmt[9] = { 0, 0, 0, 0, 0, 0, 1, 1, 0 };
 
-		r = team_db_execb(x->db, "INSERT INTO bananafs.objects (key, orig_ext, pub_ext, width, height, "
-				  "bytes, orig, pub, mount) VALUES ($1, $2, $3, $4::integer, $5::integer, "
-				  "$6::bigint, $7, $8, $9) ON CONFLICT (key) DO NOTHING", 9, p, len, fmt,
-				  0, err, sizeof(err));
-		if (r == NULL)
-			log_warnx("team: object %s stays local for now: %s", row->key, err);
+		r = team_db_execb(x->db, publish_sql, 9, p, len, fmt, 0, err, sizeof(err));
+		if (r == NULL && !team_db_online(x->db))
+			defer_publish(x, p, ob, olen, pb, plen);
+		else if (r == NULL)
+			log_warnx("team: object %s stays local: %s", row->key, err);
 		PQclear(r);
 	}
 out:

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/inflight.h"
 #include "cache/team.h"
@@ -43,6 +44,13 @@ poll_s(const struct team_db *db)
 	return s < 0.2 ? 0.2 : s > 2 ? 2 : s;
 }
 
+/* How long a claim waits for an unreachable server before giving up. */
+static double
+claim_patience(const struct team_db *db)
+{
+	return db->lease_s * 3 > 10 ? db->lease_s * 3 : 10;
+}
+
 static int
 ti_claim(void *st, const struct cache_key *k, const char *owner, double lease_s)
 {
@@ -56,9 +64,18 @@ ti_claim(void *st, const struct cache_key *k, const char *owner, double lease_s)
 	key_hex(k, hex);
 	full_owner(f->db, owner, gid, sizeof(gid));
 	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
-	r = team_db_exec(f->db, "SELECT bananafs.claim($1, $2, $3, $4::float8)", 4, p, err, sizeof(err));
-	if (r == NULL)
+	/* A short outage (a restarted server) is waited out: owning the key alone could pay twice. */
+	for (double away = 0;; away += 0.5) {
+		r = team_db_exec(f->db, "SELECT bananafs.claim($1, $2, $3, $4::float8)", 4, p, err,
+				 sizeof(err));
+		if (r != NULL || team_db_online(f->db) || away >= claim_patience(f->db))
+			break;
+		usleep(500 * 1000);
+	}
+	if (r == NULL) {
+		team_db_mark_unclaimed(f->db, owner);
 		return INFLIGHT_ERR;
+	}
 	rc = atoi(PQgetvalue(r, 0, 0)) == 1 ? INFLIGHT_OWNER : INFLIGHT_HELD;
 	PQclear(r);
 	return rc;
@@ -90,19 +107,21 @@ static int
 ti_wait(void *st, const struct cache_key *k, bool *ok)
 {
 	struct team_inflight *f = st;
-	char hex[KEY_HEX_LEN], err[256];
-	const char *p[1] = { hex };
+	char hex[KEY_HEX_LEN], lease[32], err[256];
+	const char *p[2] = { hex, lease };
 	double away = 0;
 	unsigned long gen;
 	PGresult *r;
 	int live, done;
 
 	key_hex(k, hex);
+	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
 	for (;;) {
 		gen = team_db_wake_gen(f->db);
 		r = team_db_exec(f->db, "SELECT EXISTS (SELECT 1 FROM bananafs.claims WHERE key = $1 AND "
-				 "expires > now()), (SELECT ok FROM bananafs.claim_done WHERE key = $1)",
-				 1, p, err, sizeof(err));
+				 "greatest(expires, pg_postmaster_start_time() + make_interval(secs => "
+				 "$2::float8)) > now()), (SELECT ok FROM bananafs.claim_done WHERE key = $1)",
+				 2, p, err, sizeof(err));
 		if (r == NULL) {
 			/* Unreachable: nobody can pay meanwhile (no reservation); look again later. */
 			if ((away += poll_s(f->db)) > 2 * f->db->lease_s)

@@ -19,6 +19,7 @@
 #include "api/http.h"
 #include "api/models.h"
 #include "cache/batcher.h"
+#include "cache/team.h"
 #include "cache/journal.h"
 #include "cache/log.h"
 #include "fs/bfs.h"
@@ -325,6 +326,11 @@ int main(int argc, char *argv[])
 	if (fetch_open(&b.fetch, &b.cfg, &b.store, &clock_real, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bananafs: %s\n", err);
 		goto out_team;
+	}
+	/* One pipeline, two backends: the team's replace the local ones. */
+	if (b.cfg.team_db && team_attach(&b.fetch, &b.team, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bananafs: %s\n", err);
+		goto out_fetch;
 	}
 	if (!(b.jobs = jobs_new(&b))) {
 		fprintf(stderr, "bananafs: out of memory\n");

@@ -7,13 +7,37 @@ machine's work is taken over quickly.
 """
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
-from conftest import KEY, Mount, binary, is_mounted
+from conftest import KEY, Emulator, Mount, binary, is_mounted, ledger, png_size, wait_done, wait_for
 from pg import pg, pg_cluster  # noqa: F401 (fixtures)
 
 LEASE = 2
+PRO2K = ("gemini-3-pro-image", "2K")
+
+
+@pytest.fixture
+def emulator():
+    """Answers take 1.5 s, so requests of two machines overlap."""
+    emu = Emulator(["--latency", "1500"])
+    yield emu
+    emu.stop()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_at_once(paths, text):
+    ts = [threading.Thread(target=write, args=(p, text)) for p in paths]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
 
 
 def team_config(pg, extra=""):
@@ -118,3 +142,107 @@ def test_doctor_checks_the_team_database(machines, pg, tmp_path):
     r = ctl("-m", a.mnt, "doctor", env={"PGPASSFILE": str(bad)})
     assert r.returncode == 1
     assert "FAIL team_db: the server refused the password" in r.stdout
+
+
+def test_same_prompt_on_two_machines_is_paid_once(machines, emulator, pg):
+    a, b = machines("a"), machines("b")
+    pa, pb = a.path(*PRO2K, "fox.txt"), b.path(*PRO2K, "fox.txt")
+    write_at_once([pa, pb], "a red fox in the snow")
+    assert {wait_done(pa), wait_done(pb)} <= {"done", "cached"}
+    assert emulator.stats()["requests"] == 1
+    assert png_size(a.path(*PRO2K, "fox.png")) == (2048, 2048)
+    with open(a.path(*PRO2K, "fox.png"), "rb") as fa, open(b.path(*PRO2K, "fox.png"), "rb") as fb:
+        assert fa.read() == fb.read()
+    # Later, a third machine with an empty store: a cache hit from the team, nothing sent.
+    c = machines("c")
+    pc = c.path(*PRO2K, "fox.txt")
+    write(pc, "a red fox in the snow")
+    assert wait_done(pc) in ("done", "cached")
+    assert emulator.stats()["requests"] == 1
+    assert png_size(c.path(*PRO2K, "fox.png")) == (2048, 2048)
+    billed = float(pg.psql("SELECT coalesce(sum(cost_usd), 0) FROM bananafs.ledger WHERE billed"))
+    assert round(billed, 6) == emulator.stats()["billed_usd"]
+
+
+def test_team_budget_holds_across_machines(machines, emulator, pg):
+    a, b = machines("a", "budget_daily_usd = 0.30\n"), machines("b", "budget_daily_usd = 0.30\n")
+    prompts = [(a if i % 2 else b).path(*PRO2K, f"p{i}.txt") for i in range(5)]
+    ts = [threading.Thread(target=write, args=(p, f"budget prompt {i}")) for i, p in enumerate(prompts)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    states = [wait_done(p, 40) for p in prompts]
+    assert states.count("done") == 2 and states.count("failed") == 3
+    assert emulator.stats()["requests"] == 2
+    for p in prompts:
+        if os.path.exists(p[:-4] + ".error"):
+            with open(p[:-4] + ".error") as f:
+                assert "daily limit" in f.read()
+
+
+def test_dead_machine_loses_its_claim_and_another_finishes(machines, emulator, pg):
+    a, b = machines("a"), machines("b")
+    emulator.fault("slow", 1, delay_ms=20000)	# a's request hangs until a dies
+    pa, pb = a.path(*PRO2K, "job.txt"), b.path(*PRO2K, "job.txt")
+    write(pa, "the job a dead machine held")
+    wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request")
+    write(pb, "the job a dead machine held")
+    time.sleep(0.5)
+    assert emulator.stats()["requests"] == 1, "b paid while a's claim was alive"
+    a.kill9()
+    t0 = time.time()
+    assert wait_done(pb, 30) == "done"
+    assert time.time() - t0 >= LEASE * 0.5, "taken over before the lease could end"
+    assert emulator.stats()["requests"] == 2
+    assert png_size(b.path(*PRO2K, "job.png")) == (2048, 2048)
+    # The dead machine's request may have been billed: the ledger says so.
+    assert pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown' AND billed") == "1"
+
+
+def test_database_restart_mid_run_pays_nothing_twice(machines, emulator, pg):
+    a, b = machines("a"), machines("b")
+    prompts = [m.path(*PRO2K, f"r{i}.txt") for i in range(3) for m in (a, b)]
+    ts = [threading.Thread(target=write, args=(p, f"restart prompt {i // 2}"))
+          for i, p in enumerate(prompts)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wait_for(lambda: emulator.stats()["requests"] >= 1, 10, "requests on the wire")
+    pg.stop()
+    time.sleep(1.0)
+    pg.start()
+    states = [wait_done(p, 60) for p in prompts]
+    assert all(s in ("done", "cached") or os.path.exists(p[:-4] + ".error")
+               for s, p in zip(states, prompts))
+    assert emulator.stats()["requests"] <= 3, "a prompt was paid twice"
+    # Every billed line reaches the team's rows once the database is back.
+    wait_for(lambda: round(float(pg.psql("SELECT coalesce(sum(cost_usd), 0) FROM bananafs.ledger "
+                                         "WHERE billed")), 6) == emulator.stats()["billed_usd"],
+             20, "the ledger rows of the outage")
+
+
+def test_cache_only_serves_hits_and_refuses_paid_requests(machines, emulator, pg, tmp_path):
+    a = machines("a")
+    pa = a.path(*PRO2K, "old.txt")
+    write(pa, "made while the database was up")
+    assert wait_done(pa) == "done"
+    a.unmount()
+    # Mount the same store again with the database unreachable.
+    m = Mount(emulator.url, a.store, a.mnt,
+              f"[bananafs]\nteam_db = host={tmp_path} dbname=x user=team\nteam_offline = cache-only\n"
+              f"team_lease_s = {LEASE}\n", env=pg.env())
+    try:
+        again = m.path(*PRO2K, "again.txt")
+        write(again, "made while the database was up")
+        assert wait_done(again) in ("done", "cached")
+        new = m.path(*PRO2K, "new.txt")
+        write(new, "a prompt nobody paid for yet")
+        assert wait_done(new, 30) == "failed"
+        with open(m.path(*PRO2K, "new.error")) as f:
+            err = f.read()
+        assert "team database" in err and "nothing was sent" in err
+        assert emulator.stats()["requests"] == 1
+    finally:
+        m.unmount()
