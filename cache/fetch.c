@@ -99,6 +99,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 		goto out_close_seams;
 	}
 	pthread_mutex_init(&f->stats_mu, NULL);
+	quota_pauses_init(&f->pauses);
 
 	f->policy.max_attempts = cfg->retries > 0 ? cfg->retries : 1;
 	f->policy.base_s = cfg->backoff_base_s;
@@ -124,6 +125,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	return 0;
 
 out_destroy_stats:
+	quota_pauses_destroy(&f->pauses);
 	pthread_mutex_destroy(&f->stats_mu);
 out_close_seams:
 	inflight_close(&f->inflight);
@@ -146,6 +148,7 @@ void fetch_close(struct fetch_ctx *f)
 	inflight_close(&f->inflight);
 	budget_close(&f->budget);
 	ledger_close(&f->ledger);
+	quota_pauses_destroy(&f->pauses);
 	pthread_mutex_destroy(&f->stats_mu);
 	gateway_map_free(f->gateway_models);
 	f->gateway_models = NULL;
@@ -206,6 +209,17 @@ static void walk_name(struct walk *w)
 static int status_say(const struct walk *w, const char *what)
 {
 	return w->status ? w->status(w->arg, what) : 0;
+}
+
+/* "waiting-quota", with the wall time the pause ends (clock `now` seconds until). */
+static void say_quota_wait(const struct walk *w, double until)
+{
+	const struct clock_ops *c = w->f->clk;
+	char at[64];
+
+	snprintf(at, sizeof(at), FETCH_RETRY_AT "%.0f", c->wall(c->ctx) + (until - c->now(c->ctx)));
+	status_say(w, at);
+	status_say(w, "waiting-quota");
 }
 
 static void rec_init(const struct walk *w, struct ledger_rec *r, const char *outcome)
@@ -304,7 +318,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	const char *reason = w->reason;
 	double t0 = 0, latency = -1, d;
 	bool waited, ok = false, billed = false, abandoned = false, lost = false;
-	int attempt;
+	int attempt, unnamed_429s = 0;
+	double until;
 
 	for (attempt = 1;; attempt++) {
 		gen_result_free(res);
@@ -313,9 +328,19 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		res->retry_after_s = -1;
 		res->in_tokens = res->out_tokens = res->thought_tokens = -1;
 
+		/* another prompt's 429 for this model: wait for its end (other models go on) */
+		while ((until = quota_paused_until(&f->pauses, rq->model, f->clk->now(f->clk->ctx))) > 0) {
+			say_quota_wait(w, until);
+			f->clk->sleep(f->clk->ctx, until - f->clk->now(f->clk->ctx));
+		}
 		/* The true word: a 429's pause, or only a local max_inflight/rpm slot. */
-		if (limiter_next_wait(&f->limiter) > 0)
-			status_say(w, limiter_paused_for(&f->limiter) > 0 ? "waiting-quota" : "waiting-slot");
+		if (limiter_next_wait(&f->limiter) > 0) {
+			double paused = limiter_paused_for(&f->limiter);
+			if (paused > 0)
+				say_quota_wait(w, f->clk->now(f->clk->ctx) + paused);
+			else
+				status_say(w, "waiting-slot");
+		}
 		waited = false;
 		limiter_acquire(&f->limiter, w->owner, &waited);
 		/* The quota wait may have been long: still the owner?  Then hold on for one more attempt. */
@@ -359,15 +384,32 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			gen_result_fail(res, ERR_NO_IMAGE, "the answer held no image");
 
 		d = retry_delay(&f->policy, res, attempt + 1, f->clk);
-		/* Per-minute quota belongs to the project: pause every thread of the mount. */
-		if (res->cls == ERR_QUOTA_MINUTE)
-			limiter_pause(&f->limiter, res->retry_after_s >= 0 ? res->retry_after_s : (d > 0 ? d : 0));
+		if (res->cls == ERR_QUOTA_MINUTE) {
+			/* A 429's delay is believed within its quota's window only; it holds
+			 * this model's prompts, or everyone's when the quota is the project's. */
+			char qwhy[256];
+			double pause = retry_quota_pause(&f->policy, res, unnamed_429s, f->clk, qwhy, sizeof(qwhy));
+			if (res->retry_after_s < 0)
+				unnamed_429s++;
+			if (pause < 0) {
+				gen_result_fail(res, ERR_QUOTA_MINUTE, "%s; %s", res->message ? res->message :
+						"quota exceeded (HTTP 429)", qwhy);
+				break;
+			}
+			until = f->clk->now(f->clk->ctx) + pause;
+			if (retry_quota_project_wide(res))
+				limiter_pause(&f->limiter, pause);
+			else
+				quota_pause_model(&f->pauses, rq->model, until);
+			if (d >= 0) {
+				d = pause;
+				say_quota_wait(w, until);
+			}
+		}
 		if (d < 0)
 			break;
 		resend_reason(res, why, sizeof(why));
 		reason = why;
-		if (res->cls == ERR_QUOTA_MINUTE)
-			status_say(w, "waiting-quota");
 		f->clk->sleep(f->clk->ctx, d);
 	}
 

@@ -38,6 +38,7 @@ struct fetch_ctx {
 	struct budget budget;
 	struct inflight inflight;
 	struct limiter limiter;
+	struct quota_pauses pauses;	/* one model's 429 holds that model only */
 	struct retry_policy policy;
 	const struct clock_ops *clk;
 	struct http_opts http;
@@ -85,6 +86,12 @@ struct fetch_outcome {
  * the remote request on non-zero: that is the job's cancel hook.
  */
 typedef int (*fetch_status_fn)(void *arg, const char *status);
+/*
+ * Also passed to the status function, before "waiting-quota": "retry-at T"
+ * with T the wall time (seconds since the epoch) the 429's pause ends; a
+ * separate field beside the status word, until the next status.
+ */
+#define FETCH_RETRY_AT "retry-at "
 
 /*
  * The reason of a send asked for with "bananactl run": deliberate and

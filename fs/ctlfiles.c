@@ -78,6 +78,10 @@ static void job_line(struct prompt_status *s, void *arg)
 		cJSON_AddStringToObject(o, "error", s->error);
 	else
 		cJSON_AddNullToObject(o, "error");
+	if (status_retry_at(s, when, sizeof(when)))
+		cJSON_AddStringToObject(o, "retry_at", when);	/* a 429's pause ends */
+	else
+		cJSON_AddNullToObject(o, "retry_at");
 	cJSON_AddStringToObject(o, "model", s->model);
 	cJSON_AddStringToObject(o, "size", s->size);
 	iso_time(s->updated, when, sizeof(when));

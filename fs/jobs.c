@@ -502,6 +502,16 @@ static int on_fetch_status(void *arg, const char *st)
 	struct job_ctx *c = arg;
 	if (!current(c))
 		return 1;
+	if (!strncmp(st, FETCH_RETRY_AT, strlen(FETCH_RETRY_AT))) {
+		/* a field beside the status word: when the 429's pause ends */
+		double at = strtod(st + strlen(FETCH_RETRY_AT), NULL);
+		status_lock();
+		struct prompt_status *s = status_get(c->path);
+		if (s && s->gen == c->gen)
+			s->retry_at = at > 0 ? (time_t)at : 0;
+		status_unlock();
+		return 0;
+	}
 	if (!strcmp(st, "running")) {
 		settle(c, true);
 		if (!current(c) || !prompt_present(c->j->b, c->path))

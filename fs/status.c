@@ -94,6 +94,18 @@ void status_set(struct prompt_status *s, const char *status)
 {
 	snprintf(s->status, sizeof(s->status), "%s", status);
 	s->updated = time(NULL);
+	if (strcmp(status, "waiting-quota") != 0)
+		s->retry_at = 0;
+}
+
+bool status_retry_at(const struct prompt_status *s, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!s->retry_at || strcmp(s->status, "waiting-quota") != 0)
+		return false;
+	gmtime_r(&s->retry_at, &tm);
+	return strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
 }
 
 void status_set_error(struct prompt_status *s, const char *error)

@@ -21,6 +21,7 @@ struct prompt_status {
 	char model[64];
 	char size[8];
 	time_t updated;
+	time_t retry_at;		/* wall time a 429's pause ends while waiting-quota; 0 = none */
 	uint64_t gen;			/* set by every trigger from a mount-wide counter */
 	bool queued;			/* in the run queue now */
 	bool run;			/* queued by "bananactl run": a deliberate send */
@@ -42,7 +43,10 @@ struct prompt_status *status_make(const char *path);
 void status_drop(const char *path);
 /* Moves an entry to a new path (rename of a prompt). */
 void status_rename(const char *from, const char *to);
+/* Sets the status word; any other word than waiting-quota clears retry_at. */
 void status_set(struct prompt_status *s, const char *status);
+/* "2026-12-02T10:31:05Z" of s->retry_at into buf; false when there is none. */
+bool status_retry_at(const struct prompt_status *s, char *buf, size_t len);
 void status_set_error(struct prompt_status *s, const char *error);
 /* True while the job is not finished: queued, running, waiting-*, batch-pending. */
 bool status_unfinished(const struct prompt_status *s);

@@ -15,7 +15,8 @@
 #include "fs/trigger.h"
 #include "fs/xattr.h"
 
-static const char *const our_fields[] = { "status", "key", "cost_usd", "error", "model", "batch" };
+static const char *const our_fields[] = { "status", "key", "cost_usd", "error", "model", "batch",
+					  "retry_at" };
 
 bool xattr_is_ours(const char *name)
 {
@@ -81,6 +82,8 @@ static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char 
 			snprintf(out, sizeof(out), "%s", s->batch);
 		else if (!strcmp(field, "model") && s->model[0])
 			snprintf(out, sizeof(out), "%s", s->model);
+		else if (!strcmp(field, "retry_at"))
+			found = status_retry_at(s, out, sizeof(out));	/* a 429's pause end */
 		else
 			found = false;
 	}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ledger, status, wait_done
+from conftest import ledger, status, wait_done, wait_for
 
 DIR = ("gemini-3.1-flash-image", "1K")
 RETRIES = 2
@@ -277,4 +277,79 @@ def test_server_text_chunk_is_capped_ours_kept(mount_factory, emulator):
     assert "prompt" in keys and "key" in keys, keys
     assert long_prompt.strip().encode() in data
     assert len(data) < 512 * 1024, f"published PNG is {len(data)} bytes: the server's text came along"
+    stop(m)
+
+
+OTHER = ("gemini-3-pro-image", "1K")     # another model than DIR's
+
+
+def jobs_line(m, prompt):
+    import json
+    rel = os.path.relpath(prompt, m.mnt)
+    with open(m.path(".bananafs", "jobs")) as f:
+        for line in f:
+            j = json.loads(line)
+            if j["path"] == rel:
+                return j
+    return None
+
+
+def test_endless_429_ends_that_prompt_not_the_mount(mount_factory, emulator):
+    """retryDelay 999999s (and Retry-After 999999): that prompt fails at once
+    with a quota error naming the delay; another model's prompt gets its PNG."""
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("429-minute", 5, retry_delay="999999s", model=DIR[0])
+    a = m.path(*DIR, "endless.txt")
+    b = m.path(*OTHER, "meanwhile.txt")
+    write(a, "a scene behind an endless quota\n")
+    write(b, "a scene of another model\n")
+    assert wait_done(b, 30) == "done"
+    assert wait_done(a, 70) == "failed"
+    text = open(a[:-4] + ".error").read()
+    assert "quota" in text and "999999" in text and "per-minute" in text, text
+    assert "HTTP status: 429" in text, text
+    assert emulator.stats()["requests"] == 2, "the endless 429 was resent"
+    stop(m)
+
+
+def test_429_pauses_its_model_only_and_shows_the_end(mount_factory, emulator):
+    """A 6 s 429 for one model: its prompt shows waiting-quota with the end
+    time (xattr, jobs line, bananactl status); another model's prompt runs."""
+    import datetime
+    from conftest import binary
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("429-minute", 1, retry_delay="6s", model=DIR[0])
+    a = m.path(*DIR, "paused.txt")
+    write(a, "a scene that must wait for quota\n")
+    wait_for(lambda: status(a) == "waiting-quota", 10, "waiting-quota")
+    at = os.getxattr(a, "user.bananafs.retry_at").decode()
+    end = datetime.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert now - datetime.timedelta(seconds=2) < end < now + datetime.timedelta(seconds=70), at
+    assert jobs_line(m, a)["retry_at"] == at
+    out = subprocess.run([binary("bananactl"), "-m", m.mnt, "status"], capture_output=True,
+                         text=True, timeout=20).stdout
+    assert f"waiting-quota until {at}" in out, out
+    b = m.path(*OTHER, "other-model.txt")
+    write(b, "a scene of a model with quota left\n")
+    assert wait_done(b, 20) == "done"
+    assert status(a) == "waiting-quota", "the other model's prompt waited for this pause"
+    assert wait_done(a, 30) == "done"
+    assert jobs_line(m, a)["retry_at"] is None
+    stop(m)
+
+
+def test_project_wide_429_pauses_every_model(mount_factory, emulator):
+    """The server says the quota is the project's (a QuotaFailure without a
+    model, as generateContent sends it): other models wait too."""
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("429-minute", 1, retry_delay="3s", model=DIR[0],
+                   quota_id="GenerateRequestsPerMinutePerProject")
+    a = m.path(*DIR, "project.txt")
+    write(a, "---\nroute: generate\n---\na scene over the project's quota\n")
+    wait_for(lambda: status(a) == "waiting-quota", 10, "waiting-quota")
+    b = m.path(*OTHER, "held.txt")
+    write(b, "a scene held by the project's pause\n")
+    wait_for(lambda: status(b) == "waiting-quota", 10, "the other model to wait")
+    assert wait_done(b, 20) == "done" and wait_done(a, 20) == "done"
     stop(m)

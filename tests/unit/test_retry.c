@@ -227,10 +227,63 @@ static void test_limiter_real_clock(void **state)
 	limiter_close(&l);
 }
 
+/* A 429's delay is believed within its quota's window only. */
+static void test_quota_pause_bounded(void **state)
+{
+	(void)state;
+	struct retry_policy p = { .max_attempts = 4, .base_s = 1, .cap_s = 60 };
+	struct gen_result r = failed(ERR_QUOTA_MINUTE, 25);
+	char why[256];
+
+	fk.rnd = 0.5;
+	assert_true(retry_quota_pause(&p, &r, 0, &fake_clock, why, sizeof(why)) == 25 + 0.5 * QUOTA_JITTER_S);
+	r.retry_after_s = 999999;
+	assert_true(retry_quota_pause(&p, &r, 0, &fake_clock, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "999999"));
+	r.retry_after_s = QUOTA_WINDOW_S + 1;
+	assert_true(retry_quota_pause(&p, &r, 0, &fake_clock, why, sizeof(why)) < 0);
+	p.quota_window_s = 120;	/* a setting can widen it */
+	assert_true(retry_quota_pause(&p, &r, 0, &fake_clock, NULL, 0) > 0);
+	/* no delay named: back off once; named nowhere again, the prompt ends */
+	r.retry_after_s = -1;
+	assert_true(retry_quota_pause(&p, &r, 0, &fake_clock, why, sizeof(why)) > 0);
+	assert_true(retry_quota_pause(&p, &r, 1, &fake_clock, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "without saying"));
+}
+
+static void test_quota_scope_and_model_pauses(void **state)
+{
+	(void)state;
+	struct gen_result r = failed(ERR_QUOTA_MINUTE, 5);
+	struct quota_pauses q;
+
+	assert_false(retry_quota_project_wide(&r));	/* nothing said: the model's own */
+	snprintf(r.quota_id, sizeof(r.quota_id), "GenerateRequestsPerMinutePerProjectPerModel");
+	assert_false(retry_quota_project_wide(&r));
+	snprintf(r.quota_id, sizeof(r.quota_id), "GenerateRequestsPerMinutePerProject");
+	assert_true(retry_quota_project_wide(&r));
+
+	quota_pauses_init(&q);
+	quota_pause_model(&q, "a", 1010);
+	quota_pause_model(&q, "a", 1005);	/* never shortens */
+	assert_true(quota_paused_until(&q, "a", 1000) == 1010);
+	assert_true(quota_paused_until(&q, "b", 1000) == 0);
+	assert_true(quota_paused_until(&q, "a", 1011) == 0);
+	for (int i = 0; i < QUOTA_PAUSE_MODELS + 4; i++) {	/* more models than entries: no overflow */
+		char m[16];
+		snprintf(m, sizeof(m), "m%d", i);
+		quota_pause_model(&q, m, 2000 + i);
+	}
+	assert_true(quota_paused_until(&q, "m19", 1000) == 2019);
+	quota_pauses_destroy(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_backoff_bounds, reset),
+		cmocka_unit_test_setup(test_quota_pause_bounded, reset),
+		cmocka_unit_test_setup(test_quota_scope_and_model_pauses, reset),
 		cmocka_unit_test_setup(test_server_delay_wins, reset),
 		cmocka_unit_test_setup(test_permanent_never_retried, reset),
 		cmocka_unit_test_setup(test_limiter_inflight, reset),

@@ -116,7 +116,10 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		rows = nr;
 		r = &rows[nrows++];
 		r->path = xstrdup(jstr(j, "path", "?"));
-		r->status = xstrdup(jstr(j, "status", "?"));
+		if (jstr(j, "retry_at", NULL))	/* a 429's pause: say when it ends */
+			r->status = xasprintf("%s until %s", jstr(j, "status", "?"), jstr(j, "retry_at", ""));
+		else
+			r->status = xstrdup(jstr(j, "status", "?"));
 		cost = cJSON_GetObjectItemCaseSensitive(j, "cost_usd");
 		r->cost = cJSON_IsNumber(cost) ? xasprintf("$%.4f", cost->valuedouble) : xstrdup("-");
 		r->error = xstrdup(jstr(j, "error", ""));
