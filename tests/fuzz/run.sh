@@ -21,7 +21,7 @@ if [ -z "$CLANG" ]; then
 fi
 
 OUT=build-fuzz
-PKGS="libcurl libcjson libxxhash sqlite3 inih libpng libjpeg libwebp zlib"
+PKGS="libcurl libcjson libxxhash sqlite3 inih libpng libjpeg libwebp zlib libpq"	# as the Makefile's PKGS, less fuse3
 PKG_CFLAGS=$(pkg-config --cflags $PKGS 2>/dev/null)
 PKG_LIBS=$(pkg-config --libs $PKGS 2>/dev/null)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
