@@ -54,6 +54,10 @@ static int check_request(const struct gen_request *rq, char *err, size_t errlen)
 		snprintf(err, errlen, "request lacks model, prompt, size or aspect");
 		return -1;
 	}
+	if (rq->search) {	/* prompt_check_route refuses it first; never send it unpriced */
+		snprintf(err, errlen, "a gateway does not carry Google Search grounding (search: yes)");
+		return -1;
+	}
 	return 0;
 }
 
@@ -151,6 +155,11 @@ static int images_build(const struct api_endpoint *ep, const struct gen_request 
 	memset(out, 0, sizeof(*out));
 	if (check_request(rq, err, errlen) || pixel_size(rq, size, sizeof(size), err, errlen))
 		return -1;
+	if (rq->system) {
+		snprintf(err, errlen, "the images API carries no system instruction (system:); "
+			 "use gateway_api = chat or native");
+		return -1;
+	}
 	const char *theirs = gateway_map_name(ep->models, rq->model);
 	if (rq->nrefs > 0)
 		return edits_build(ep, rq, theirs, size, out, err, errlen);
@@ -197,8 +206,13 @@ static int chat_build(const struct api_endpoint *ep, const struct gen_request *r
 		goto out_fail;
 	root = cJSON_CreateObject();
 	if (!root || !cJSON_AddStringToObject(root, "model", gateway_map_name(ep->models, rq->model)) ||
-	    !(msgs = cJSON_AddArrayToObject(root, "messages")) ||
-	    !(msg = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, msg) ||
+	    !(msgs = cJSON_AddArrayToObject(root, "messages")))
+		goto out_fail;
+	if (rq->system && (!(msg = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, msg) ||
+			   !cJSON_AddStringToObject(msg, "role", "system") ||
+			   !cJSON_AddStringToObject(msg, "content", rq->system)))
+		goto out_fail;
+	if (!(msg = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, msg) ||
 	    !cJSON_AddStringToObject(msg, "role", "user") ||
 	    !(content = cJSON_AddArrayToObject(msg, "content")) ||
 	    !(part = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, part) ||

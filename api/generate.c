@@ -58,6 +58,19 @@ static int generate_build(const struct api_endpoint *ep, const struct gen_reques
 	    !cJSON_AddStringToObject(img, "aspectRatio", rq->aspect) ||
 	    !cJSON_AddStringToObject(img, "imageSize", rq->size))
 		goto out_fail;
+	/* systemInstruction is a Content; the tool is {"googleSearch": {}} (batch JSONL: snake_case). */
+	if (rq->system) {
+		cJSON *si = cJSON_AddObjectToObject(root, "systemInstruction"), *sp, *st;
+		if (!si || !(sp = cJSON_AddArrayToObject(si, "parts")) || !(st = cJSON_CreateObject()) ||
+		    !cJSON_AddItemToArray(sp, st) || !cJSON_AddStringToObject(st, "text", rq->system))
+			goto out_fail;
+	}
+	if (rq->search) {
+		cJSON *tools = cJSON_AddArrayToObject(root, "tools"), *tool = cJSON_CreateObject();
+		if (!tools || !tool || !cJSON_AddItemToArray(tools, tool) ||
+		    !cJSON_AddObjectToObject(tool, "googleSearch"))
+			goto out_fail;
+	}
 	if (wire_body(out, root))
 		goto out_fail;
 	cJSON_Delete(root);
@@ -110,6 +123,9 @@ static void generate_parse(const struct http_resp *resp, struct gen_result *res)
 	}
 
 	const cJSON *cand = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "candidates"), 0);
+	const cJSON *queries = member2(member2(cand, "groundingMetadata", "grounding_metadata"),
+				       "webSearchQueries", "web_search_queries");
+	res->search_queries = cJSON_IsArray(queries) ? cJSON_GetArraySize(queries) : 0;
 	const char *finish = wire_str(cand, "finishReason");
 	const char *fmsg = wire_str(cand, "finishMessage");
 	if (finish)

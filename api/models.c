@@ -183,3 +183,20 @@ int model_pixels(const char *model, const char *size, const char *aspect, int *w
 	*h = px3[a][s][1];
 	return 0;
 }
+
+/*
+ * Google Search grounding ("search: yes"): Google documents it for Nano
+ * Banana Pro and Nano Banana 2 (web and image search).  For the other
+ * models nothing says so, and a request with the tool would be refused or
+ * silently ignored after payment: refuse it before sending instead.
+ * Models added by the config take no tools.
+ */
+bool model_takes_search(const struct model_info *m)
+{
+	static const char *const ids[] = { "gemini-3-pro-image", "gemini-3.1-flash-image" };
+
+	for (size_t i = 0; m && i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (strcmp(m->id, ids[i]) == 0)
+			return true;
+	return false;
+}

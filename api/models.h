@@ -28,6 +28,8 @@ const struct model_info *models_find(const char *name);
 int models_add(const char *id, const char *sizes_csv, const char *alias, bool wide_aspects);
 bool model_has_size(const struct model_info *m, const char *size);
 bool model_has_aspect(const struct model_info *m, const char *aspect);
+/* True when Google documents Google Search grounding for the model. */
+bool model_takes_search(const struct model_info *m);
 /* True for any of the 14 aspect strings. */
 bool aspect_valid(const char *aspect);
 /* Expected pixels for model/size/aspect (gemini-wire.md 5.2); 0 or -1 when unknown. */

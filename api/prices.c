@@ -204,9 +204,22 @@ char *prices_render(void)
 			}
 		}
 	}
+	sb_printf(&b, "%-30s %-4s %-8s %-8.4f %-10s %s\n", "google-search-query", "-", "-",
+		  price_search_query_usd(), prices_checked, "[INF] per query of a search: yes prompt");
 	if (b.oom) {
 		free(b.s);
 		return NULL;
 	}
 	return b.s;
+}
+
+/*
+ * Grounding with Google Search on Gemini 3 models: $14 per 1,000 queries
+ * (Google's pricing page for the text models; image models are assumed to
+ * bill alike, hence [INF]).  The free monthly allowance is not counted: an
+ * estimate errs high, never low.
+ */
+double price_search_query_usd(void)
+{
+	return 0.014;
 }

@@ -13,6 +13,11 @@ double price_usd(const char *model, const char *size, enum route route);
 int price_set(const char *model, const char *size, enum route route, double usd);
 /* Writes the table as text ("model size route usd date source" lines) into a malloc'd string. */
 char *prices_render(void);
+/*
+ * USD for one Google Search query of a grounded request ("search: yes"),
+ * billed by Google beside the image.
+ */
+double price_search_query_usd(void);
 extern const char prices_checked[];	/* "2026-07-01" */
 
 #endif

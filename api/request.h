@@ -52,6 +52,8 @@ struct gen_request {
 	int n;				/* candidate count asked for, >= 1; not in the key */
 	int index;			/* which candidate this request is, 1..n */
 	int variant;			/* 0 = default; enters the key */
+	const char *system;		/* system instruction, or NULL; enters the key */
+	bool search;			/* Google Search grounding tool; enters the key */
 	enum route route;
 };
 
@@ -102,6 +104,7 @@ struct gen_result {
 	char mime[32];			/* "image/png", ... from the answer, checked against magic */
 	int width, height;		/* pixels, read from the image header; 0 when unknown */
 	long in_tokens, out_tokens, thought_tokens; /* usage as reported; -1 when absent */
+	int search_queries;		/* Google Search queries the answer reports; 0 when none */
 	bool paid_unusable;		/* a 2xx answer arrived whole or over the cap but cannot be
 					 * used: the server billed it, we do not resend it */
 };

@@ -57,6 +57,15 @@ static int standard_build(const struct api_endpoint *ep, const struct gen_reques
 		goto out_fail;
 	if (rq->route == ROUTE_FLEX && !cJSON_AddStringToObject(root, "service_tier", "flex"))
 		goto out_fail;
+	/* "system_instruction" is a plain string here; a tool is {"type": "google_search"}. */
+	if (rq->system && !cJSON_AddStringToObject(root, "system_instruction", rq->system))
+		goto out_fail;
+	if (rq->search) {
+		cJSON *tools = cJSON_AddArrayToObject(root, "tools"), *tool = cJSON_CreateObject();
+		if (!tools || !tool || !cJSON_AddItemToArray(tools, tool) ||
+		    !cJSON_AddStringToObject(tool, "type", "google_search"))
+			goto out_fail;
+	}
 	if (wire_body(out, root))
 		goto out_fail;
 	cJSON_Delete(root);
@@ -147,6 +156,25 @@ static void usage_into(const cJSON *root, struct gen_result *res)
 	res->thought_tokens = wire_long(u, "total_thought_tokens");
 }
 
+/*
+ * Google Search queries the interaction ran: each google_search_call step
+ * carries its queries in arguments.queries (one query when not listed).
+ */
+static int search_queries(const cJSON *steps)
+{
+	const cJSON *s;
+	int n = 0;
+	cJSON_ArrayForEach(s, steps) {
+		const char *t = wire_str(s, "type");
+		if (!t || strcmp(t, "google_search_call") != 0)
+			continue;
+		const cJSON *q = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(s, "arguments"), "queries");
+		n += cJSON_IsArray(q) && cJSON_GetArraySize(q) > 0 ? cJSON_GetArraySize(q) : 1;
+	}
+	return n;
+}
+
 static void standard_parse(const struct http_resp *resp, struct gen_result *res)
 {
 	const cJSON *img = NULL;
@@ -191,6 +219,7 @@ static void standard_parse(const struct http_resp *resp, struct gen_result *res)
 	}
 
 	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "steps");
+	res->search_queries = search_queries(steps);
 	if (cJSON_IsArray(steps)) {
 		/* the SDK's rule: from the end back to the last user_input, model_output only */
 		int n = cJSON_GetArraySize(steps), first = 0;

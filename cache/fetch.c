@@ -443,14 +443,19 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		billed = true;		/* made and sent (over the cap): the server billed it */
 	}
 
-	budget_settle(&f->budget, w->owner, (ok || billed) ? est : 0);
-	out->cost_usd = (ok || billed) ? est : 0;
+	/* A grounded request reserved one search query; it pays for those the answer reports. */
+	double settled = est;
+	if (rq->search && est >= 0)
+		settled = est + (res->search_queries - 1) * price_search_query_usd();
+	budget_settle(&f->budget, w->owner, (ok || billed) ? settled : 0);
+	out->cost_usd = (ok || billed) ? settled : 0;
 	if (abandoned)
 		return lost ? SENT_LOST : SENT_FAILED;	/* nothing left this machine: nothing to ledger */
 
 	rec_init(w, &r, ok ? "ok" : "failed");
 	r.billed = ok || billed;
-	r.cost_usd = (ok || billed) ? est : 0;
+	r.cost_usd = (ok || billed) ? settled : 0;
+	r.search_queries = (ok || billed) ? res->search_queries : 0;
 	r.http_status = res->http_status > 0 ? res->http_status : -1;
 	r.api_status = res->api_status;
 	r.request_id = res->request_id;
@@ -519,6 +524,8 @@ again:
 	}
 
 	est = price_usd(rq->model, rq->size, rq->route);
+	if (rq->search && est >= 0)
+		est += price_search_query_usd();	/* one query reserved; settled by the count */
 
 	/* 4. dry run: the price, nothing sent (unless this is the "bananactl run" that follows it) */
 	if (f->cfg->dry_run && !(w->reason && strcmp(w->reason, FETCH_REASON_RUN) == 0)) {

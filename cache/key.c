@@ -19,7 +19,12 @@
  *      CR become LF, so a file saved on Windows is the same request),
  *   R  the number of reference images, then
  *   H  the content hash of each, in the order the header names them (order
- *      changes the request).
+ *      changes the request),
+ *   Y  the system instruction (`system:`), only when one is given, and
+ *   G  1 when Google Search grounding is asked for (`search: yes`), only
+ *      then.  Both are left out when unset, so every key made before they
+ *      existed is unchanged (no format bump), and the tags keep "set" and
+ *      "unset" apart.
  *
  * What is NOT in it, on purpose:
  *   - the route: standard, flex, batch, generate and gateway ask the same
@@ -64,6 +69,8 @@ enum key_tag {
 	KT_PROMPT = 'P',
 	KT_NREFS = 'R',
 	KT_REF = 'H',
+	KT_SYSTEM = 'Y',
+	KT_SEARCH = 'G',
 };
 
 static void
@@ -124,6 +131,10 @@ key_encode(const struct gen_request *rq, int version, int n, const char *prompt,
 	key_put_int(&st, KT_NREFS, nrefs);
 	for (int i = 0; i < nrefs; i++)
 		key_put(&st, KT_REF, rq->refs[i].hash, sizeof(rq->refs[i].hash));
+	if (rq->system != NULL && rq->system[0] != '\0')
+		key_put_str(&st, KT_SYSTEM, rq->system);
+	if (rq->search)
+		key_put_int(&st, KT_SEARCH, 1);
 	/* rq->route is deliberately left out: see the comment at the top. */
 
 	h = XXH3_128bits_digest(&st);

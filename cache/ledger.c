@@ -147,6 +147,8 @@ static char *render(const struct ledger_rec *r)
 	bad |= add_str(o, "fallback", r->fallback);
 	if (r->in_tokens >= 0)
 		bad |= add_num(o, "in_tokens", (double)r->in_tokens);
+	if (r->search_queries > 0)
+		bad |= add_num(o, "search_queries", (double)r->search_queries);
 	if (r->out_tokens >= 0)
 		bad |= add_num(o, "out_tokens", (double)r->out_tokens);
 	if (!bad)

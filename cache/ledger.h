@@ -40,6 +40,7 @@ struct ledger_rec {
 	bool billed;			/* this line's cost is money spent (ok lines, billed failures) */
 	const char *fallback;		/* model actually used when fallback happened */
 	long in_tokens, out_tokens;	/* -1 = absent */
+	int search_queries;		/* Google Search queries billed with it ("search: yes"); 0 = none */
 };
 
 /* Opens (creating 0600) for appending.  0 or -1 with err. */

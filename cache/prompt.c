@@ -43,7 +43,7 @@ static const char *const all_aspects[] = {
 	"1:4", "4:1", "1:8", "8:1",
 };
 
-static const char known_keys[] = "aspect, n, input, variant, route";
+static const char known_keys[] = "aspect, n, input, variant, route, search, system";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -268,8 +268,9 @@ add_inputs(struct prompt *p, int lineno, const char *v, char *err, size_t errlen
 	}
 }
 
-enum hdr_key { HK_ASPECT, HK_N, HK_INPUT, HK_VARIANT, HK_ROUTE, HK_COUNT };
-static const char *const hdr_key_names[HK_COUNT] = { "aspect", "n", "input", "variant", "route" };
+enum hdr_key { HK_ASPECT, HK_N, HK_INPUT, HK_VARIANT, HK_ROUTE, HK_SEARCH, HK_SYSTEM, HK_COUNT };
+static const char *const hdr_key_names[HK_COUNT] = { "aspect", "n", "input", "variant", "route", "search",
+						     "system" };
 
 /* One header line, already without '\n'.  0, or -1 with err. */
 static int
@@ -372,6 +373,26 @@ header_line(struct prompt *p, int lineno, const char *s, size_t len, bool seen[H
 		if (add_inputs(p, lineno, val, err, errlen) < 0)
 			goto out;
 		break;
+	case HK_SEARCH:
+		if (!strcmp(val, "yes") || !strcmp(val, "true") || !strcmp(val, "on"))
+			p->search = true;
+		else if (!strcmp(val, "no") || !strcmp(val, "false") || !strcmp(val, "off"))
+			p->search = false;
+		else {
+			errbuf_set(err, errlen, "line %d: bad value '%s' for search: expected yes or no",
+				   lineno, q);
+			goto out;
+		}
+		break;
+	case HK_SYSTEM:
+		if (vl == 0) {
+			errbuf_set(err, errlen, "line %d: empty system instruction: write one after 'system:' "
+				   "or drop the line", lineno);
+			goto out;
+		}
+		p->system = val;	/* the line as written: it is the instruction */
+		val = NULL;
+		break;
 	case HK_COUNT:
 		goto out;
 	}
@@ -388,6 +409,7 @@ prompt_free(struct prompt *p)
 		return;
 	free(p->text);
 	free(p->text_as_written);
+	free(p->system);
 	for (int i = 0; i < p->ninputs; i++)
 		free(p->inputs[i]);
 	memset(p, 0, sizeof(*p));
@@ -492,7 +514,9 @@ static bool
 same_header(const struct prompt *a, const struct prompt *b)
 {
 	if (strcmp(a->aspect, b->aspect) != 0 || a->n != b->n || a->variant != b->variant ||
-	    a->route_set != b->route_set || a->route != b->route || a->ninputs != b->ninputs)
+	    a->route_set != b->route_set || a->route != b->route || a->ninputs != b->ninputs ||
+	    a->search != b->search || (a->system == NULL) != (b->system == NULL) ||
+	    (a->system && strcmp(a->system, b->system) != 0))
 		return false;
 	for (int i = 0; i < a->ninputs; i++)
 		if (strcmp(a->inputs[i], b->inputs[i]) != 0)
@@ -755,5 +779,35 @@ prompt_load_inputs(const struct prompt *p, int tree_fd, const char *dir,
 			prompt_free_inputs(refs, i);
 			return -1;
 		}
+	return 0;
+}
+
+int
+prompt_check_route(const struct prompt *p, const char *model, enum route route, bool gateway_images,
+		   char *err, size_t errlen)
+{
+	const struct model_info *m = models_find(model);
+
+	if (p->search && route == ROUTE_GATEWAY) {
+		errbuf_set(err, errlen, "search: yes needs Google's own API; route gateway does not carry "
+			   "Google Search grounding (use route standard, flex, generate or batch)");
+		return -1;
+	}
+	if (p->search && route == ROUTE_BATCH) {
+		/* The Batch API takes the tool, but the batcher prices items by image only. */
+		errbuf_set(err, errlen, "search: yes is not offered on route batch (its search queries "
+			   "would go unpriced); use route standard, flex or generate");
+		return -1;
+	}
+	if (p->search && !model_takes_search(m)) {
+		errbuf_set(err, errlen, "search: yes is not offered for %s (Google Search grounding: "
+			   "gemini-3-pro-image, gemini-3.1-flash-image)", model);
+		return -1;
+	}
+	if (p->system && route == ROUTE_GATEWAY && gateway_images) {
+		errbuf_set(err, errlen, "system: is not carried by a gateway's images API (gateway_api = "
+			   "images); use gateway_api = chat or native, or a Google route");
+		return -1;
+	}
 	return 0;
 }

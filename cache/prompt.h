@@ -26,6 +26,8 @@ struct prompt {
 	int variant;			/* 0 when not set */
 	enum route route;
 	bool route_set;
+	bool search;			/* "search: yes": Google Search grounding */
+	char *system;			/* "system: ...": a system instruction; owned; NULL when not set */
 	char *inputs[PROMPT_MAX_INPUTS];	/* paths relative to the prompt's folder; owned */
 	int ninputs;
 };
@@ -58,6 +60,17 @@ enum prompt_err prompt_parse(const char *buf, size_t len, struct prompt *p, char
 /* Checks aspect and size against the model table; 0 or -1 with err. */
 int prompt_check(const struct prompt *p, const char *model, const char *size, const char *aspect,
 		 char *err, size_t errlen);
+
+/*
+ * Checks the options a model or route may not take: "search: yes" needs a
+ * model with Google Search grounding (model_takes_search) and a real-time
+ * Google route (standard, flex, generate: batch items are priced by image
+ * only, and a gateway does not carry the tool); "system:" needs a route that carries a system
+ * instruction (every one but a gateway spoken to through its images API,
+ * gateway_images).  0 or -1 with err naming what to change.
+ */
+int prompt_check_route(const struct prompt *p, const char *model, enum route route, bool gateway_images,
+		       char *err, size_t errlen);
 
 /*
  * Loads the reference images named by p->inputs.  tree_fd is the store's

@@ -773,6 +773,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	else if (route_parse(b->cfg.route, &route) < 0)
 		route = ROUTE_STANDARD;
 	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
+	    prompt_check_route(&p, n.model->id, route, b->cfg.gateway_api == GATEWAY_API_IMAGES,
+			       err, sizeof(err)) < 0 ||
 	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
 		creds_leave();
 		char text[1400];
@@ -826,7 +828,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			.model = n.model->id, .size = n.size, .aspect = aspect,
 			.prompt = p.text, .prompt_len = p.len,
 			.prompt_as_written = p.text_as_written, .prompt_as_written_len = p.len_as_written,
-			.refs = refs, .nrefs = nrefs,
+			.refs = refs, .nrefs = nrefs, .system = p.system, .search = p.search,
 			.n = p.n, .index = i, .variant = p.variant, .route = route,
 		};
 		struct fetch_outcome out;

@@ -275,6 +275,37 @@ test_route_not_in_key(void **state)
 }
 
 static void
+test_system_and_search_in_key(void **state)
+{
+	struct gen_request rq;
+	struct cache_key k0, k, ks, ks2, kg;
+
+	(void)state;
+	base_request(&rq);
+	compute(&rq, &k0);
+	rq.system = "";			/* "" is "not given": the key made before the option */
+	compute(&rq, &k);
+	assert_true(same(&k0, &k));
+	rq.system = "pencil sketch";
+	compute(&rq, &ks);
+	assert_false(same(&k0, &ks));
+	rq.system = "pencil sketches";
+	compute(&rq, &ks2);
+	assert_false(same(&ks, &ks2));
+	rq.system = NULL;
+	rq.search = true;
+	compute(&rq, &kg);
+	assert_false(same(&k0, &kg));
+	assert_false(same(&ks, &kg));
+	/* the system text is its own field: it cannot be confused with the prompt */
+	base_request(&rq);
+	rq.prompt = "a fox in the snowpencil sketch";
+	rq.prompt_len = strlen(rq.prompt);
+	compute(&rq, &k);
+	assert_false(same(&ks, &k));
+}
+
+static void
 test_refs_order_and_content(void **state)
 {
 	struct ref_image ab[2], ba[2], changed[2];
@@ -381,6 +412,7 @@ main(void)
 		cmocka_unit_test(test_format1_is_frozen),
 		cmocka_unit_test(test_field_boundaries),
 		cmocka_unit_test(test_route_not_in_key),
+		cmocka_unit_test(test_system_and_search_in_key),
 		cmocka_unit_test(test_refs_order_and_content),
 		cmocka_unit_test(test_hash_bytes),
 		cmocka_unit_test(test_hex_round_trip),

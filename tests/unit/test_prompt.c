@@ -182,7 +182,7 @@ test_header_errors_line_numbers(void **state)
 {
 	(void)state;
 	expect_fail("---\naspet: 16:9\n---\nfox", PROMPT_BAD_HEADER,
-		    "line 2: unknown key 'aspet' (known: aspect, n, input, variant, route)");
+		    "line 2: unknown key 'aspet' (known: aspect, n, input, variant, route, search, system)");
 	expect_fail("---\n\n# c\nn: 9\n---\nfox", PROMPT_BAD_HEADER,
 		    "line 4: bad value '9' for n: expected 1..8");
 	expect_fail("---\r\nn: 2\r\nn: 3\r\n---\r\nfox", PROMPT_BAD_HEADER,
@@ -581,6 +581,39 @@ test_load_partial_failure(void **state)
 	prompt_free(&p);
 }
 
+static void
+test_search_and_system(void **state)
+{
+	struct prompt p;
+
+	(void)state;
+	assert_int_equal(parse("---\nsearch: yes\nsystem: draw it as a woodcut, high contrast\n---\nnews", &p),
+			 PROMPT_OK);
+	assert_true(p.search);
+	assert_string_equal(p.system, "draw it as a woodcut, high contrast");
+	assert_string_equal(p.text, "news");
+	/* refused where the model or route does not take them */
+	assert_int_equal(prompt_check_route(&p, "gemini-3-pro-image", ROUTE_STANDARD, false, err, sizeof(err)), 0);
+	assert_int_equal(prompt_check_route(&p, "gemini-3.1-flash-image", ROUTE_GENERATE, false, err, sizeof(err)), 0);
+	assert_int_equal(prompt_check_route(&p, "gemini-3.1-flash-lite-image", ROUTE_STANDARD, false, err,
+					    sizeof(err)), -1);
+	assert_non_null(strstr(err, "not offered for gemini-3.1-flash-lite-image"));
+	assert_int_equal(prompt_check_route(&p, "gemini-3-pro-image", ROUTE_GATEWAY, false, err, sizeof(err)), -1);
+	assert_int_equal(prompt_check_route(&p, "gemini-3-pro-image", ROUTE_BATCH, false, err, sizeof(err)), -1);
+	p.search = false;
+	assert_int_equal(prompt_check_route(&p, "gemini-3-pro-image", ROUTE_GATEWAY, false, err, sizeof(err)), 0);
+	assert_int_equal(prompt_check_route(&p, "gemini-3-pro-image", ROUTE_GATEWAY, true, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "gateway_api = images"));
+	prompt_free(&p);
+	assert_int_equal(parse("---\nsearch: no\n---\nx", &p), PROMPT_OK);
+	assert_false(p.search);
+	assert_null(p.system);
+	prompt_free(&p);
+	expect_fail("---\nsearch: maybe\n---\nx", PROMPT_BAD_HEADER, "bad value 'maybe' for search");
+	expect_fail("---\nsystem:\n---\nx", PROMPT_BAD_HEADER, "empty system instruction");
+	expect_fail("---\nsystem: a\nsystem: b\n---\nx", PROMPT_BAD_HEADER, "duplicate key 'system'");
+}
+
 int
 main(void)
 {
@@ -589,6 +622,7 @@ main(void)
 		cmocka_unit_test(test_plain_text_trimmed),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_header_full),
+		cmocka_unit_test(test_search_and_system),
 		cmocka_unit_test(test_header_crlf_bom_trailing_spaces),
 		cmocka_unit_test(test_header_errors_line_numbers),
 		cmocka_unit_test(test_header_good_limits),

@@ -23,6 +23,7 @@ static pthread_mutex_t bill_mu = PTHREAD_MUTEX_INITIALIZER;
 /* everything below is protected by bill_mu */
 static long n_requests;
 static long n_generations;
+static long n_search_queries;	/* Google Search queries run for grounded requests */
 static double total_usd;
 static struct { char name[48]; long n; } endpoints[MAX_ENDPOINTS];
 static int n_endpoints;
@@ -52,6 +53,13 @@ void bill_count_endpoint(const char *endpoint)
 	}
 	if (i < n_endpoints)
 		endpoints[i].n++;
+	pthread_mutex_unlock(&bill_mu);
+}
+
+void bill_search_queries(int n)
+{
+	pthread_mutex_lock(&bill_mu);
+	n_search_queries += n;
 	pthread_mutex_unlock(&bill_mu);
 }
 
@@ -113,6 +121,7 @@ cJSON *bill_stats_json(void)
 	pthread_mutex_lock(&bill_mu);
 	cJSON_AddNumberToObject(j, "requests", (double)n_requests);
 	cJSON_AddNumberToObject(j, "generations", (double)n_generations);
+	cJSON_AddNumberToObject(j, "search_queries", (double)n_search_queries);
 	cJSON_AddNumberToObject(j, "billed_usd", round6(total_usd));
 	cJSON *be = cJSON_AddObjectToObject(j, "by_endpoint");
 	for (int i = 0; i < n_endpoints; i++)
@@ -145,7 +154,7 @@ cJSON *bill_requests_json(void)
 void bill_reset(void)
 {
 	pthread_mutex_lock(&bill_mu);
-	n_requests = n_generations = 0;
+	n_requests = n_generations = n_search_queries = 0;
 	total_usd = 0;
 	n_endpoints = n_billed = 0;
 	for (int i = 0; i < log_len; i++)

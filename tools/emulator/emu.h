@@ -86,6 +86,8 @@ struct model_info {
 };
 const struct model_info *model_find(const char *id);
 const struct model_info *model_at(size_t i);     /* NULL past the end */
+/* True for the models Google documents Google Search grounding for. */
+bool model_takes_search(const struct model_info *m);
 const char *model_size_name(enum model_size s);
 /* Pixel size for model x size x aspect; false if the aspect is unknown. */
 bool model_pixels(const struct model_info *m, enum model_size s,
@@ -234,6 +236,9 @@ struct gen_req {
 	struct gen_in in[GEN_MAX_IN];
 	bool want_jpeg;
 	bool no_image;          /* the request asked for text only */
+	bool search;            /* the Google Search tool was asked for */
+	bool has_system;        /* a system instruction came with it */
+	char system[256];       /* its start, for the request log */
 	int variant;            /* n>1 on gateways: k-th image, 0 = first */
 	enum auth_kind auth;
 	/* resolved by gen_validate */
@@ -252,6 +257,16 @@ struct gen_out {
 	double usd;             /* standard price */
 };
 
+/*
+ * The request's tools and system instruction in either wire shape: flavor
+ * interactions (tools [{"type":"google_search"}], "system_instruction" a
+ * string) or generateContent/batch (tools [{"googleSearch":{}}] or
+ * google_search, "systemInstruction" a Content with text parts).  Refuses
+ * what Google refuses.  false with e set.
+ */
+bool gen_parse_tools(const cJSON *j, struct gen_req *g, bool interactions, struct emu_err *e);
+/* The search query the emulator "ran" for g: the prompt's first words. */
+void gen_search_query(const struct gen_req *g, char *out, size_t len);
 void gen_init(struct gen_req *g, const char *endpoint, enum auth_kind auth);
 void gen_free(struct gen_req *g);
 void gen_add_text(struct gen_req *g, const char *t);
@@ -281,6 +296,7 @@ void gen_truncate_b64(struct gen_out *o);
 void bill_count_request(void);
 void bill_count_endpoint(const char *endpoint);
 void bill_generation(int images);
+void bill_search_queries(int n);
 /* route: standard, flex, generate, batch, gateway */
 void bill_add(const char *model, const char *size, const char *route,
 	      int count, double usd);

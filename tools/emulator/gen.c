@@ -82,6 +82,12 @@ bool gen_validate(struct gen_req *g, struct emu_err *e)
 		return false;
 	}
 
+	if (g->search && !model_takes_search(g->m)) {
+		err_set(e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Search Grounding is not supported for models/%s.", g->m->id);
+		return false;
+	}
+
 	const char *s = g->size;
 	if (!*s || !strcmp(s, "1K"))
 		g->sz = SZ_1K;
@@ -193,6 +199,11 @@ void gen_log(const struct gen_req *g, int status)
 	}
 	cJSON_AddStringToObject(e, "auth", g->auth == AUTH_KEY ? "key" :
 				g->auth == AUTH_BEARER ? "bearer" : "none");
+	cJSON_AddBoolToObject(e, "search", g->search);
+	if (g->has_system)
+		cJSON_AddStringToObject(e, "system", g->system);
+	else
+		cJSON_AddNullToObject(e, "system");
 	cJSON_AddNumberToObject(e, "status", status);
 	bill_log_request(e);
 }
@@ -207,4 +218,75 @@ bool gen_pre(struct fault *f, enum flavor fl, const char *model,
 		util_sleep_ms(f->delay_ms);
 	util_sleep_ms(emu_opt.latency_ms);
 	return fault_transport(f, r);
+}
+
+bool gen_parse_tools(const cJSON *j, struct gen_req *g, bool interactions, struct emu_err *e)
+{
+	const char *flavor = "invalid_request";
+	cJSON *tools = json_get2(j, "tools", NULL);
+	if (tools && !cJSON_IsArray(tools)) {
+		err_set(e, 400, "INVALID_ARGUMENT", flavor,
+			"Invalid value at 'tools' (type.googleapis.com/google.ai.generativelanguage.v1beta.Tool), "
+			"expected a list.");
+		return false;
+	}
+	int i = 0;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, tools) {
+		if (interactions) {
+			const char *type = json_str2(t, "type", NULL);
+			if (!type || strcmp(type, "google_search") != 0) {
+				err_set(e, 400, "INVALID_ARGUMENT", flavor,
+					"The value '%s' is not supported for 'type' at 'tools[%d]'.",
+					type ? type : "", i);
+				return false;
+			}
+		} else if (json_get2(t, "googleSearchRetrieval", "google_search_retrieval")) {
+			err_set(e, 400, "INVALID_ARGUMENT", flavor,
+				"google_search_retrieval is not supported; please use google_search field instead.");
+			return false;
+		} else if (!cJSON_IsObject(json_get2(t, "googleSearch", "google_search"))) {
+			err_set(e, 400, "INVALID_ARGUMENT", flavor,
+				"Invalid JSON payload received. Unknown name in 'tools[%d]': only google_search "
+				"is offered for image models.", i);
+			return false;
+		}
+		g->search = true;
+		i++;
+	}
+	cJSON *si = json_get2(j, interactions ? "system_instruction" : "systemInstruction",
+			      "system_instruction");
+	if (si && !cJSON_IsNull(si)) {
+		const char *text = NULL;
+		if (interactions) {
+			if (!cJSON_IsString(si)) {
+				err_set(e, 400, "INVALID_ARGUMENT", flavor,
+					"Invalid value at 'system_instruction' (TYPE_STRING).");
+				return false;
+			}
+			text = si->valuestring;
+		} else {
+			const cJSON *p = cJSON_GetArrayItem(json_get2(si, "parts", NULL), 0);
+			text = json_str2(p, "text", NULL);
+			if (!cJSON_IsObject(si) || !text) {
+				err_set(e, 400, "INVALID_ARGUMENT", flavor,
+					"Invalid value at 'system_instruction' "
+					"(type.googleapis.com/google.ai.generativelanguage.v1beta.Content): "
+					"expected {\"parts\": [{\"text\": ...}]}.");
+				return false;
+			}
+		}
+		g->has_system = true;
+		snprintf(g->system, sizeof g->system, "%s", text);
+	}
+	return true;
+}
+
+void gen_search_query(const struct gen_req *g, char *out, size_t len)
+{
+	const char *p = g->prompt.data ? g->prompt.data : "";
+	size_t n = strlen(p);
+	if (n > 60)
+		n = 60;
+	snprintf(out, len, "%.*s", (int)n, p);
 }

@@ -47,6 +47,8 @@ bool gc_parse_request(const cJSON *j, struct gen_req *g, struct emu_err *e)
 			"* GenerateContentRequest.contents: contents is not specified\n");
 		return false;
 	}
+	if (!gen_parse_tools(j, g, false, e))
+		return false;
 	cJSON *gc = json_get2(j, "generationConfig", "generation_config");
 	cJSON *ic = json_get2(gc, "imageConfig", "image_config");
 	const char *s = json_str2(ic, "imageSize", "image_size");
@@ -87,6 +89,19 @@ cJSON *gc_answer_json(const struct gen_req *g, const struct gen_out *o,
 		cJSON_AddItemToArray(parts, ip);
 	}
 	cJSON_AddStringToObject(content, "role", "model");
+	if (g->search && o) {
+		char q[64];
+		gen_search_query(g, q, sizeof q);
+		cJSON *gm = cJSON_AddObjectToObject(cand, "groundingMetadata");
+		cJSON *qs = cJSON_AddArrayToObject(gm, "webSearchQueries");
+		cJSON_AddItemToArray(qs, cJSON_CreateString(q));
+		cJSON *chunks = cJSON_AddArrayToObject(gm, "groundingChunks");
+		cJSON *ch = cJSON_CreateObject(), *web = cJSON_AddObjectToObject(ch, "web");
+		cJSON_AddStringToObject(web, "uri", "https://example.org/emulator-search-result");
+		cJSON_AddStringToObject(web, "title", "emulator search result");
+		cJSON_AddItemToArray(chunks, ch);
+		bill_search_queries(1);
+	}
 	cJSON_AddStringToObject(cand, "finishReason", "STOP");
 	cJSON_AddNumberToObject(cand, "index", 0);
 

@@ -94,6 +94,8 @@ static bool parse(const cJSON *j, struct gen_req *g, const char **tier,
 				want = true;
 		g->no_image = !want && !rf;
 	}
+	if (!gen_parse_tools(j, g, true, e))
+		return false;
 	const char *t = json_str2(j, "service_tier", NULL);
 	*tier = t ? t : "standard";
 	cJSON *st = json_get2(j, "store", NULL);
@@ -154,6 +156,26 @@ static cJSON *answer(const struct gen_req *g, const struct gen_out *o,
 		cJSON_AddStringToObject(th, "signature", "ZW11bGF0b3ItdGhvdWdodA==");
 		cJSON_AddArrayToObject(th, "summary");
 		cJSON_AddItemToArray(steps, th);
+		if (g->search && o) {
+			char q[64];
+			gen_search_query(g, q, sizeof q);
+			cJSON *call = cJSON_CreateObject(), *args, *res, *hits, *hit;
+			cJSON_AddStringToObject(call, "type", "google_search_call");
+			cJSON_AddStringToObject(call, "id", "gs_1");
+			args = cJSON_AddObjectToObject(call, "arguments");
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(args, "queries"), cJSON_CreateString(q));
+			cJSON_AddItemToArray(steps, call);
+			res = cJSON_CreateObject();
+			cJSON_AddStringToObject(res, "type", "google_search_result");
+			cJSON_AddStringToObject(res, "call_id", "gs_1");
+			hits = cJSON_AddArrayToObject(res, "result");
+			hit = cJSON_CreateObject();
+			cJSON_AddStringToObject(hit, "title", "emulator search result");
+			cJSON_AddStringToObject(hit, "url", "https://example.org/emulator-search-result");
+			cJSON_AddItemToArray(hits, hit);
+			cJSON_AddItemToArray(steps, res);
+			bill_search_queries(1);
+		}
 		cJSON *mo = cJSON_CreateObject();
 		cJSON_AddStringToObject(mo, "type", "model_output");
 		cJSON_AddItemToObject(mo, "content", blocks);

@@ -102,3 +102,8 @@ bool model_pixels(const struct model_info *m, enum model_size s,
 	}
 	return false;
 }
+
+bool model_takes_search(const struct model_info *m)
+{
+	return m && (!strcmp(m->id, "gemini-3-pro-image") || !strcmp(m->id, "gemini-3.1-flash-image"));
+}
