@@ -124,6 +124,22 @@ tl_pause(void *st, double s)
 	PQclear(r);
 }
 
+/* The team's 429 pause left (a machine of the team met it), or this mount's own. */
+static double
+tl_paused_for(void *st)
+{
+	struct team_limiter *l = st;
+	double local = limiter_paused_for(&l->local), team = 0;
+	char err[256];
+	PGresult *r = team_db_exec(l->db, "SELECT greatest(0, extract(epoch FROM until - now()))::float8 "
+				   "FROM bananafs.pause WHERE id = 1", 0, NULL, err, sizeof(err));
+
+	if (r != NULL && PQntuples(r) > 0)
+		team = atof(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return local > team ? local : team;
+}
+
 static void
 tl_destroy(void *st)
 {
@@ -139,6 +155,7 @@ static const struct limiter_ops team_limiter_ops = {
 	.acquire = tl_acquire,
 	.release = tl_release,
 	.pause = tl_pause,
+	.paused_for = tl_paused_for,
 	.destroy = tl_destroy,
 };
 
