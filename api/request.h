@@ -55,6 +55,7 @@ struct gen_request {
 	const char *system;		/* system instruction, or NULL; enters the key */
 	bool search;			/* Google Search grounding tool; enters the key */
 	enum route route;
+	const char *origin;		/* the prompt's path below the mount, for the ledger; never sent */
 };
 
 /*

@@ -115,12 +115,21 @@ static void outcome_init(struct fetch_outcome *out)
 struct line_ctx {
 	struct fetch_ctx *f;
 	const char *job_id, *key, *model, *size, *aspect, *prompt_hash, *prompt;
+	const char *path;		/* the (first) prompt's path, from its job_ref "gen/i/n:path" */
 };
+
+/* The path part of a job_ref, or NULL. */
+static const char *ref_path(const char *job_ref)
+{
+	const char *colon = job_ref ? strchr(job_ref, ':') : NULL;
+	return colon ? colon + 1 : NULL;
+}
 
 static void rec_init(const struct line_ctx *c, struct ledger_rec *r, const char *outcome)
 {
 	memset(r, 0, sizeof(*r));
 	r->job = c->job_id;
+	r->path = c->path;
 	r->key = c->key;
 	r->model = c->model;
 	r->route = route_name(ROUTE_BATCH);
@@ -280,7 +289,8 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	struct cache_key ph;
 	char prompt_hash[KEY_HEX_LEN], err[256] = "";
 	struct line_ctx lc = { .f = f, .job_id = job_id, .model = rq->model, .size = rq->size,
-			       .aspect = rq->aspect, .prompt_hash = prompt_hash, .prompt = rq->prompt };
+			       .aspect = rq->aspect, .prompt_hash = prompt_hash, .prompt = rq->prompt,
+			       .path = rq->origin ? rq->origin : ref_path(job_ref) };
 	struct bkey *k;
 	char rid[RESV_ID_LEN];
 	double est;
@@ -433,7 +443,8 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	};
 	struct line_ctx lc = { .f = f, .job_id = k->refs ? k->refs->job_id : NULL, .key = k->key,
 			       .model = k->model, .size = k->size, .aspect = k->aspect,
-			       .prompt_hash = k->prompt_hash, .prompt = k->prompt };
+			       .prompt_hash = k->prompt_hash, .prompt = k->prompt,
+			       .path = k->refs ? ref_path(k->refs->job_ref) : NULL };
 
 	outcome_init(&out);
 	key_from_hex(k->key, &out.key);
@@ -716,7 +727,8 @@ static bool ledger_sent(struct batcher *b, struct sub_item *it, int n, const cha
 			continue;
 		struct line_ctx lc = { .f = f, .job_id = k->refs ? k->refs->job_id : NULL, .key = k->key,
 				       .model = k->model, .size = k->size, .aspect = k->aspect,
-				       .prompt_hash = k->prompt_hash, .prompt = k->prompt };
+				       .prompt_hash = k->prompt_hash, .prompt = k->prompt,
+				       .path = k->refs ? ref_path(k->refs->job_ref) : NULL };
 		k->attempts++;
 		snprintf(reason, sizeof(reason), "%s%sbatch %s", k->reason, k->reason[0] ? ", " : "", display);
 		rec_init(&lc, &r, "sent");

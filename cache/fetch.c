@@ -226,6 +226,7 @@ static void rec_init(const struct walk *w, struct ledger_rec *r, const char *out
 {
 	memset(r, 0, sizeof(*r));
 	r->job = w->job_id;
+	r->path = w->rq->origin;
 	r->key = w->key_hex;
 	r->model = w->rq->model;
 	r->route = route_name(w->rq->route);

@@ -123,6 +123,7 @@ static char *render(const struct ledger_rec *r)
 		goto out_delete;
 	bad |= add_str(o, "time", when);
 	bad |= add_str(o, "job", r->job);
+	bad |= add_str(o, "path", r->path);
 	bad |= add_str(o, "key", r->key);
 	bad |= add_str(o, "model", r->model);
 	bad |= add_str(o, "route", r->route);

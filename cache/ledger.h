@@ -24,6 +24,8 @@ struct ledger {
 struct ledger_rec {
 	time_t time;			/* filled with now when 0 */
 	const char *job;		/* job id */
+	const char *path;		/* the prompt, relative to the mount root; NULL = none.  Lets the
+					   mount show each user only the lines of prompts they may read */
 	const char *key;		/* cache key hex */
 	const char *model, *route, *size, *aspect;
 	const char *prompt_hash;	/* hex XXH3-128 of the normalised prompt */

@@ -43,12 +43,23 @@ int cow_if_object(int dirfd, const char *name, int *copied)
 	char tmp[64];
 	if (copied)
 		*copied = 0;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_nlink < 2)
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	int obj = is_object(dirfd, name);
 	if (obj <= 0)
 		return obj < 0 ? -obj : 0;
+	if (st.st_nlink < 2) {
+		/*
+		 * The writer's own copy (fs/publish.h) or an object gc'ed since:
+		 * no cache to protect, but once changed it is the user's file,
+		 * which bananafs must never replace.  Unmark it.
+		 */
+		char abs[PATH_MAX];
+		snprintf(abs, sizeof(abs), "/proc/self/fd/%d/%s", dirfd, name);
+		if (lremovexattr(abs, COW_OBJECT_XATTR) < 0 && errno != ENODATA)
+			return errno;
+		return 0;
+	}
 	snprintf(tmp, sizeof(tmp), PUB_TMP_PREFIX "cow.%ld", (long)gettid());
 	int in = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)

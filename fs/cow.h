@@ -2,7 +2,9 @@
  * cow.h - copy-on-write for published outputs.  A published NAME.png is a
  * hard link to a cache object (marked with the xattr user.bananafs.object);
  * before anything changes it, data or metadata, the name gets its own copy
- * so edits never reach the cache.
+ * so edits never reach the cache.  The copy is unmarked: a changed output
+ * is the user's file, which bananafs never replaces (fs/publish.h); an
+ * output that is already a private copy (nlink 1) just loses the mark.
  */
 #ifndef BANANAFS_FS_COW_H
 #define BANANAFS_FS_COW_H

@@ -2,11 +2,14 @@
  * creds.c - see creds.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "cache/beneath.h"
 #include "cache/log.h"
 #include "fs/creds.h"
 
@@ -86,6 +89,34 @@ void creds_leave(void)
 {
 	if (acting)
 		back_to_daemon();
+}
+
+bool creds_may_read(int tree_fd, const char *rel, const struct writer *w)
+{
+	if (creds_is_daemon(w))
+		return true;
+	if (!creds_can_switch()) {
+		struct stat st;
+		if (fstatat(tree_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return false;
+		if (w->uid == st.st_uid)
+			return st.st_mode & S_IRUSR;
+		bool in_group = w->gid == st.st_gid;
+		for (int i = 0; i < w->ngroups; i++)
+			in_group |= w->groups[i] == st.st_gid;
+		return st.st_mode & (in_group ? S_IRGRP : S_IROTH);
+	}
+	const struct writer *was = creds_suspend();
+	bool ok = false;
+	if (creds_enter(w) == 0) {
+		int fd = open_beneath(tree_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		ok = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+		creds_leave();
+	}
+	creds_resume(was);
+	return ok;
 }
 
 const struct writer *creds_current(void)

@@ -43,6 +43,11 @@ bool creds_is_daemon(const struct writer *w);
  */
 int creds_enter(const struct writer *w);
 void creds_leave(void);
+/*
+ * Could w open rel (below the tree) for reading?  Asked with w's rights
+ * when the daemon can switch; otherwise from the file's mode bits alone.
+ */
+bool creds_may_read(int tree_fd, const char *rel, const struct writer *w);
 /* The writer this thread acts for, or NULL. */
 const struct writer *creds_current(void);
 /* Back to the daemon's rights for a moment; returns what creds_resume takes. */

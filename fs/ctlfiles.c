@@ -19,6 +19,7 @@
 #include "api/prices.h"
 #include "cache/beneath.h"
 #include "cache/prompt.h"
+#include "fs/creds.h"
 #include "fs/ctlfiles.h"
 #include "fs/jobs.h"
 #include "fs/status.h"
@@ -121,7 +122,7 @@ static void add_dry(struct prompt_status *s, void *arg)
 		t->unpriced++;
 }
 
-static char *render_stats(struct bfs *b)
+static char *render_stats(struct bfs *b, const struct writer *caller)
 {
 	struct dry_total dry = { 0 };
 	struct fetch_stats st;
@@ -135,7 +136,9 @@ static char *render_stats(struct bfs *b)
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
-	cJSON_AddStringToObject(o, "store", b->store.dir);
+	/* The store is the owner's folder: other users are not told where it is. */
+	cJSON_AddStringToObject(o, "store", !caller || creds_is_daemon(caller) || caller->uid == 0 ?
+				b->store.dir : "");
 	cJSON_AddStringToObject(o, "mount", b->mountpoint ? b->mountpoint : "");
 	cJSON_AddStringToObject(o, "endpoint", b->cfg.endpoint);
 	cJSON_AddBoolToObject(o, "offline", b->offline);
@@ -244,21 +247,53 @@ static char *render_doctor(struct bfs *b)
 	return sb.p;
 }
 
-char *ctl_render(struct bfs *b, const char *name, size_t *len)
+/*
+ * Keeps the JSON lines whose "path" names a prompt the caller may read
+ * (fs/creds.h), for a caller other than the mount's owner: a shared mount
+ * shows each user their own jobs and ledger lines.  Lines without a path
+ * are the owner's.  Frees text.
+ */
+static char *only_callers_lines(struct bfs *b, char *text, const struct writer *caller)
+{
+	if (!text || !caller || creds_is_daemon(caller) || caller->uid == 0)
+		return text;
+	struct strbuf sb = { 0 };
+	char *save = NULL;
+	sb_add(&sb, "");
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *o = cJSON_Parse(line);
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path");
+		if (cJSON_IsString(p) && creds_may_read(b->tree_fd, p->valuestring, caller)) {
+			sb_add(&sb, line);
+			sb_add(&sb, "\n");
+		}
+		cJSON_Delete(o);
+	}
+	free(text);
+	if (sb.failed) {
+		free(sb.p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return sb.p;
+}
+
+char *ctl_render(struct bfs *b, const char *name, size_t *len, const struct writer *caller)
 {
 	char *text = NULL;
 	if (!strcmp(name, "jobs")) {
 		struct strbuf sb = { 0 };
 		status_foreach(job_line, &sb);
 		text = sb.failed ? (free(sb.p), NULL) : (sb.p ? sb.p : strdup(""));
+		text = only_callers_lines(b, text, caller);
 	} else if (!strcmp(name, "stats")) {
-		text = render_stats(b);
+		text = render_stats(b, caller);
 	} else if (!strcmp(name, "prices")) {
 		text = prices_render();
 	} else if (!strcmp(name, "config")) {
 		text = config_render(&b->cfg);
 	} else if (!strcmp(name, "ledger.jsonl")) {
-		text = read_ledger(b);
+		text = only_callers_lines(b, read_ledger(b), caller);
 	} else if (!strcmp(name, "doctor")) {
 		text = render_doctor(b);
 	} else {

@@ -12,8 +12,13 @@
 #include "cache/writer.h"
 #include "fs/bfs.h"
 
-/* Renders the named file into a malloc'd buffer; NULL with errno. */
-char *ctl_render(struct bfs *b, const char *name, size_t *len);
+/*
+ * Renders the named file into a malloc'd buffer; NULL with errno.  caller
+ * (NULL: the owner) decides what is shown: for anyone but the mount's
+ * owner, jobs and ledger.jsonl hold only lines of prompts they may read,
+ * and stats does not name the store.  config never shows a secret.
+ */
+char *ctl_render(struct bfs *b, const char *name, size_t *len, const struct writer *caller);
 /*
  * True for the files whose text is not computed on stat: doctor (its
  * render makes a network call) and control (write-only).  They show size

@@ -829,7 +829,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			.prompt = p.text, .prompt_len = p.len,
 			.prompt_as_written = p.text_as_written, .prompt_as_written_len = p.len_as_written,
 			.refs = refs, .nrefs = nrefs, .system = p.system, .search = p.search,
-			.n = p.n, .index = i, .variant = p.variant, .route = route,
+			.n = p.n, .index = i, .variant = p.variant, .route = route, .origin = relpath,
 		};
 		struct fetch_outcome out;
 		if (route == ROUTE_BATCH) {

@@ -367,6 +367,15 @@ out_unlink: {
 }
 }
 
+int publish_yield(int dirfd, const char *name, const struct writer *caller)
+{
+	if (output_state(dirfd, name) != OUT_OURS || creds_enter(caller) < 0)
+		return -1;
+	int rc = unlinkat(dirfd, name, 0);
+	creds_leave();
+	return rc;
+}
+
 void publish_remove(struct bfs *b, const char *dir, const char *name, const struct writer *w)
 {
 	int sfd = enter_dir(b, dir, w);

@@ -55,6 +55,13 @@ int publish_object(struct bfs *b, const char *dir, const char *name, const struc
 /* Writes text as dir/name atomically for w.  0 or -1 (errno, EEXIST as above). */
 int publish_text(struct bfs *b, const char *dir, const char *name, const char *text,
 		 const struct writer *w);
+/*
+ * A create with O_EXCL (cp) found name in the store folder dirfd taken:
+ * when it is bananafs's own output and the caller may remove it, it is
+ * removed (with the caller's rights) so the create goes ahead.  0 when
+ * removed, -1 otherwise.
+ */
+int publish_yield(int dirfd, const char *name, const struct writer *caller);
 /* Removes dir/name if bananafs published it. */
 void publish_remove(struct bfs *b, const char *dir, const char *name, const struct writer *w);
 

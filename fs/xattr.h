@@ -1,7 +1,9 @@
 /*
  * xattr.h - extended attributes as the mount shows them.  user.bananafs.*
  * on a prompt are ours (status, key, cost_usd, error, model, batch),
- * computed from the job status, and can be neither set nor removed; every
+ * computed from the job status; setting or removing them is accepted and
+ * ignored (cp -a and rsync -X copy them from files read out of a mount), and
+ * nothing under the prefix ever reaches the store; every
  * other name is the store's.
  *
  * rel is the file's path relative to the tree (it decides whether it is a

@@ -1,0 +1,249 @@
+"""Every user's files stay theirs (issue 12, DESIGN.md 2 and 6).
+
+A root daemon with allow_other serves user nobody (setpriv); each case
+asserts the emulator's request log, who owns what, and which bytes each
+file holds.  Copy tools bring prompts with their images into the mount."""
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import png_size, status, wait_done, wait_for
+
+DIR = ("gemini-3.1-flash-image", "512")
+
+
+def as_nobody(cmd):
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def requests(emulator):
+    return emulator.stats()["requests"]
+
+
+@pytest.fixture
+def shared(mount_factory, workdir):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    try:
+        pwd.getpwuid(65534)
+    except KeyError:
+        pytest.skip("no uid 65534")
+    os.chmod(workdir, 0o755)
+    m = mount_factory(config_text="[bananafs]\nledger_prompts = full\n"
+                                  "api_key_command = echo secret-command-word\n",
+                      opts=("-o", "allow_other"))
+    d = m.path(*DIR)
+    os.chmod(d, 0o1777)
+    m.d = d
+    return m
+
+
+def test_nobodys_outputs_are_nobodys(shared, emulator):
+    d = shared.d
+    r = as_nobody(f"echo 'a fox of nobody' > {d}/fox.txt && : > {d}/empty.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "fox.txt")) == "done"
+    assert wait_done(os.path.join(d, "empty.txt")) == "failed"
+    for name in ("fox.txt", "fox.png", "empty.error"):
+        st = os.stat(os.path.join(d, name))
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
+    # nobody's own copy holds the cached image's bytes
+    key = os.getxattr(os.path.join(d, "fox.txt"), "user.bananafs.key").decode()
+    obj = os.path.join(shared.store, "cache", "objects", key + ".png")
+    assert read(os.path.join(d, "fox.png")) == read(obj)
+    assert os.stat(os.path.join(d, "fox.png")).st_ino != os.stat(obj).st_ino
+    assert png_size(os.path.join(d, "fox.png")) == (512, 512)
+    # and nobody may remove their files from the sticky folder
+    r = as_nobody(f"rm {d}/fox.png {d}/empty.error")
+    assert r.returncode == 0, r.stderr
+    assert requests(emulator) == 1
+
+
+def test_input_refused_alike_whether_or_not_it_exists(shared, emulator):
+    d = shared.d
+    priv = os.path.join(d, "rootpriv")
+    os.mkdir(priv, 0o700)
+    secret = os.path.join(priv, "secret.png")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "pcmanfm-live-update.png"), secret)
+    os.chmod(secret, 0o600)
+    open_dir = os.path.join(d, "open")
+    os.mkdir(open_dir, 0o755)
+    closed = os.path.join(open_dir, "closed.png")
+    shutil.copy(secret, closed)
+    os.chmod(closed, 0o600)
+    cases = {"a": "rootpriv/secret.png", "b": "rootpriv/missing.png",
+             "c": "open/closed.png", "e": "open/missing.png"}
+    for stem, inp in cases.items():
+        r = as_nobody(f"printf -- '---\\ninput: {inp}\\n---\\nedit it\\n' > {d}/{stem}.txt")
+        assert r.returncode == 0, r.stderr
+    texts = {}
+    for stem, inp in cases.items():
+        assert wait_done(os.path.join(d, stem + ".txt")) == "failed"
+        text = read(os.path.join(d, stem + ".error")).decode()
+        assert str(os.path.getsize(secret)) not in text
+        texts[stem] = text.replace(inp, "INPUT")
+    assert texts["a"] == texts["b"] == texts["c"] == texts["e"], texts
+    assert requests(emulator) == 0
+    # root's own prompt may use its own file
+    write(os.path.join(d, "mine.txt"), "---\ninput: open/closed.png\n---\nedit it\n")
+    assert wait_done(os.path.join(d, "mine.txt")) == "done"
+
+
+def test_foreign_files_are_never_replaced(shared, emulator):
+    d = shared.d
+    mine = {"victim.png": b"root's picture", "v-1.png": b"root's first", "notes.error": b"root's notes"}
+    for name, data in mine.items():
+        write(os.path.join(d, name), data)
+    r = as_nobody(f"echo victim > {d}/victim.txt && printf -- '---\\nn: 2\\n---\\nv\\n' > {d}/v.txt"
+                  f" && : > {d}/notes.txt")
+    assert r.returncode == 0, r.stderr
+    for stem in ("victim", "v", "notes"):
+        assert wait_done(os.path.join(d, stem + ".txt")) == "failed"
+    for name, data in mine.items():
+        assert read(os.path.join(d, name)) == data
+        assert os.stat(os.path.join(d, name)).st_uid == 0
+    assert "victim.png is taken" in read(os.path.join(d, "victim.error")).decode()
+    assert os.stat(os.path.join(d, "victim.error")).st_uid == 65534
+    assert "v-1.png is taken" in read(os.path.join(d, "v.error")).decode()
+    assert not os.path.exists(os.path.join(d, "v-2.png"))
+    assert requests(emulator) == 0
+
+
+def test_file_appearing_while_running_is_kept(mount, emulator):
+    d = mount.path(*DIR)
+    emulator.fault("slow", 1, delay_ms=1500)
+    write(os.path.join(d, "slow.txt"), "a slow fox\n")
+    wait_for(lambda: status(os.path.join(d, "slow.txt")) == "running", 10, "the request")
+    write(os.path.join(d, "slow.png"), b"the user's own")
+    assert wait_done(os.path.join(d, "slow.txt")) == "failed"
+    assert read(os.path.join(d, "slow.png")) == b"the user's own"
+    assert "taken" in read(os.path.join(d, "slow.error")).decode()
+    assert requests(emulator) == 1
+    # once the name is free, saving again places the cached image at no cost
+    os.unlink(os.path.join(d, "slow.png"))
+    write(os.path.join(d, "slow.txt"), "a slow fox\n")
+    assert wait_done(os.path.join(d, "slow.txt")) == "cached"
+    assert png_size(os.path.join(d, "slow.png")) == (512, 512)
+    assert not os.path.exists(os.path.join(d, "slow.error"))
+    assert requests(emulator) == 1
+
+
+def test_removed_or_renamed_while_running(mount, emulator):
+    d = mount.path(*DIR)
+    emulator.fault("slow", 2, delay_ms=1500)
+    write(os.path.join(d, "gone.txt"), "a prompt removed in flight\n")
+    write(os.path.join(d, "old.txt"), "a prompt renamed in flight\n")
+    wait_for(lambda: status(os.path.join(d, "gone.txt")) == "running", 10, "the request")
+    os.unlink(os.path.join(d, "gone.txt"))
+    os.rename(os.path.join(d, "old.txt"), os.path.join(d, "new.txt"))
+    assert wait_done(os.path.join(d, "new.txt")) in ("done", "cached")
+    time.sleep(2)
+    names = set(os.listdir(d))
+    assert "new.png" in names
+    assert not names & {"gone.png", "gone.error", "old.png", "old.error"}, names
+
+
+def test_names_too_long_say_so_before_paying(mount, emulator):
+    d = mount.path(*DIR)
+    stem = "n" * 247	# stem.txt fits (251); stem-1.png (253) fits, stem.error (253) fits
+    write(os.path.join(d, stem + ".txt"), "---\nn: 2\n---\nfits\n")
+    assert wait_done(os.path.join(d, stem + ".txt")) == "done"
+    stem = "m" * 250	# stem.txt fits (254); stem-1.png (256) does not, nor stem.error
+    write(os.path.join(d, stem + ".txt"), "---\nn: 2\n---\ntoo long\n")
+    assert wait_done(os.path.join(d, stem + ".txt")) == "failed"
+    err = os.getxattr(os.path.join(d, stem + ".txt"), "user.bananafs.error").decode()
+    assert "too long" in err
+    assert requests(emulator) == 2
+
+
+def test_control_files_show_each_user_their_own(shared, emulator):
+    d = shared.d
+    priv = os.path.join(d, "private")
+    os.mkdir(priv, 0o700)
+    write(os.path.join(priv, "secret.txt"), "root's very private prompt\n")
+    assert wait_done(os.path.join(priv, "secret.txt")) == "done"
+    r = as_nobody(f"echo 'nobody public prompt' > {d}/own.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "own.txt")) == "done"
+    ctl = shared.path(".bananafs")
+    for name in ("jobs", "ledger.jsonl"):
+        r = as_nobody(f"cat {ctl}/{name}")
+        assert r.returncode == 0, r.stderr
+        assert "own.txt" in r.stdout
+        assert "private" not in r.stdout and "very private" not in r.stdout, name
+        mine = read(os.path.join(ctl, name)).decode()
+        assert "private/secret.txt" in mine, name
+    r = as_nobody(f"cat {ctl}/stats")
+    assert r.returncode == 0 and json.loads(r.stdout)["store"] == ""
+    assert json.loads(read(os.path.join(ctl, "stats")))["store"] == shared.store
+    for text in (as_nobody(f"cat {ctl}/config").stdout, read(os.path.join(ctl, "config")).decode()):
+        assert "api_key_command = (set)" in text
+        assert "secret-command-word" not in text
+    assert "private/secret.txt" not in as_nobody(f"cat {ctl}/stats").stdout
+
+
+def test_daemon_is_not_dumpable_and_works_in_the_store(mount):
+    pid = mount.proc.pid
+    with open(f"/proc/{pid}/status") as f:
+        text = f.read()
+    assert os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(mount.store)
+    # not dumpable: /proc/PID of the daemon belongs to root, and its "Dumpable" flag is clear
+    assert os.stat(f"/proc/{pid}").st_uid == 0
+    with open(f"/proc/{pid}/stat") as f:
+        assert f.read()
+    assert "State" in text
+
+
+COPY_TOOLS = {
+    "cp-r": "cp -r {src} {dst}",
+    "cp-a": "cp -a {src} {dst}",
+    "rsync-a": "rsync -a {src}/ {dst}/",
+    "rsync-aX": "rsync -aX {src}/ {dst}/",
+    "mv": "mv {src} {dst}",
+    "tar": "mkdir {dst} && tar -C {src} -cf - . | tar -C {dst} -xf -",
+}
+
+
+@pytest.mark.parametrize("tool", sorted(COPY_TOOLS))
+def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir, tool):
+    m = mount_factory(config_text="[bananafs]\nsettle_s = 1\n")
+    d = m.path(*DIR)
+    made = os.path.join(d, "made")
+    os.mkdir(made)
+    write(os.path.join(made, "r1.txt"), "a red fox, made before\n")
+    assert wait_done(os.path.join(made, "r1.txt"), 30) == "done"
+    src = os.path.join(workdir, "src")
+    subprocess.run(["cp", "-a", made, src], check=True)
+    # the user edits the image; a second prompt comes with an image it was never paid for here
+    write(os.path.join(src, "r1.png"), read(os.path.join(src, "r1.png")) + b"edited")
+    write(os.path.join(src, "r2.txt"), "a blue owl, made elsewhere\n")
+    write(os.path.join(src, "r2.png"), b"\x89PNG\r\n\x1a\nfrom elsewhere")
+    os.setxattr(os.path.join(src, "r1.txt"), "user.bananafs.status", b"done")
+    want = {n: read(os.path.join(src, n)) for n in os.listdir(src)}
+    paid = requests(emulator)
+    dst = os.path.join(d, "copy")
+    r = subprocess.run(COPY_TOOLS[tool].format(src=src, dst=dst), shell=True, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for stem in ("r1", "r2"):
+        wait_done(os.path.join(dst, stem + ".txt"), 40)
+    time.sleep(1.5)
+    for name in ("r1.png", "r2.png", "r1.txt", "r2.txt"):
+        assert read(os.path.join(dst, name)) == want[name], name
+    assert requests(emulator) == paid
