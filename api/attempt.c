@@ -88,6 +88,7 @@ bool api_exchange(const struct http_opts *ho, const struct api_endpoint *ep, str
 		goto out_failed;
 	case HTTP_FAIL_TIMEOUT:
 		gen_result_fail(res, ERR_NETWORK, "timed out: %s", err);
+		res->outcome_unknown = resp->sent;
 		goto out_failed;
 	default:
 		gen_result_fail(res, ERR_NETWORK, "network error: %s", err);

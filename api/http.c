@@ -319,7 +319,10 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 	}
 
 	CURLcode cc = curl_easy_perform(h);
+	long sent_bytes = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent_bytes);
+	resp->sent = sent_bytes > 0;
 	if (cc == CURLE_OK) {
 		rc = HTTP_OK;
 	} else {

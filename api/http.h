@@ -6,6 +6,7 @@
 #ifndef BANANAFS_API_HTTP_H
 #define BANANAFS_API_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct http_opts {
@@ -30,6 +31,7 @@ struct http_resp {
 	char request_id[128];		/* x-request-id / x-goog-request-id header, if any */
 	char upload_url[512];		/* x-goog-upload-url header, if any */
 	char location[512];		/* Location header of a redirect (not followed), if any */
+	bool sent;			/* the request left whole: the server may act on it */
 };
 
 enum http_fail {

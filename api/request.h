@@ -108,6 +108,8 @@ struct gen_result {
 	int search_queries;		/* Google Search queries the answer reports; 0 when none */
 	bool paid_unusable;		/* a 2xx answer arrived whole or over the cap but cannot be
 					 * used: the server billed it, we do not resend it */
+	bool outcome_unknown;		/* sent, but no answer came back in time: the server
+					   may have made (and billed) the image */
 };
 
 void gen_result_free(struct gen_result *r);

@@ -85,6 +85,11 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	}
 	if (ledger_open(&f->ledger, path, err, errlen) < 0)
 		goto out_free_path;
+	/* Requests a crash left without an outcome count as billed until shown otherwise. */
+	if (ledger_settle_hidden(&f->ledger, NULL, NULL) < 0) {
+		errbuf_set(err, errlen, "fetch: cannot settle the ledger %s", path);
+		goto out_close_ledger;
+	}
 	if (ledger_totals(path, now, &t) < 0) {
 		errbuf_set(err, errlen, "fetch: cannot read the ledger %s", path);
 		goto out_close_ledger;
@@ -269,6 +274,22 @@ static void resend_reason(const struct gen_result *res, char *buf, size_t len)
 		snprintf(buf, len, "retry after %s", err_class_name(res->cls));
 }
 
+/*
+ * Whether the server billed an answer we could not use.  Google bills an
+ * image it made and sent: a whole 2xx answer whose JSON, base64 or image
+ * was broken was still paid for (ledger = bill).  A gateway bills by its
+ * own rule: gateway_bills_failures (some providers charge every HTTP 200).
+ */
+static bool failure_billed(const struct config *cfg, const struct gen_request *rq,
+			   const struct gen_result *res)
+{
+	if (res->paid_unusable)
+		return true;		/* made and sent (over the cap): the server billed it */
+	if (rq->route == ROUTE_GATEWAY)
+		return cfg->gateway_bills_failures && res->http_status == 200;
+	return res->http_status >= 200 && res->http_status < 300 && res->cls == ERR_MALFORMED;
+}
+
 int fetch_write_pub_png(const char *tmp_path, void *varg)
 {
 	struct fetch_pub *a = varg;
@@ -317,7 +338,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	struct ledger_rec r;
 	char why[64];
 	const char *reason = w->reason;
-	double t0 = 0, latency = -1, d;
+	double t0 = 0, latency = -1, d, unknown_usd = 0;
 	bool waited, ok = false, billed = false, abandoned = false, lost = false;
 	int attempt, unnamed_429s = 0;
 	double until;
@@ -376,6 +397,17 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		api_attempt(&f->http, endpoint_for(f, rq->route), rq, res);
 		latency = f->clk->now(f->clk->ctx) - t0;
 		limiter_release(&f->limiter, w->owner);
+		if (res->outcome_unknown) {
+			/* It reached the server and may have been billed: counted so. */
+			rec_init(w, &r, "unknown");
+			r.attempt = attempt;
+			r.cost_usd = est;
+			r.billed = true;
+			r.reason = "no answer in time: the server may have made and billed the image";
+			r.latency_s = latency;
+			ledger_append(&f->ledger, &r);
+			unknown_usd += est;
+		}
 
 		if (res->cls == ERR_NONE && res->image && res->image_len > 0) {
 			ok = true;
@@ -438,18 +470,16 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		free(res->image);	/* the store has it now; keep text and ids */
 		res->image = NULL;
 		res->image_len = 0;
-	} else if (rq->route == ROUTE_GATEWAY && cfg->gateway_bills_failures && res->http_status == 200) {
-		billed = true;		/* some providers charge every HTTP 200, image or not */
-	} else if (res->paid_unusable) {
-		billed = true;		/* made and sent (over the cap): the server billed it */
+	} else if (failure_billed(cfg, rq, res)) {
+		billed = true;
 	}
 
 	/* A grounded request reserved one search query; it pays for those the answer reports. */
 	double settled = est;
 	if (rq->search && est >= 0)
 		settled = est + (res->search_queries - 1) * price_search_query_usd();
-	budget_settle(&f->budget, w->owner, (ok || billed) ? settled : 0);
-	out->cost_usd = (ok || billed) ? settled : 0;
+	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
+	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
 	if (abandoned)
 		return lost ? SENT_LOST : SENT_FAILED;	/* nothing left this machine: nothing to ledger */
 

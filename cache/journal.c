@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/jobid.h"
 #include "cache/journal.h"
 
 static long long wall_now(struct store *s)
@@ -24,6 +25,7 @@ static const char *const added_columns[] = {
 	"ALTER TABLE jobs ADD COLUMN uid INTEGER;",
 	"ALTER TABLE jobs ADD COLUMN gid INTEGER;",
 	"ALTER TABLE jobs ADD COLUMN groups TEXT;",
+	"ALTER TABLE jobs ADD COLUMN job_id TEXT;",	/* the ledger's job id, a ULID */
 };
 
 int journal_init(struct store *s)
@@ -64,11 +66,11 @@ static int get_id(const struct store_val *c, int n, void *arg)
 
 int64_t journal_add(struct store *s, const char *relpath, int regen, const struct writer *w)
 {
-	struct store_val v[6];
+	struct store_val v[7];
 	int64_t id = -1;
-	char groups[WRITER_MAX_GROUPS * 11 + 1];
+	char groups[WRITER_MAX_GROUPS * 11 + 1], job_id[JOBID_LEN];
 
-	if (!relpath || !*relpath)
+	if (!relpath || !*relpath || jobid_make(job_id) < 0)
 		return -1;
 	v[0] = SV_TXT(relpath);
 	v[1] = SV_INT(regen ? 1 : 0);
@@ -80,15 +82,43 @@ int64_t journal_add(struct store *s, const char *relpath, int regen, const struc
 		v[4] = SV_INT((long long)w->gid);
 		v[5] = (struct store_val){ .t = SVT_TEXT, .s = groups };
 	}
-	/* One job per path: a rewrite replaces the queued job, keeping its id. */
-	if (store_sql(s, "INSERT INTO jobs(relpath, regen, attempts, created, uid, gid, groups)"
-		      " VALUES(?, ?, 0, ?, ?, ?, ?)"
+	v[6] = (struct store_val){ .t = SVT_TEXT, .s = job_id };
+	/* One job per path: a rewrite replaces the queued job, keeping its ids. */
+	if (store_sql(s, "INSERT INTO jobs(relpath, regen, attempts, created, uid, gid, groups, job_id)"
+		      " VALUES(?, ?, 0, ?, ?, ?, ?, ?)"
 		      " ON CONFLICT(relpath) DO UPDATE SET regen = excluded.regen,"
 		      " attempts = 0, created = excluded.created, uid = excluded.uid,"
-		      " gid = excluded.gid, groups = excluded.groups RETURNING id;",
-		      v, 6, get_id, &id, NULL) != 0)
+		      " gid = excluded.gid, groups = excluded.groups,"
+		      " job_id = COALESCE(jobs.job_id, excluded.job_id) RETURNING id;",
+		      v, 7, get_id, &id, NULL) != 0)
 		return -1;
 	return id;
+}
+
+static int get_job_id(const struct store_val *c, int n, void *arg)
+{
+	char *out = arg;
+
+	if (n >= 1 && c[0].t == SVT_TEXT && c[0].s && strlen(c[0].s) < JOBID_LEN)
+		memcpy(out, c[0].s, strlen(c[0].s) + 1);
+	return 0;
+}
+
+int journal_job_uid(struct store *s, int64_t id, char out[JOBID_LEN])
+{
+	struct store_val v[2];
+	char fresh[JOBID_LEN];
+
+	if (jobid_make(fresh) < 0)
+		return -1;
+	v[0] = (struct store_val){ .t = SVT_TEXT, .s = fresh };
+	v[1] = SV_INT(id);
+	out[0] = '\0';
+	/* A row journaled by an older bananafs has no job id yet: it gets one now, once. */
+	if (store_sql(s, "UPDATE jobs SET job_id = COALESCE(job_id, ?) WHERE id = ? RETURNING job_id;",
+		      v, 2, get_job_id, out, NULL) != 0)
+		return -1;
+	return out[0] ? 0 : -1;
 }
 
 /* Runs one statement binding a single int64; 0 when it changed a row, -1 otherwise. */

@@ -7,6 +7,7 @@
 #define BANANAFS_CACHE_JOURNAL_H
 
 #include <stdint.h>
+#include "cache/jobid.h"
 #include "cache/store.h"
 #include "cache/writer.h"
 
@@ -19,6 +20,11 @@ int journal_init(struct store *s);
  * job runs with those rights.  Returns the job id (> 0) or -1.
  */
 int64_t journal_add(struct store *s, const char *relpath, int regen, const struct writer *w);
+/*
+ * The job's id for the ledger: a ULID (cache/jobid.h) made when the row was
+ * added and kept across rewrites and resumes.  0, or -1 when the row is gone.
+ */
+int journal_job_uid(struct store *s, int64_t id, char out[JOBID_LEN]);
 /* Marks it started (attempts + 1). */
 int journal_start(struct store *s, int64_t id);
 /* Removes the job: done or failed for good. */

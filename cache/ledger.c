@@ -263,3 +263,102 @@ int ledger_totals(const char *path, time_t now, struct ledger_totals *t)
 	fclose(fp);
 	return 0;
 }
+
+/* --- requests a crash left open ----------------------------------------- */
+
+struct open_req {
+	cJSON *sent;			/* the last "sent" line of (job, key) */
+};
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool same_req(const cJSON *a, const cJSON *b)
+{
+	const char *ja = jstr(a, "job"), *jb = jstr(b, "job"), *ka = jstr(a, "key"), *kb = jstr(b, "key");
+
+	return ka && kb && strcmp(ka, kb) == 0 && (ja ? jb && strcmp(ja, jb) == 0 : !jb);
+}
+
+/* The "unknown" line for an open "sent" line. */
+static int write_unknown(struct ledger *l, const cJSON *sent)
+{
+	const cJSON *cost = cJSON_GetObjectItemCaseSensitive(sent, "cost_usd");
+	const cJSON *att = cJSON_GetObjectItemCaseSensitive(sent, "attempt");
+	struct ledger_rec r = {
+		.job = jstr(sent, "job"), .key = jstr(sent, "key"), .model = jstr(sent, "model"),
+		.route = jstr(sent, "route"), .size = jstr(sent, "size"), .aspect = jstr(sent, "aspect"),
+		.prompt_hash = jstr(sent, "prompt_hash"), .outcome = "unknown",
+		.reason = "the daemon stopped while the request was on the wire: counted as billed",
+		.http_status = -1, .latency_s = -1, .billed = true,
+		.cost_usd = cJSON_IsNumber(cost) ? cost->valuedouble : -1,
+		.attempt = cJSON_IsNumber(att) ? (int)att->valuedouble : 0,
+		.fallback = jstr(sent, "fallback"), .in_tokens = -1, .out_tokens = -1,
+	};
+
+	return ledger_append(l, &r);
+}
+
+int ledger_settle_hidden(struct ledger *l, bool (*pending)(const char *job, const char *key, void *arg),
+			 void *arg)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t cap = 0, nopen = 0, capopen = 0;
+	ssize_t n;
+	struct open_req *open_reqs = NULL;
+	int written = 0;
+
+	if (!l->path)
+		return -1;
+	fp = fopen(l->path, "re");
+	if (!fp)
+		return -1;
+	while ((n = getline(&buf, &cap, fp)) >= 0) {
+		cJSON *o = cJSON_ParseWithLength(buf, (size_t)n);
+		const char *outcome = o ? jstr(o, "outcome") : NULL, *route = o ? jstr(o, "route") : NULL;
+		size_t i;
+
+		if (!outcome || !jstr(o, "key") || (route && strcmp(route, "batch") == 0)) {
+			cJSON_Delete(o);	/* torn, foreign, or a batch item */
+			continue;
+		}
+		for (i = 0; i < nopen && !same_req(open_reqs[i].sent, o); i++)
+			;
+		if (i < nopen) {		/* the next line of an open request closes it */
+			cJSON_Delete(open_reqs[i].sent);
+			open_reqs[i] = open_reqs[--nopen];
+		}
+		if (strcmp(outcome, "sent") != 0) {
+			cJSON_Delete(o);
+			continue;
+		}
+		if (nopen == capopen) {
+			struct open_req *grown = realloc(open_reqs, (capopen ? capopen * 2 : 16) * sizeof(*grown));
+
+			if (!grown) {
+				cJSON_Delete(o);
+				written = -1;
+				break;
+			}
+			open_reqs = grown;
+			capopen = capopen ? capopen * 2 : 16;
+		}
+		open_reqs[nopen++].sent = o;
+	}
+	free(buf);
+	fclose(fp);
+	for (size_t i = 0; i < nopen; i++) {
+		const cJSON *s = open_reqs[i].sent;
+
+		if (written >= 0 && !(pending && pending(jstr(s, "job"), jstr(s, "key"), arg)))
+			written = write_unknown(l, s) < 0 ? -1 : written + 1;
+		cJSON_Delete(open_reqs[i].sent);
+	}
+	free(open_reqs);
+	return written;
+}

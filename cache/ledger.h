@@ -30,7 +30,8 @@ struct ledger_rec {
 	const char *model, *route, *size, *aspect;
 	const char *prompt_hash;	/* hex XXH3-128 of the normalised prompt */
 	const char *prompt;		/* full text, only with ledger_prompts = full */
-	const char *outcome;		/* sent ok cached coalesced failed refused-budget dry-run */
+	const char *outcome;		/* sent ok cached coalesced failed refused-budget dry-run
+					   unknown (a crash hid the outcome of a "sent") */
 	const char *reason;		/* why a resend happened: "retry after 429", "resume after crash", "regen" */
 	long http_status;		/* -1 = none */
 	const char *api_status;
@@ -50,6 +51,20 @@ int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen);
 void ledger_close(struct ledger *l);
 /* Appends one line and fdatasyncs.  0, or -1 (the caller must not send the request). */
 int ledger_append(struct ledger *l, const struct ledger_rec *r);
+
+/*
+ * Run once at mount, before any request: every real-time request whose
+ * "sent" line has no outcome line after it (the daemon died while it was
+ * on the wire) gets an "unknown" line, billed, with the estimate of the
+ * "sent" line: the server may have made and billed the image, so `bananactl
+ * cost` and the budget count it until a later line shows otherwise.  Batch
+ * items are left alone (the batch is polled again).  pending(job, key, arg),
+ * when not NULL, names requests whose outcome will still be learnt (a
+ * journaled background interaction): they are left alone too.
+ * The number of lines written, or -1.
+ */
+int ledger_settle_hidden(struct ledger *l, bool (*pending)(const char *job, const char *key, void *arg),
+			 void *arg);
 
 struct ledger_totals {
 	double spent_today_usd;		/* billed lines since local midnight */

@@ -813,10 +813,12 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	}
 
 	uint8_t ph[16];
-	char prompt_hash[KEY_HEX_LEN], job_id[32];
+	char prompt_hash[KEY_HEX_LEN], job_id[JOBID_LEN];
 	key_hash_bytes(p.text, p.len, ph);
 	key_hex((const struct cache_key *)ph, prompt_hash);
-	snprintf(job_id, sizeof(job_id), "%" PRId64, jid);
+	/* Unique across mounts and machines, and the same for a resumed job. */
+	if ((jid <= 0 || journal_job_uid(&b->store, jid, job_id) < 0) && jobid_make(job_id) < 0)
+		snprintf(job_id, sizeof(job_id), "-");
 
 	int ok = 0, cached = 0, dry = 0, pending = 0;
 	char batch_name[128] = "";

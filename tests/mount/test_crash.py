@@ -5,11 +5,12 @@ no temp file is visible.  Short form: 20 prompts, 3 kills; --long: 100 prompts."
 import os
 import random
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
-from conftest import Emulator, ledger, status, wait_for
+from conftest import BUILD, Emulator, ledger, status, wait_for
 from pngwalk import walk_file
 
 DIRS = [("gemini-3.1-flash-image", "512"), ("gemini-3.1-flash-image", "1K"), ("gemini-3-pro-image", "1K")]
@@ -152,3 +153,29 @@ def test_kill9_right_after_close(mount_factory, slow_emulator):
         lost = [os.path.basename(p) for p in prompts if status(p) is None]
         m.unmount()
     assert not lost, f"lost after kill -9: {lost}"
+
+
+def test_kill9_with_a_request_on_the_wire_is_counted_as_billed(mount_factory, emulator):
+    """A request the crash hid is `unknown`, billed, in the ledger; the resumed
+    job keeps its job id; the ledger's total equals the server's bill."""
+    m = mount_factory(config_text=CONFIG)
+    emulator.fault("slow", 1, delay_ms=1500)
+    p = m.path("gemini-3.1-flash-image", "512", "hidden.txt")
+    write_prompt(p, 7)
+    wait_for(lambda: emulator.stats()["requests"] >= 1, 10, "the request to reach the server")
+    m.kill9()
+    m = mount_factory(config_text=CONFIG)
+    wait_for(lambda: status(p) in FINAL, 20, "the resumed prompt")
+    assert status(p) == "done"
+    rows = ledger(m.store)
+    unknown = [r for r in rows if r["outcome"] == "unknown"]
+    assert len(unknown) == 1 and unknown[0]["billed"], rows
+    assert len({r["job"] for r in rows}) == 1, "the resumed job has another job id"
+    assert len(unknown[0]["job"]) == 26, "job ids are ULIDs"
+    billed = round(sum(r.get("cost_usd", 0) for r in rows if r.get("billed")), 6)
+    wait_for(lambda: emulator.stats()["billed_usd"] == billed, 10, f"the bill to equal the ledger's {billed}")
+    out = subprocess.run([os.path.join(BUILD, "bananactl"), "-m", m.mnt, "cost"], capture_output=True,
+                         text=True, check=True).stdout
+    total = [ln.split() for ln in out.splitlines() if ln.startswith("total")][0]
+    assert float(total[1]) == pytest.approx(billed)
+    m.unmount()

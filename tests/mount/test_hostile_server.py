@@ -146,6 +146,11 @@ def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, wor
         got = emulator.stats()["requests"]
         assert got == attempts, f"{kind}: {got} requests sent, expected {attempts}"
     assert os.getxattr(prompt, "user.bananafs.error")
+    # the ledger equals the bill: an answer the server billed but we could not use is billed
+    # (a timed-out request is counted as billed; the server finishes it a moment later)
+    billed = round(sum(r.get("cost_usd", 0) for r in ledger(m.store) if r.get("billed")), 6)
+    wait_for(lambda: emulator.stats()["billed_usd"] == billed, 10,
+             f"{kind}: the server's bill to equal the ledger's {billed}")
     if kind == "huge-body":
         # it arrived with a 200: the server made and billed it, and the ledger says so
         failed = [r for r in ledger(m.store) if r.get("outcome") == "failed"]

@@ -188,6 +188,60 @@ static void test_no_dir_fails(void **state)
 	assert_non_null(strstr(err, "ledger"));
 }
 
+/* Requests a crash left on the wire become "unknown", billed; closed and batch ones do not. */
+static bool pending_b(const char *job, const char *key, void *arg)
+{
+	(void)key;
+	(void)arg;
+	return job && strcmp(job, "B") == 0;
+}
+
+static void test_settle_hidden(void **state)
+{
+	struct ledger l;
+	struct ledger_rec r;
+	struct ledger_totals t;
+	char err[256];
+	time_t now = time(NULL);
+	cJSON *o;
+
+	(void)state;
+	assert_int_equal(ledger_open(&l, path, err, sizeof(err)), 0);
+	/* job A: sent, retried, ok: closed */
+	rec(&r, "sent", 0.134, false, now), r.job = "A", r.attempt = 1;
+	assert_int_equal(ledger_append(&l, &r), 0);
+	r.attempt = 2;
+	assert_int_equal(ledger_append(&l, &r), 0);
+	rec(&r, "ok", 0.134, true, now), r.job = "A";
+	assert_int_equal(ledger_append(&l, &r), 0);
+	/* job C: sent twice (a retry), then the crash */
+	rec(&r, "sent", 0.134, false, now), r.job = "C", r.attempt = 1;
+	r.key = "ffeeddccbbaa99887766554433221100";
+	assert_int_equal(ledger_append(&l, &r), 0);
+	r.attempt = 2;
+	assert_int_equal(ledger_append(&l, &r), 0);
+	/* job B: open, but its outcome will be learnt (pending) */
+	rec(&r, "sent", 0.134, false, now), r.job = "B";
+	assert_int_equal(ledger_append(&l, &r), 0);
+	/* a batch item waits for its batch */
+	rec(&r, "sent", 0.067, false, now), r.job = "D", r.route = "batch";
+	assert_int_equal(ledger_append(&l, &r), 0);
+
+	assert_int_equal(ledger_settle_hidden(&l, pending_b, NULL), 1);
+	o = line_at(7);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItem(o, "outcome")->valuestring, "unknown");
+	assert_string_equal(cJSON_GetObjectItem(o, "job")->valuestring, "C");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "billed")));
+	assert_int_equal((int)cJSON_GetObjectItem(o, "attempt")->valuedouble, 2);
+	cJSON_Delete(o);
+	/* settled once: a second pass finds nothing open */
+	assert_int_equal(ledger_settle_hidden(&l, pending_b, NULL), 0);
+	assert_int_equal(ledger_totals(path, now, &t), 0);
+	assert_true(fabs(t.spent_total_usd - 0.268) < 1e-9);
+	ledger_close(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +249,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_totals_today_and_torn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_dir_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle_hidden, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
