@@ -287,6 +287,8 @@ int gen_input_tokens(const struct gen_req *g);
 /* Takes the next fault and applies the answer-wide ones: error kinds and
  * huge-body fill r and return true (answer done); slow and --latency sleep
  * here.  *f receives the fault for the 200-shaping kinds. */
+/* After gen_pre answered with a huge 2xx body: bills it (an image made and sent). */
+void gen_bill_huge(const struct fault *f, struct gen_req *g, const char *route);
 bool gen_pre(struct fault *f, enum flavor fl, const char *model,
 	     struct emu_resp *r);
 /* Cuts o->b64 so it is no longer valid base64 of a whole image. */

@@ -208,6 +208,19 @@ void gen_log(const struct gen_req *g, int status)
 	bill_log_request(e);
 }
 
+void gen_bill_huge(const struct fault *f, struct gen_req *g, const char *route)
+{
+	struct emu_err e;
+
+	/* A huge 2xx body is an image made and being sent: Google bills it. */
+	if (f->kind != F_HUGE || (f->status && (f->status < 200 || f->status > 299)) ||
+	    !gen_validate(g, &e))
+		return;
+	bill_generation(1);
+	bill_add(g->m->id, model_size_name(g->sz), route, 1,
+		 strcmp(route, "flex") == 0 ? g->m->usd[g->sz] / 2 : g->m->usd[g->sz]);
+}
+
 bool gen_pre(struct fault *f, enum flavor fl, const char *model,
 	     struct emu_resp *r)
 {

@@ -189,8 +189,10 @@ void gc_generate(const struct emu_req *q, const char *model, struct emu_resp *r)
 		resp_error(r, FL_GOOGLE, &e);
 		goto out_log;
 	}
-	if (gen_pre(&f, FL_GOOGLE, model, r))
+	if (gen_pre(&f, FL_GOOGLE, model, r)) {
+		gen_bill_huge(&f, &g, "generate");
 		goto out_log;
+	}
 	if (!gen_validate(&g, &e)) {
 		resp_error(r, FL_GOOGLE, &e);
 		goto out_log;

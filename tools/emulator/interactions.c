@@ -233,8 +233,10 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 		resp_error(r, FL_IA, &e);
 		goto out_log;
 	}
-	if (gen_pre(&f, FL_IA, g.model, r))
+	if (gen_pre(&f, FL_IA, g.model, r)) {
+		gen_bill_huge(&f, &g, strcmp(tier, "flex") ? "standard" : "flex");
 		goto out_log;
+	}
 	if (!gen_validate(&g, &e)) {
 		resp_error(r, FL_IA, &e);
 		goto out_log;
