@@ -301,6 +301,12 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 	if (o) {
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout_s));
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(o->timeout_s));
+		if (o->low_speed_bps > 0 && o->low_speed_time_s > 0) {
+			/* a stalled answer frees its slot instead of holding it until timeout_s */
+			long t = (long)(o->low_speed_time_s + 0.5);
+			curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bps);
+			curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, t > 0 ? t : 1L);
+		}
 	}
 	const char *method = req->method ? req->method : "GET";
 	if (strcmp(method, "POST") == 0) {
@@ -335,6 +341,12 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 			switch (cc) {
 			case CURLE_OPERATION_TIMEDOUT:
 				rc = HTTP_FAIL_TIMEOUT;
+				if (o && o->low_speed_bps > 0 && strstr(detail, "too slow")) {
+					snprintf(errbuf, errlen, "the answer stalled: under %ld bytes/s for "
+						 "%g s (low_speed_limit, low_speed_time_s)", o->low_speed_bps,
+						 o->low_speed_time_s);
+					detail = NULL;
+				}
 				break;
 			case CURLE_COULDNT_CONNECT:
 			case CURLE_COULDNT_RESOLVE_HOST:
@@ -349,7 +361,8 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 				rc = HTTP_FAIL_TRANSFER;
 				break;
 			}
-			snprintf(errbuf, errlen, "%s", detail);
+			if (detail)
+				snprintf(errbuf, errlen, "%s", detail);
 		}
 		resp->status = rc == HTTP_FAIL_TOO_BIG ? resp->status : 0;
 	}

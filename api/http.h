@@ -13,6 +13,8 @@ struct http_opts {
 	double connect_timeout_s;	/* seconds; 0 = libcurl default */
 	double timeout_s;		/* whole exchange, seconds */
 	size_t max_body;		/* answer cap in bytes; above it the call fails */
+	long low_speed_bps;		/* an answer slower than this (bytes/s) ... */
+	double low_speed_time_s;	/* ... for this long is ended; 0 = off */
 };
 
 struct http_req {

@@ -6,6 +6,11 @@
  * is injected: with the real clock waits use a condition variable on the
  * monotonic clock, so a release or a pause wakes the waiters at once; with a
  * fake clock the waiter sleeps through the clock (tests never block).
+ *
+ * Slots go first come, first served: each acquire draws a ticket and only
+ * the oldest waiting ticket may take a slot.  A resend draws a new ticket,
+ * so a prompt whose answer stalled goes to the back of the line and never
+ * starves the fresh prompts that queued meanwhile.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,6 +31,8 @@ struct local_limiter {
 	double *starts;			/* ring of the last rpm start times */
 	int nstarts, head;
 	double paused_until;		/* clock seconds */
+	unsigned long next_ticket;	/* drawn by each acquire */
+	unsigned long serving;		/* the ticket whose turn it is */
 	const struct clock_ops *clk;
 };
 
@@ -79,18 +86,22 @@ static void local_acquire(void *st, const char *owner, bool *waited)
 	if (waited)
 		*waited = false;
 	pthread_mutex_lock(&l->mu);
+	unsigned long ticket = l->next_ticket++;
 	for (;;) {
 		double now = l->clk->now(l->clk->ctx);
 		double w = wait_locked(l, now, &full);
-		if (w <= 0 && !full) {
+		bool turn = ticket == l->serving;
+		if (turn && w <= 0 && !full) {
 			take_locked(l, now);
+			l->serving++;
+			pthread_cond_broadcast(&l->cv);	/* the next ticket may go too */
 			break;
 		}
 		if (waited)
 			*waited = true;
 		if (l->clk == &clock_real) {
-			if (w <= 0) {
-				pthread_cond_wait(&l->cv, &l->mu);	/* a release wakes us */
+			if (w <= 0 || !turn) {
+				pthread_cond_wait(&l->cv, &l->mu);	/* a release or a take wakes us */
 			} else {
 				/* clock_real's now is CLOCK_MONOTONIC, the condvar's clock */
 				double t = now + w;

@@ -126,7 +126,10 @@ config_defaults(struct config *c)
 	c->backoff_cap_s = 60;
 	c->connect_timeout_s = 10;
 	c->timeout_s = 300;
-	c->max_response_bytes = 256 * MIB;
+	c->max_response_bytes = 80 * MIB;	/* a 4K PNG of noise is ~54 MiB, ~72 MiB as base64 */
+	c->low_speed_limit = 1024;
+	c->low_speed_time_s = 30;
+	c->answer_memory_mb = 160;		/* two maximal answers */
 	c->budget_daily_usd = -1;
 	c->budget_total_usd = -1;
 	c->ledger_prompts_full = false;
@@ -304,6 +307,9 @@ static const struct ckey ckeys[] = {
 	{ "connect_timeout_s", CK_DBL, F(connect_timeout_s), 0.001, 3600, "seconds 0.001..3600" },
 	{ "timeout_s", CK_DBL, F(timeout_s), 0.001, 86400, "seconds 0.001..86400" },
 	{ "max_response_mb", CK_SPECIAL, 0, 1, 4096, "an integer 1..4096 (MiB)" },
+	{ "low_speed_limit", CK_INT, F(low_speed_limit), 0, 1 << 30, "bytes per second 0..2^30 (0 = off)" },
+	{ "low_speed_time_s", CK_DBL, F(low_speed_time_s), 1, 3600, "seconds 1..3600" },
+	{ "answer_memory_mb", CK_INT, F(answer_memory_mb), 1, 1 << 20, "an integer 1..1048576 (MiB)" },
 	{ "budget_daily_usd", CK_SPECIAL, F(budget_daily_usd), 0, 1e9, NULL },
 	{ "budget_total_usd", CK_SPECIAL, F(budget_total_usd), 0, 1e9, NULL },
 	{ "fallback_model", CK_STR, F(fallback_model), 0, 0, NULL },
@@ -1069,6 +1075,9 @@ config_render(const struct config *c)
 	fprintf(f, "connect_timeout_s = %g\n", c->connect_timeout_s);
 	fprintf(f, "timeout_s = %g\n", c->timeout_s);
 	fprintf(f, "max_response_mb = %zu\n", c->max_response_bytes / MIB);
+	fprintf(f, "low_speed_limit = %d\n", c->low_speed_limit);
+	fprintf(f, "low_speed_time_s = %g\n", c->low_speed_time_s);
+	fprintf(f, "answer_memory_mb = %d\n", c->answer_memory_mb);
 	if (c->budget_daily_usd < 0)
 		fprintf(f, "budget_daily_usd = none\n");
 	else

@@ -21,7 +21,10 @@ struct config {
 	double backoff_cap_s;		/* default 60 */
 	double connect_timeout_s;	/* default 10 */
 	double timeout_s;		/* whole request, default 300 */
-	size_t max_response_bytes;	/* default 256 MiB */
+	size_t max_response_bytes;	/* one answer's cap, default 80 MiB (the largest 4K PNG as base64) */
+	int low_speed_limit;		/* bytes/s below which an answer stalls; 0 = off; default 1024 */
+	double low_speed_time_s;	/* ... for this long ends it; default 30 */
+	int answer_memory_mb;		/* answer bytes held at once, mount-wide, MiB; default 160 */
 	double budget_daily_usd;	/* < 0 = no limit (default) */
 	double budget_total_usd;	/* < 0 = no limit (default) */
 	char *fallback_model;		/* NULL = none */

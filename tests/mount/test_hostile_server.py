@@ -358,3 +358,25 @@ def test_project_wide_429_pauses_every_model(mount_factory, emulator):
     wait_for(lambda: status(b) == "waiting-quota", 10, "the other model to wait")
     assert wait_done(b, 20) == "done" and wait_done(a, 20) == "done"
     stop(m)
+
+
+def test_stalled_answers_free_their_slots(mount_factory, emulator):
+    """Four answers trickle one byte every 5 s into all four slots; a short
+    low-speed limit ends them, and a fresh prompt gets its PNG meanwhile
+    (a resend queues behind it)."""
+    cfg = CONFIG.replace("timeout_s = 2\n", "timeout_s = 120\n") + \
+        "max_inflight = 4\nlow_speed_limit = 1024\nlow_speed_time_s = 2\n"
+    m = mount_factory(config_text=cfg)
+    emulator.fault("trickle", 4 * RETRIES, delay_ms=5000, model=DIR[0])
+    stalled = [m.path(*DIR, f"stall{i}.txt") for i in range(4)]
+    for i, p in enumerate(stalled):
+        write(p, f"a scene the server trickles {i}\n")
+    wait_for(lambda: emulator.stats()["requests"] >= 4, 10, "four stalled answers")
+    fresh = m.path(*OTHER, "fresh.txt")
+    write(fresh, "a fresh scene behind the stalled ones\n")
+    assert wait_done(fresh, 60) == "done"
+    for p in stalled:
+        assert wait_done(p, 60) == "failed"
+        text = open(p[:-4] + ".error").read()
+        assert "stalled" in text and "low_speed_limit" in text, text
+    stop(m)

@@ -96,7 +96,7 @@ test_defaults(void **state)
 	assert_true(c.backoff_cap_s == 60);
 	assert_true(c.connect_timeout_s == 10);
 	assert_true(c.timeout_s == 300);
-	assert_int_equal(c.max_response_bytes, 256 * 1024 * 1024);
+	assert_int_equal(c.max_response_bytes, 80 * 1024 * 1024);
 	assert_true(c.budget_daily_usd < 0);
 	assert_true(c.budget_total_usd < 0);
 	assert_null(c.fallback_model);
@@ -644,7 +644,7 @@ test_render(void **state)
 	assert_non_null(s);
 	assert_non_null(strstr(s, "api_key = (not set)\n"));
 	assert_non_null(strstr(s, "max_inflight = 4\n"));
-	assert_non_null(strstr(s, "max_response_mb = 256\n"));
+	assert_non_null(strstr(s, "max_response_mb = 80\n"));
 	assert_non_null(strstr(s, "budget_daily_usd = none\n"));
 	assert_non_null(strstr(s, "aspect = 1:1\n"));
 	assert_non_null(strstr(s, "ledger_prompts = hash\n"));

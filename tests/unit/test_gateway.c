@@ -623,7 +623,7 @@ static void oneshot_stop(struct oneshot *s)
 /* One attempt of rq (1K 1:1 asked) answered with a w x h image in the dialect's shape. */
 static void attempt_sized(enum gateway_api api, int w, int h, struct gen_result *res, struct oneshot *s)
 {
-	struct http_opts ho = { 5, 10, 64 << 20 };
+	struct http_opts ho = { .connect_timeout_s = 5, .timeout_s = 10, .max_body = 64 << 20 };
 	char *img = png_b64(w, h);
 	char *answer = api == GATEWAY_API_NATIVE ?
 		fmt("{\"candidates\":[{\"content\":{\"parts\":[{\"inlineData\":{\"mimeType\":\"image/png\","

@@ -114,7 +114,7 @@ static void test_exchange_and_headers(void **state)
 	q.headers[1] = strdup("Content-Type: application/json");
 	q.body = strdup("{\"model\":\"m\"}");
 	q.body_len = strlen(q.body);
-	struct http_opts o = { 2, 5, 1 << 20 };
+	struct http_opts o = { .connect_timeout_s = 2, .timeout_s = 5, .max_body = 1 << 20 };
 	struct http_resp r;
 	char err[256];
 	assert_int_equal(http_perform(&o, &q, &r, err, sizeof(err)), HTTP_OK);
@@ -149,7 +149,7 @@ static void test_too_big_and_redirect(void **state)
 	memset(&q, 0, sizeof(q));
 	q.method = "GET";
 	assert_true(asprintf(&q.url, "http://localhost:%d/", s.port) > 0);
-	struct http_opts o = { 2, 5, 1000 };
+	struct http_opts o = { .connect_timeout_s = 2, .timeout_s = 5, .max_body = 1000 };
 	struct http_resp r;
 	char err[256];
 	assert_int_equal(http_perform(&o, &q, &r, err, sizeof(err)), HTTP_FAIL_TOO_BIG);
@@ -184,7 +184,7 @@ static void test_timeout(void **state)
 	memset(&q, 0, sizeof(q));
 	q.method = "GET";
 	assert_true(asprintf(&q.url, "http://127.0.0.1:%d/", s.port) > 0);
-	struct http_opts o = { 1, 0.2, 1000 };
+	struct http_opts o = { .connect_timeout_s = 1, .timeout_s = 0.2, .max_body = 1000 };
 	struct http_resp r;
 	char err[256];
 	assert_int_equal(http_perform(&o, &q, &r, err, sizeof(err)), HTTP_FAIL_TIMEOUT);
@@ -225,7 +225,7 @@ static void test_attempt_end_to_end(void **state)
 	struct gen_request rq = { .model = "test-model-without-table", .size = "1K", .aspect = "1:1",
 				  .prompt = "a cat", .prompt_len = 5, .n = 1, .index = 1,
 				  .route = ROUTE_GENERATE };
-	struct http_opts o = { 2, 5, 1 << 20 };
+	struct http_opts o = { .connect_timeout_s = 2, .timeout_s = 5, .max_body = 1 << 20 };
 	struct gen_result res;
 	memset(&res, 0, sizeof(res));
 	api_attempt(&o, &ep, &rq, &res);

@@ -543,7 +543,7 @@ static void test_parse_gateway(void **state)
 static void test_attempt_refusals(void **state)
 {
 	(void)state;
-	struct http_opts ho = { 1, 2, 1 << 20 };
+	struct http_opts ho = { .connect_timeout_s = 1, .timeout_s = 2, .max_body = 1 << 20 };
 	struct gen_request rq = request(ROUTE_STANDARD, 0);
 	struct gen_result res;
 	memset(&res, 0, sizeof(res));

@@ -83,7 +83,8 @@ key_malformed(const char *key, bool emulator)
 static void
 check_endpoint(struct doctor *d, const struct config *cfg, const char *endpoint)
 {
-	struct http_opts o = { cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10, 30, 1 << 20 };
+	struct http_opts o = { .connect_timeout_s = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10,
+				 .timeout_s = 30, .max_body = 1 << 20 };
 	struct api_endpoint ep = { .base_url = endpoint, .api_version = cfg->api_version ? cfg->api_version : "v1beta",
 				   .api_key = cfg->api_key };
 	struct key_check kc;
