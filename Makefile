@@ -2,8 +2,14 @@
 #
 #   make            build bananafs, bananactl, bananafs-emulator into build/
 #   make check      install missing packages, then unit, mount and sanitizer tests
-#   make demo       mount ./banana against the real API (key set) or the emulator
+#   make demo       the same as `sh tools/demo.sh`: install missing packages, build,
+#                   mount ./banana against the real API (key set) or the emulator
 #   make SAN=1      build with ASan+UBSan into build-san/
+#   make check-fresh  the README's two commands in a throwaway Debian root (slow)
+#
+# Targets that install packages first (deps, check, bench, demo) build in a
+# second make run, so the pkg-config flags below are read after the -dev
+# packages are there.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -18,6 +24,13 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 EMU_CFLAGS := $(shell pkg-config --cflags $(EMUPKGS) 2>/dev/null)
 EMU_LIBS   := $(shell pkg-config --libs $(EMUPKGS) 2>/dev/null)
 TEST_LIBS  := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# A build without the -dev packages would fail on a missing header: say what to do instead.
+ifeq ($(PKG_LIBS),)
+ifneq ($(filter-out deps test-deps check test check-long check-fresh fuzz bench demo undemo clean uninstall,$(or $(MAKECMDGOALS),all)),)
+$(error the build packages are missing (pkg-config found no $(PKGS)): run `sh tests/deps.sh` or `make deps` first)
+endif
+endif
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
@@ -98,11 +111,15 @@ check-long: test-deps
 fuzz: test-deps
 	@sh tests/fuzz/run.sh long
 
-bench: test-deps all
+bench: test-deps
+	@$(MAKE) --no-print-directory all
 	@sh tests/bench/run.sh
 
-demo: deps all
+demo:
 	@sh tools/demo.sh
+
+check-fresh:
+	@sh tests/fresh/run.sh $(SUITES)
 
 undemo:
 	@sh tools/undemo.sh
@@ -121,4 +138,4 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all unit deps test-deps check test check-long fuzz bench demo undemo install uninstall clean
+.PHONY: all unit deps test-deps check test check-long check-fresh fuzz bench demo undemo install uninstall clean

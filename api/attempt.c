@@ -68,6 +68,7 @@ bool api_exchange(const struct http_opts *ho, const struct api_endpoint *ep, str
 
 	memset(resp, 0, sizeof(*resp));
 	hf = http_perform(ho, req, resp, err, sizeof(err));
+	res->simulated = resp->simulated;	/* the bundled emulator said so: nobody bills it */
 	switch (hf) {
 	case HTTP_OK:
 		break;

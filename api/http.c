@@ -223,6 +223,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	} else if (header_is(data, n, "location", &v, &vlen)) {
 		if (!header_value(v, vlen, r->location, sizeof(r->location)))
 			snprintf(r->location, sizeof(r->location), "(a location too long to show)");
+		r->simulated = false;
+	} else if (header_is(data, n, "x-bananafs-simulated", &v, &vlen)) {
+		r->simulated = true;
 	} else if (header_is(data, n, "retry-after", &v, &vlen)) {
 		if (header_value(v, vlen, buf, sizeof(buf)))
 			r->retry_after_s = parse_retry_after(buf);

@@ -34,6 +34,7 @@ struct http_resp {
 	char upload_url[512];		/* x-goog-upload-url header, if any */
 	char location[512];		/* Location header of a redirect (not followed), if any */
 	bool sent;			/* the request left whole: the server may act on it */
+	bool simulated;			/* X-Bananafs-Simulated: the bundled emulator answered, nobody bills */
 };
 
 enum http_fail {

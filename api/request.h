@@ -110,6 +110,8 @@ struct gen_result {
 					 * used: the server billed it, we do not resend it */
 	bool outcome_unknown;		/* sent, but no answer came back in time: the server
 					   may have made (and billed) the image */
+	char model_served[64];		/* the answer's model / modelVersion; "" when not said */
+	bool simulated;			/* the bundled emulator answered: the spend is simulated */
 };
 
 void gen_result_free(struct gen_result *r);

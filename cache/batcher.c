@@ -511,6 +511,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	r.attempt = k->attempts;
 	r.in_tokens = out.res.in_tokens;
 	r.out_tokens = out.res.out_tokens;
+	r.simulated = out.res.simulated;
 	ledger_append(&f->ledger, &r);
 	stat_add(f, ok ? &f->stats.ok : &f->stats.failed);
 
@@ -945,6 +946,7 @@ static void poll_one(struct batcher *b, const char *name)
 		struct batch_result *r = batch_status_find(&st, keys[i]);
 
 		if (r) {
+			r->res.simulated = resp.simulated;
 			finish_key(b, keys[i], name, &r->res, false);
 		} else {
 			snprintf(msg, sizeof(msg), "the batch %s finished without a result for this request", name);

@@ -497,6 +497,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	r.latency_s = latency;
 	r.in_tokens = res->in_tokens;
 	r.out_tokens = res->out_tokens;
+	r.simulated = res->simulated;
 	ledger_append(&f->ledger, &r);
 	return ok ? SENT_STORED : SENT_FAILED;
 }

@@ -145,6 +145,8 @@ static char *render(const struct ledger_rec *r)
 	if (r->cost_usd >= 0)
 		bad |= add_num(o, "cost_usd", usd_round(r->cost_usd));
 	bad |= cJSON_AddBoolToObject(o, "billed", r->billed) ? 0 : -1;
+	if (r->simulated)
+		bad |= cJSON_AddBoolToObject(o, "simulated", true) ? 0 : -1;
 	bad |= add_str(o, "fallback", r->fallback);
 	if (r->in_tokens >= 0)
 		bad |= add_num(o, "in_tokens", (double)r->in_tokens);

@@ -44,6 +44,7 @@ struct ledger_rec {
 	const char *fallback;		/* model actually used when fallback happened */
 	long in_tokens, out_tokens;	/* -1 = absent */
 	int search_queries;		/* Google Search queries billed with it ("search: yes"); 0 = none */
+	bool simulated;			/* answered by the bundled emulator: "billed" is simulated spend */
 };
 
 /* Opens (creating 0600) for appending.  0 or -1 with err. */

@@ -353,7 +353,8 @@ int main(int argc, char *argv[])
 	}
 	if (b.offline)
 		fprintf(stderr, "bananafs: OFFLINE: using the endpoint %s (the bundled emulator or another "
-			"local server); nothing is billed by Google\n", b.cfg.endpoint);
+			"local server); what the bundled emulator answers is simulated spend (ledger: "
+			"\"simulated\": true)\n", b.cfg.endpoint);
 	if (b.cfg.dry_run)
 		fprintf(stderr, "bananafs: DRY RUN: prompts are priced, nothing is sent\n");
 	fprintf(stderr, "bananafs: mounted %s (store %s)\n", mp, b.store.dir);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages bananafs needs, when missing.
+# Installs the Debian packages bananafs needs, when missing (Debian 12 and 13;
+# a minimal Debian has no make: build-essential brings it).
 #   sh tests/deps.sh        to build and run (make deps, make demo)
 #   sh tests/deps.sh test   also what the test suite drives (make check)
 set -e
@@ -8,7 +9,7 @@ libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib
 libmicrohttpd-dev libpq-dev attr"
 if [ "${1:-}" = test ]; then
 	PKGS="$PKGS libcmocka-dev python3 python3-pytest mandoc inotify-tools clang
-libclang-rt-14-dev valgrind vim nano rsync xvfb pcmanfm imagemagick postgresql"
+libclang-rt-dev valgrind vim nano rsync xvfb pcmanfm imagemagick postgresql"
 fi
 missing=""
 for p in $PKGS; do

@@ -16,7 +16,7 @@ for c in clang-14 clang; do
 	if command -v "$c" >/dev/null 2>&1; then CLANG=$c; break; fi
 done
 if [ -z "$CLANG" ]; then
-	echo "fuzz: SKIPPED: clang is not installed (Debian: apt-get install clang-14 libclang-rt-14-dev)"
+	echo "fuzz: SKIPPED: clang is not installed (Debian: apt-get install clang libclang-rt-dev)"
 	exit 0
 fi
 
@@ -33,7 +33,7 @@ mkdir -p "$OUT/obj" "$OUT/crashes"
 printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n){(void)d;(void)n;return 0;}\n' \
 	>"$OUT/probe.c"
 if ! $CLANG -fsanitize=fuzzer "$OUT/probe.c" -o "$OUT/probe" 2>/dev/null; then
-	echo "fuzz: SKIPPED: $CLANG cannot link -fsanitize=fuzzer (Debian: apt-get install libclang-rt-14-dev)"
+	echo "fuzz: SKIPPED: $CLANG cannot link -fsanitize=fuzzer (Debian: apt-get install libclang-rt-dev)"
 	exit 0
 fi
 

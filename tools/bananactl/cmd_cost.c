@@ -74,6 +74,8 @@ struct cost {
 	double total;
 	long lines;
 	bool gateway;			/* a gateway line was summed: label its price */
+	double simulated;		/* of total: answered by the bundled emulator, billed by nobody */
+	long simulated_lines;
 };
 
 static void
@@ -114,6 +116,10 @@ cost_line(const cJSON *rec, const char *raw, void *arg)
 	k->g[i].lines++;
 	k->total += cost->valuedouble;
 	k->lines++;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "simulated"))) {
+		k->simulated += cost->valuedouble;
+		k->simulated_lines++;
+	}
 }
 
 static int
@@ -185,6 +191,9 @@ cmd_cost(struct ctl *c, int argc, char **argv)
 	printf("%-*s  %12.4f  %6ld\n", w, "total", k.total, k.lines);
 	if (k.since != NULL)
 		printf("(billed lines since %s UTC)\n", k.since);
+	if (k.simulated_lines > 0)
+		printf("simulated: %.4f of it (%ld lines) was answered by the bundled emulator: "
+		       "simulated spend, nobody bills it\n", k.simulated, k.simulated_lines);
 	printf("note: costs are the ledger's estimates from the price table; gateway costs are "
 	       "the provider's prices as entered by you, not Google's%s\n",
 	       k.gateway ? " (gateway lines are included above)" : "");

@@ -354,6 +354,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct emu_resp *r)
 		MHD_add_response_header(mr, "Content-Type", r->ctype);
 	for (int i = 0; i < r->nhdr; i++)
 		MHD_add_response_header(mr, r->hname[i], r->hval[i]);
+	/* Tells bananafs that nobody bills this answer: its ledger marks the spend simulated. */
+	MHD_add_response_header(mr, "X-Bananafs-Simulated", "1");
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
 	return ret;
