@@ -24,6 +24,7 @@
 #include "cache/log.h"
 #include "fs/bfs.h"
 #include "fs/creds.h"
+#include "fs/deadmount.h"
 #include "fs/jobs.h"
 #include "fs/ops.h"
 #include "fs/tree.h"
@@ -273,6 +274,8 @@ int main(int argc, char *argv[])
 
 	char mp[PATH_MAX];
 	struct stat st;
+	if (deadmount_recover(c.mountpoint) < 0)
+		goto out_config;
 	if (!realpath(c.mountpoint, mp) || stat(mp, &st) < 0) {
 		fprintf(stderr, "bananafs: mount point %s: %s\n", c.mountpoint, strerror(errno));
 		goto out_config;
