@@ -107,6 +107,7 @@ static void generate_parse(const struct http_resp *resp, struct gen_result *res)
 		wire_copy(res->request_id, sizeof(res->request_id), rid);
 	else if (resp->request_id[0])
 		wire_copy(res->request_id, sizeof(res->request_id), resp->request_id);
+	wire_model_served(res, wire_str(root, "modelVersion"));
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usageMetadata");
 	res->in_tokens = wire_long(u, "promptTokenCount");
 	res->out_tokens = wire_long(u, "candidatesTokenCount");

@@ -7,16 +7,32 @@
 #include "api/models.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MODELS_MAX 32
 
+/*
+ * Checked against gemini-wire.md ("Changes after 2026-07", Google's model and
+ * deprecation pages) on models_checked.  Sizes: Pro has no 512; Nano Banana 2
+ * all four; 2 Lite 1K only; 2.1 no 512; 2.5 one ~1K size.
+ * gemini-3.1-flash-image's shutdown on 2026-10-29 is reported by third
+ * parties only, not on Google's deprecations page: no date until Google says so.
+ */
+const char models_checked[] = "2026-12-02";
+
 static struct model_info table[MODELS_MAX] = {
-	{ "gemini-3-pro-image", "pro", "Nano Banana Pro", { "1K", "2K", "4K" }, 3, false },
-	{ "gemini-3.1-flash-image", "flash", "Nano Banana 2", { "512", "1K", "2K", "4K" }, 4, true },
-	{ "gemini-3.1-flash-lite-image", "lite", "Nano Banana 2 Lite", { "1K" }, 1, false },
-	{ "gemini-nano-banana-2.1", "", "Nano Banana 2.1", { "1K", "2K", "4K" }, 3, true },
-	{ "gemini-2.5-flash-image", "legacy", "Nano Banana (legacy)", { "1K" }, 1, false },
+	{ "gemini-3-pro-image", "pro", "Nano Banana Pro", { "1K", "2K", "4K" }, 3, false,
+	  "2026-05-28", "" },
+	{ "gemini-3.1-flash-image", "flash", "Nano Banana 2", { "512", "1K", "2K", "4K" }, 4, true,
+	  "2026-05-28", "" },
+	{ "gemini-3.1-flash-lite-image", "lite", "Nano Banana 2 Lite", { "1K" }, 1, false,
+	  "2026-06-30", "" },
+	{ "gemini-nano-banana-2.1", "", "Nano Banana 2.1", { "1K", "2K", "4K" }, 3, true,
+	  "2026-10-06", "" },
+	{ "gemini-2.5-flash-image", "legacy", "Nano Banana (legacy)", { "1K" }, 1, false,
+	  "2025-10-02", "2026-10-02" },
 };
 static size_t nmodels = 5;
 
@@ -67,6 +83,47 @@ static int size_index(const char *s)
 		if (strcmp(s, sizes[i]) == 0)
 			return i;
 	return -1;
+}
+
+static bool is_ymd(const char *s)
+{
+	static const char shape[] = "dddd-dd-dd";
+
+	for (int i = 0; i < 10; i++)
+		if (!s[i] || (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != '-'))
+			return false;
+	return s[10] == '\0';
+}
+
+void models_today(char out[11])
+{
+	const char *fake = getenv("BANANAFS_TODAY");	/* tests only: see models.h */
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (fake && is_ymd(fake)) {
+		memcpy(out, fake, 11);
+		return;
+	}
+	if (!gmtime_r(&now, &tm) || strftime(out, 11, "%Y-%m-%d", &tm) != 10)
+		snprintf(out, 11, "0000-00-00");
+}
+
+bool model_retired(const struct model_info *m)
+{
+	char today[11];
+
+	if (!m || !m->shutdown[0])
+		return false;
+	models_today(today);
+	return strcmp(today, m->shutdown) >= 0;	/* ISO dates compare as strings */
+}
+
+void model_retired_msg(const struct model_info *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "model %s (%s) was shut down by Google on %s and is no longer offered; "
+		 "choose a current model, e.g. gemini-3.1-flash-image (Nano Banana 2) or "
+		 "gemini-nano-banana-2.1", m->id, m->label, m->shutdown);
 }
 
 size_t models_count(void)
@@ -132,6 +189,9 @@ int models_add(const char *id, const char *sizes_csv, const char *alias, bool wi
 			if (!m.alias[0])	/* keep a built-in alias unless a new one is given */
 				memcpy(m.alias, table[i].alias, sizeof(m.alias));
 			memcpy(m.label, table[i].label, sizeof(m.label));
+			/* Google's dates stay: a shut-down model does not come back by config */
+			memcpy(m.ga, table[i].ga, sizeof(m.ga));
+			memcpy(m.shutdown, table[i].shutdown, sizeof(m.shutdown));
 			table[i] = m;
 			return 0;
 		}

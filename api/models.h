@@ -1,7 +1,8 @@
 /*
- * models.h - the one data table of models, their sizes, aspects and aliases.
- * The config can add models at start-up (models_add); after that the table
- * is read-only and needs no lock.
+ * models.h - the one data table of models, their sizes, aspects and aliases,
+ * with the dates Google announced for each (GA, shutdown).  The config can add
+ * models at start-up (models_add); after that the table is read-only and
+ * needs no lock.
  */
 #ifndef BANANAFS_API_MODELS_H
 #define BANANAFS_API_MODELS_H
@@ -18,7 +19,22 @@ struct model_info {
 	char sizes[MODEL_MAX_SIZES][4];	/* "512", "1K", "2K", "4K" */
 	int nsizes;
 	bool wide_aspects;		/* also 1:4 4:1 1:8 8:1 */
+	char ga[11];			/* "YYYY-MM-DD" Google's GA date; "" unknown */
+	char shutdown[11];		/* "YYYY-MM-DD" Google's shutdown date; "" none announced */
 };
+
+/* The date the catalogue was last checked against Google's pages. */
+extern const char models_checked[];
+
+/*
+ * Today as "YYYY-MM-DD" (UTC).  For tests only, BANANAFS_TODAY=YYYY-MM-DD
+ * in the environment sets the date the catalogue compares shutdowns with.
+ */
+void models_today(char out[11]);
+/* True from the model's shutdown date on: its folder is not shown, prompts and config naming it are refused. */
+bool model_retired(const struct model_info *m);
+/* "gemini-2.5-flash-image was shut down by Google on 2026-10-02; ..." for an error message. */
+void model_retired_msg(const struct model_info *m, char *buf, size_t len);
 
 size_t models_count(void);
 const struct model_info *models_at(size_t i);

@@ -195,6 +195,7 @@ static void standard_parse(const struct http_resp *resp, struct gen_result *res)
 	else if (resp->request_id[0])
 		wire_copy(res->request_id, sizeof(res->request_id), resp->request_id);
 	usage_into(root, res);
+	wire_model_served(res, wire_str(root, "model"));
 
 	const char *status = wire_str(root, "status");
 	if (status)

@@ -110,6 +110,20 @@ void wire_copy(char *dst, size_t n, const char *s)
 	snprintf(dst, n, "%s", s ? s : "");
 }
 
+void wire_model_served(struct gen_result *res, const char *name)
+{
+	res->model_served[0] = '\0';
+	if (!name)
+		return;
+	if (strncmp(name, "models/", 7) == 0)
+		name += 7;
+	size_t n = strlen(name);
+	if (n == 0 || n >= sizeof(res->model_served) || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != n)
+		return;
+	memcpy(res->model_served, name, n + 1);
+}
+
 static const char *mime_norm(const char *m)
 {
 	return strcmp(m, "image/jpg") == 0 ? "image/jpeg" : m;

@@ -38,6 +38,12 @@ int wire_take_image(struct gen_result *res, const char *b64, size_t b64len, cons
 void wire_add_text(struct gen_result *res, const char *text);
 /* Copies s into a fixed field (truncating). */
 void wire_copy(char *dst, size_t n, const char *s);
+/*
+ * The answer's model name ("models/" dropped) into res->model_served, when it
+ * looks like a model id (letters, digits, . - _ only; it reaches the ledger,
+ * an xattr and the PNG); otherwise left empty.
+ */
+void wire_model_served(struct gen_result *res, const char *name);
 /* True when a reason string names a safety/policy block (SAFETY, PROHIBITED_CONTENT, ...). */
 bool wire_reason_is_safety(const char *reason);
 

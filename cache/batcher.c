@@ -495,8 +495,16 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		gen_result_fail(&out.res, ERR_NO_IMAGE, "the batch result held no image");
 	}
 
-	budget_settle(&f->budget, resv_id(k->key, rid), (ok || billed) ? k->est : 0);
-	out.cost_usd = (ok || billed) ? k->est : 0;
+	/* Google may route a deprecated model to its successor: price what served it. */
+	double cost = k->est;
+	if (out.res.model_served[0] && strcmp(out.res.model_served, k->model) != 0) {
+		double served = price_usd(out.res.model_served, k->size, ROUTE_BATCH);
+		if (served >= 0)
+			cost = served;
+		snprintf(out.model_used, sizeof(out.model_used), "%s", out.res.model_served);
+	}
+	budget_settle(&f->budget, resv_id(k->key, rid), (ok || billed) ? cost : 0);
+	out.cost_usd = (ok || billed) ? cost : 0;
 	out.result = ok ? FETCH_OK : FETCH_FAILED;
 	out.source = SRC_GENERATED;
 
@@ -512,6 +520,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	r.in_tokens = out.res.in_tokens;
 	r.out_tokens = out.res.out_tokens;
 	r.simulated = out.res.simulated;
+	r.model_served = out.res.model_served[0] ? out.res.model_served : NULL;
 	ledger_append(&f->ledger, &r);
 	stat_add(f, ok ? &f->stats.ok : &f->stats.failed);
 

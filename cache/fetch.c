@@ -300,7 +300,7 @@ int fetch_write_pub_png(const char *tmp_path, void *varg)
 	int n = 0;
 
 	t[n++] = (struct png_text){ "prompt", rq->prompt ? rq->prompt : "" };
-	t[n++] = (struct png_text){ "model", rq->model };
+	t[n++] = (struct png_text){ "model", a->res->model_served[0] ? a->res->model_served : rq->model };
 	t[n++] = (struct png_text){ "size", rq->size };
 	t[n++] = (struct png_text){ "aspect", rq->aspect };
 	t[n++] = (struct png_text){ "route", route_name(rq->route) };
@@ -476,10 +476,18 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		billed = true;
 	}
 
-	/* A grounded request reserved one search query; it pays for those the answer reports. */
+	/* Google may route a deprecated model to its successor: price what served it. */
 	double settled = est;
-	if (rq->search && est >= 0)
-		settled = est + (res->search_queries - 1) * price_search_query_usd();
+	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0) {
+		double asked = price_usd(rq->model, rq->size, rq->route);
+		double served = price_usd(res->model_served, rq->size, rq->route);
+		if (asked >= 0 && served >= 0 && est >= 0)
+			settled = est - asked + served;	/* the image's price swapped, the rest kept */
+		snprintf(out->model_used, sizeof(out->model_used), "%s", res->model_served);
+	}
+	/* A grounded request reserved one search query; it pays for those the answer reports. */
+	if (rq->search && settled >= 0)
+		settled += (res->search_queries - 1) * price_search_query_usd();
 	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
 	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
 	if (abandoned)
@@ -489,6 +497,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	r.billed = ok || billed;
 	r.cost_usd = (ok || billed) ? settled : 0;
 	r.search_queries = (ok || billed) ? res->search_queries : 0;
+	r.model_served = res->model_served[0] ? res->model_served : NULL;
 	r.http_status = res->http_status > 0 ? res->http_status : -1;
 	r.api_status = res->api_status;
 	r.request_id = res->request_id;
@@ -622,6 +631,8 @@ static bool fallback_request(const struct config *cfg, const struct gen_request 
 	if (!cfg->fallback_model && !cfg->fallback_size)
 		return false;
 	m = models_find(model);
+	if (m && model_retired(m))
+		return false;	/* refused at start-up; the date may have passed since */
 	if (m) {
 		model = m->id;
 		if (!model_has_size(m, size)) {

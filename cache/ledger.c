@@ -148,6 +148,7 @@ static char *render(const struct ledger_rec *r)
 	if (r->simulated)
 		bad |= cJSON_AddBoolToObject(o, "simulated", true) ? 0 : -1;
 	bad |= add_str(o, "fallback", r->fallback);
+	bad |= add_str(o, "model_served", r->model_served);
 	if (r->in_tokens >= 0)
 		bad |= add_num(o, "in_tokens", (double)r->in_tokens);
 	if (r->search_queries > 0)

@@ -42,6 +42,7 @@ struct ledger_rec {
 	double cost_usd;		/* estimated (sent) or settled (ok, billed failure); < 0 = unknown */
 	bool billed;			/* this line's cost is money spent (ok lines, billed failures) */
 	const char *fallback;		/* model actually used when fallback happened */
+	const char *model_served;	/* the answer's model / modelVersion (Google may route to a successor) */
 	long in_tokens, out_tokens;	/* -1 = absent */
 	int search_queries;		/* Google Search queries billed with it ("search: yes"); 0 = none */
 	bool simulated;			/* answered by the bundled emulator: "billed" is simulated spend */

@@ -619,6 +619,10 @@ prompt_check(const struct prompt *p, const char *model, const char *size, const 
 		msg_add(err, errlen, &off, ")");
 		return -1;
 	}
+	if (model_retired(m)) {
+		model_retired_msg(m, err, errlen);
+		return -1;
+	}
 	if (size == NULL || !model_has_size(m, size)) {
 		quote(q, size != NULL ? size : "", size != NULL ? strlen(size) : 0);
 		msg_add(err, errlen, &off, "model %s has no size '%s' (sizes:", m->id, q);

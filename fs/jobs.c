@@ -854,8 +854,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		if (out.cost_usd > 0)
 			cost += out.cost_usd;
 		if (out.result == FETCH_OK) {
-			if (out.fallback)
-				snprintf(made_by, sizeof(made_by), "%s", out.model_used);
+			if (out.fallback || strcmp(out.model_used, rq.model) != 0)
+				snprintf(made_by, sizeof(made_by), "%s", out.model_used);	/* fallback, or Google's routing */
 			/* A cache hit in a folder a copy tool is filling waits for it to go quiet. */
 			if (out.source != SRC_GENERATED)
 				settle(&c, false);

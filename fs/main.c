@@ -205,6 +205,12 @@ static int setup_config(struct bfs *b, struct cli *c)
 		goto bad;
 	if (c->dry_run)
 		b->cfg.dry_run = true;
+	const struct model_info *fb = b->cfg.fallback_model ? models_find(b->cfg.fallback_model) : NULL;
+	if (fb && model_retired(fb)) {
+		model_retired_msg(fb, err, sizeof(err));
+		fprintf(stderr, "bananafs: fallback_model: %s\n", err);
+		return -1;
+	}
 	if (!http_url_allowed(b->cfg.endpoint)) {
 		fprintf(stderr, "bananafs: endpoint %s refused: plain http:// is accepted only for "
 			"loopback addresses; use https://\n", b->cfg.endpoint);

@@ -833,9 +833,10 @@ static int bfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t 
 	fill(buf, "..", NULL, 0, 0);
 	if (n.kind == NODE_ROOT) {
 		for (size_t i = 0; i < models_count(); i++)
-			fill(buf, models_at(i)->id, NULL, 0, 0);
+			if (!model_retired(models_at(i)))
+				fill(buf, models_at(i)->id, NULL, 0, 0);
 		for (size_t i = 0; i < models_count(); i++)
-			if (models_at(i)->alias[0])
+			if (models_at(i)->alias[0] && !model_retired(models_at(i)))
 				fill(buf, models_at(i)->alias, NULL, 0, 0);
 		fill(buf, CTL_DIR_NAME, NULL, 0, 0);
 	} else if (n.kind == NODE_MODEL) {

@@ -25,7 +25,7 @@ static const struct model_info *model_by_id_n(const char *p, size_t len)
 	for (size_t i = 0; i < models_count(); i++) {
 		const struct model_info *m = models_at(i);
 		if (strlen(m->id) == len && memcmp(m->id, p, len) == 0)
-			return m;
+			return model_retired(m) ? NULL : m;	/* shut down: not shown */
 	}
 	return NULL;
 }
@@ -35,7 +35,7 @@ static const struct model_info *model_by_alias_n(const char *p, size_t len)
 	for (size_t i = 0; i < models_count(); i++) {
 		const struct model_info *m = models_at(i);
 		if (m->alias[0] && strlen(m->alias) == len && memcmp(m->alias, p, len) == 0)
-			return m;
+			return model_retired(m) ? NULL : m;
 	}
 	return NULL;
 }

@@ -2,7 +2,9 @@
 model catalogue, the served model, provenance that other tools read, and the words."""
 import errno
 import os
+import struct
 import subprocess
+import zlib
 
 import pytest
 
@@ -72,3 +74,73 @@ def test_systemd_unit_recovers_after_kill9():
     start = [l for l in unit.splitlines() if l.startswith("ExecStart=")][0]
     assert "auto_unmount" in start
     assert "Restart=on-failure" in unit
+
+
+def png_chunks(path):
+    """[(type, keyword, text)] of a PNG's tEXt and iTXt chunks, read here (no code of ours)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, out = 8, []
+    while pos + 8 <= len(data):
+        n, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if ctype == b"tEXt":
+            k, v = body.split(b"\0", 1)
+            out.append(("tEXt", k.decode("latin-1"), v.decode("latin-1")))
+        elif ctype == b"iTXt":
+            k, rest = body.split(b"\0", 1)
+            comp, rest = rest[0], rest[2:]
+            _lang, _tk, v = rest.split(b"\0", 2)
+            out.append(("iTXt", k.decode("latin-1"), zlib.decompress(v).decode() if comp else v.decode()))
+        pos += 12 + n
+    return out
+
+
+def png_text(path):
+    return {k: v for _t, k, v in png_chunks(path)}
+
+
+def test_catalogue_by_date_hides_a_shut_down_model(mount_factory, emulator):
+    m = mount_factory(FAST, env={"BANANAFS_TODAY": "2026-10-01"})
+    assert "gemini-2.5-flash-image" in os.listdir(m.mnt) and "legacy" in os.listdir(m.mnt)
+    p = m.path("gemini-2.5-flash-image", "1K", "old.txt")
+    write(p, "the day before the shutdown")
+    assert wait_done(p) == "done"
+    m.unmount()
+
+    m = mount_factory(FAST, env={"BANANAFS_TODAY": "2026-10-02"})
+    root = os.listdir(m.mnt)
+    assert "gemini-2.5-flash-image" not in root and "legacy" not in root
+    assert "gemini-3-pro-image" in root
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path("gemini-2.5-flash-image", "1K"))
+    sent = len(emulator.requests())
+    m.unmount()
+
+    # a config naming it is refused before any request, with Google's date
+    with pytest.raises(RuntimeError) as e:
+        mount_factory(FAST + "fallback_model = gemini-2.5-flash-image\n",
+                      env={"BANANAFS_TODAY": "2026-12-02"})
+    assert "shut down by Google on 2026-10-02" in str(e.value)
+    assert len(emulator.requests()) == sent
+
+
+def test_served_model_is_recorded_and_priced(mount_factory, workdir):
+    from conftest import Emulator
+    emu = Emulator(extra=["--route-model", "gemini-3-pro-image=gemini-3.1-flash-image"])
+    try:
+        m = mount_factory(FAST, endpoint=emu.url)
+        p = m.path(*PRO2K, "routed.txt")
+        write(p, "routed to the successor")
+        assert wait_done(p) == "done"
+        ok = [l for l in ledger(m.store) if l["outcome"] == "ok"][0]
+        assert ok["model"] == "gemini-3-pro-image"
+        assert ok["model_served"] == "gemini-3.1-flash-image"
+        assert ok["cost_usd"] == pytest.approx(0.101)		# Nano Banana 2 at 2K, not Pro's 0.134
+        assert emu.stats()["billed_usd"] == pytest.approx(0.101)
+        assert os.getxattr(p, "user.bananafs.model").decode() == "gemini-3.1-flash-image"
+        assert os.getxattr(p, "user.bananafs.cost_usd").decode().startswith("0.101")
+        assert png_text(m.path(*PRO2K, "routed.png"))["model"] == "gemini-3.1-flash-image"
+        m.unmount()
+    finally:
+        emu.stop()

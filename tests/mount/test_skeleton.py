@@ -185,9 +185,9 @@ def test_later_success_removes_error(mount, emulator):
 def test_fixed_tree(mount):
     root = os.listdir(mount.mnt)
     for m in ("gemini-3-pro-image", "gemini-3.1-flash-image", "gemini-3.1-flash-lite-image",
-              "gemini-nano-banana-2.1", "gemini-2.5-flash-image", "pro", "flash", "lite",
-              "legacy", ".bananafs"):
+              "gemini-nano-banana-2.1", "pro", "flash", "lite", ".bananafs"):
         assert m in root
+    # gemini-2.5-flash-image was shut down 2026-10-02: test_newcomer.py checks it by date
     assert not any(n.endswith("-preview") for n in root)
     assert sorted(os.listdir(mount.path("gemini-3-pro-image"))) == ["1K", "2K", "4K"]
     assert sorted(os.listdir(mount.path("gemini-3.1-flash-image"))) == ["1K", "2K", "4K", "512"]

@@ -32,6 +32,8 @@ struct emu_opts {
 	bool noise;             /* photo-like incompressible images (real answer sizes) */
 	bool public_ok;         /* allow a non-loopback listen address */
 	double gateway_price;   /* USD billed per 200 answer on the gateway */
+	char route_from[128];   /* --route-model: requests for this model ... */
+	char route_to[128];     /* ... are served (and billed) by this one */
 };
 extern struct emu_opts emu_opt;
 

@@ -70,6 +70,8 @@ bool gen_validate(struct gen_req *g, struct emu_err *e)
 		return false;
 	}
 	g->m = model_find(id);
+	if (g->m && *emu_opt.route_from && strcmp(id, emu_opt.route_from) == 0)
+		g->m = model_find(emu_opt.route_to);	/* Google's routing to a successor */
 	if (!g->m) {
 		if (is_preview(id))
 			err_set(e, 404, "NOT_FOUND", "model_not_found",

@@ -18,7 +18,7 @@ struct emu_opts emu_opt = {
 static const char usage_line[] =
 	"usage: bananafs-emulator [--listen ADDR:PORT] [--key KEY] [--latency MS] "
 	"[--batch-delay SECONDS] [--jpeg] [--noise] [--public] [--gateway-price USD] "
-	"[-h|--help]\n";
+	"[--route-model FROM=TO] [-h|--help]\n";
 
 static void usage(FILE *f)
 {
@@ -37,6 +37,8 @@ static void help(void)
 	      "  --noise                photo-like incompressible images (real answer sizes)\n"
 	      "  --public               allow a non-loopback listen address\n"
 	      "  --gateway-price USD    price billed per gateway answer (default 0.05)\n"
+	      "  --route-model FROM=TO  serve (and bill) requests for FROM with TO, as Google\n"
+	      "                         routes deprecated models to their successor\n"
 	      "  -h, --help             show this help\n", stdout);
 }
 
@@ -105,6 +107,15 @@ int main(int argc, char **argv)
 			ok = parse_int(v, 0, 600000, &emu_opt.latency_ms);
 		} else if (!strcmp(a, "--batch-delay")) {
 			ok = parse_int(v, 0, 86400, &emu_opt.batch_delay_s);
+		} else if (!strcmp(a, "--route-model")) {
+			const char *eq = strchr(v, '=');
+			ok = eq && eq > v && (size_t)(eq - v) < sizeof emu_opt.route_from &&
+			     model_find(eq + 1) != NULL;
+			if (ok) {
+				snprintf(emu_opt.route_from, sizeof emu_opt.route_from, "%.*s",
+					 (int)(eq - v), v);
+				snprintf(emu_opt.route_to, sizeof emu_opt.route_to, "%s", eq + 1);
+			}
 		} else if (!strcmp(a, "--gateway-price")) {
 			char *end;
 			emu_opt.gateway_price = strtod(v, &end);
