@@ -141,7 +141,7 @@ static char *image_answer(void)
 
 	assert_non_null(b64);
 	assert_true(asprintf(&body,
-			     "{\"id\":\"int-42\",\"status\":\"completed\",\"model\":\"m\","
+			     "{\"id\":\"int-42\",\"status\":\"completed\","
 			     "\"steps\":[{\"type\":\"thought\",\"signature\":\"x\"},"
 			     "{\"type\":\"model_output\",\"content\":["
 			     "{\"type\":\"text\",\"text\":\"Here is your fox.\"},"

@@ -10,6 +10,8 @@
 
 #include "api/models.h"
 #include "api/prices.h"
+#include "api/request.h"
+#include "api/wire.h"
 
 static void test_builtin_table(void **state)
 {
@@ -175,10 +177,45 @@ static void test_render(void **state)
 	free(t);
 }
 
+/* Google's dates: past its shutdown (by BANANAFS_TODAY) a model is retired; names from a server are checked. */
+static void test_catalogue_dates(void **state)
+{
+	const struct model_info *m = models_find("gemini-2.5-flash-image");
+	struct gen_result res;
+	char msg[256];
+
+	(void)state;
+	assert_string_equal(m->shutdown, "2026-10-02");
+	assert_string_equal(models_checked, "2026-12-02");
+	setenv("BANANAFS_TODAY", "2026-10-01", 1);
+	assert_false(model_retired(m));
+	setenv("BANANAFS_TODAY", "2026-10-02", 1);
+	assert_true(model_retired(m));
+	assert_false(model_retired(models_find("gemini-3-pro-image")));
+	model_retired_msg(m, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "shut down by Google on 2026-10-02"));
+	setenv("BANANAFS_TODAY", "not a date", 1);	/* ignored: the real date, after 2026-10-02 */
+	assert_true(model_retired(m));
+	unsetenv("BANANAFS_TODAY");
+	/* sizes per model, re-checked against gemini-wire.md */
+	assert_false(model_has_size(models_find("gemini-nano-banana-2.1"), "512"));
+	assert_int_equal(models_find("gemini-3.1-flash-lite-image")->nsizes, 1);
+	assert_false(model_has_size(models_find("gemini-3-pro-image"), "512"));
+
+	memset(&res, 0, sizeof(res));
+	wire_model_served(&res, "models/gemini-3.1-flash-image");
+	assert_string_equal(res.model_served, "gemini-3.1-flash-image");
+	wire_model_served(&res, "evil\nname");
+	assert_string_equal(res.model_served, "");
+	wire_model_served(&res, NULL);
+	assert_string_equal(res.model_served, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builtin_table),
+		cmocka_unit_test(test_catalogue_dates),
 		cmocka_unit_test(test_pixels),
 		cmocka_unit_test(test_prices),
 		cmocka_unit_test(test_render),

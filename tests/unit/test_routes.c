@@ -341,6 +341,7 @@ static void test_parse_generate(void **state)
 	assert_int_equal(res.width, 6);
 	assert_int_equal(res.height, 3);
 	assert_string_equal(res.request_id, "IbH2aJ6f");
+	assert_string_equal(res.model_served, "gemini-2.5-flash-image");
 	assert_string_equal(res.finish_reason, "STOP");
 	assert_string_equal(res.text, "Here you go");	/* thought text dropped */
 	assert_int_equal(res.in_tokens, 4);
