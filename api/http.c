@@ -220,10 +220,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		r->request_id[0] = '\0';
 		r->upload_url[0] = '\0';
 		r->location[0] = '\0';
+		r->simulated = false;
 	} else if (header_is(data, n, "location", &v, &vlen)) {
 		if (!header_value(v, vlen, r->location, sizeof(r->location)))
 			snprintf(r->location, sizeof(r->location), "(a location too long to show)");
-		r->simulated = false;
 	} else if (header_is(data, n, "x-bananafs-simulated", &v, &vlen)) {
 		r->simulated = true;
 	} else if (header_is(data, n, "retry-after", &v, &vlen)) {

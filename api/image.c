@@ -255,6 +255,82 @@ static int put_be32(FILE *f, uint32_t v)
 	return fwrite(p, 1, 4, f) == 4 ? 0 : -1;
 }
 
+/*
+ * The Latin-1 form of UTF-8 text for a tEXt chunk (malloc'd): code points up
+ * to U+00FF map to one byte, anything else (and broken UTF-8) becomes '?'.
+ * *exact says whether nothing was replaced.
+ */
+static char *to_latin1(const char *s, bool *exact)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(strlen(s) + 1), *o = out;
+
+	*exact = true;
+	if (!out)
+		return NULL;
+	while (*p) {
+		unsigned c = *p;
+		if (c < 0x80) {
+			*o++ = (char)c;
+			p++;
+		} else if ((c & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80 && c >= 0xC2) {
+			unsigned cp = ((c & 0x1F) << 6) | (p[1] & 0x3F);
+			*o++ = cp <= 0xFF ? (char)cp : '?';
+			*exact = *exact && cp <= 0xFF;
+			p += 2;
+		} else {
+			/* three- and four-byte sequences are past U+00FF; skip their tail bytes */
+			*o++ = '?';
+			*exact = false;
+			p++;
+			while ((*p & 0xC0) == 0x80)
+				p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* One tEXt chunk: keyword NUL text (Latin-1). */
+static int write_text(FILE *f, const char *key, const char *latin1)
+{
+	size_t kl = strlen(key), vl = strlen(latin1);
+	size_t dl = kl + 1 + vl;
+	if (dl > 0x7fffffffu)
+		return -1;
+	unsigned char *d = malloc(4 + dl);
+	if (!d)
+		return -1;
+	memcpy(d, "tEXt", 4);
+	memcpy(d + 4, key, kl);
+	d[4 + kl] = 0;
+	memcpy(d + 4 + kl + 1, latin1, vl);
+	uLong crc = crc32(0, d, (uInt)(4 + dl));
+	int rc = put_be32(f, (uint32_t)dl) == 0 && fwrite(d, 1, 4 + dl, f) == 4 + dl &&
+			 put_be32(f, (uint32_t)crc) == 0 ? 0 : -1;
+	free(d);
+	return rc;
+}
+
+static int write_itxt(FILE *f, const struct png_text *t);
+
+/* The chunks one png_text gives (see image.h): iTXt and a tEXt copy, or one of them. */
+static int write_texts(FILE *f, const struct png_text *t)
+{
+	bool exact;
+	char *l1 = to_latin1(t->value, &exact);
+	int rc;
+
+	if (!l1)
+		return -1;
+	if (t->once)
+		rc = exact ? write_text(f, t->key, l1) : write_itxt(f, t);
+	else
+		rc = write_itxt(f, t) == 0 && write_text(f, t->key, l1) == 0 ? 0 : -1;
+	free(l1);
+	return rc;
+}
+
 /* One iTXt chunk: keyword NUL, flag 0, method 0, empty language NUL, empty translated NUL, text. */
 static int write_itxt(FILE *f, const struct png_text *t)
 {
@@ -396,7 +472,7 @@ static int copy_png(const unsigned char *b, size_t len, const struct png_text *t
 	size_t ihdr_end = 8 + 12 + 13;
 	int ok = fwrite(b, 1, ihdr_end, f) == ihdr_end;
 	for (int i = 0; ok && i < ntext; i++)
-		ok = write_itxt(f, &text[i]) == 0;
+		ok = write_texts(f, &text[i]) == 0;
 	/* the rest chunk by chunk (png_chunks_ok walked them): server text is capped */
 	size_t text_kept = 0;
 	for (size_t i = ihdr_end; ok && len - i >= 12;) {
@@ -443,7 +519,7 @@ static int encode_png(const char *path, int w, int h, int channels, row_fn next_
 	}
 	png = png_create_write_struct(PNG_LIBPNG_VER_STRING, why, png_fail, png_quiet_warning);
 	info = png ? png_create_info_struct(png) : NULL;
-	pt = calloc(ntext > 0 ? (size_t)ntext : 1, sizeof(*pt));
+	pt = calloc(2, sizeof(*pt));	/* one text's iTXt and tEXt */
 	row = malloc((size_t)w * (size_t)channels);
 	if (!info || !pt || !row)
 		goto out_destroy;
@@ -456,15 +532,29 @@ static int encode_png(const char *path, int w, int h, int channels, row_fn next_
 		     channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
 		     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
 	for (int i = 0; i < ntext; i++) {
-		pt[i].compression = PNG_ITXT_COMPRESSION_NONE;
-		pt[i].key = (png_charp)text[i].key;
-		pt[i].text = (png_charp)text[i].value;
-		pt[i].itxt_length = strlen(text[i].value);
-		pt[i].lang = NULL;
-		pt[i].lang_key = NULL;
+		bool exact;
+		char *l1 = to_latin1(text[i].value, &exact);
+		int k = 0;
+		if (!l1) {
+			snprintf(why, sizeof(why), "out of memory");
+			goto out_destroy;
+		}
+		memset(pt, 0, 2 * sizeof(*pt));
+		if (!text[i].once || !exact) {
+			pt[k].compression = PNG_ITXT_COMPRESSION_NONE;
+			pt[k].key = (png_charp)text[i].key;
+			pt[k].text = (png_charp)text[i].value;
+			pt[k++].itxt_length = strlen(text[i].value);
+		}
+		if (!text[i].once || exact) {
+			pt[k].compression = PNG_TEXT_COMPRESSION_NONE;
+			pt[k].key = (png_charp)text[i].key;
+			pt[k].text = l1;
+			pt[k++].text_length = strlen(l1);
+		}
+		png_set_text(png, info, pt, k);	/* copies key and text */
+		free(l1);
 	}
-	if (ntext > 0)
-		png_set_text(png, info, pt, ntext);
 	png_write_info(png, info);
 	for (int y = 0; y < h; y++) {
 		if (next_row(ctx, row)) {

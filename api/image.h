@@ -5,6 +5,7 @@
 #ifndef BANANAFS_API_IMAGE_H
 #define BANANAFS_API_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* "image/png", "image/jpeg", "image/webp" from magic bytes; NULL otherwise. */
@@ -20,7 +21,14 @@ int image_check(const unsigned char *b, size_t len, int *w, int *h, char *err, s
 
 struct png_text {
 	const char *key;		/* "prompt", "model", ... (Latin-1 keyword) */
-	const char *value;		/* UTF-8; written as iTXt */
+	const char *value;		/* UTF-8 */
+	/*
+	 * false: written twice, as iTXt (exact UTF-8) and as a tEXt copy in
+	 * Latin-1 ('?' for what Latin-1 lacks) that ImageMagick 6 shows.
+	 * true: written once, as tEXt when Latin-1 holds the value exactly,
+	 * else iTXt (how AUTOMATIC1111 writes "parameters").
+	 */
+	bool once;
 };
 
 /* Text the server put into its PNG (tEXt, zTXt, iTXt) is kept up to this many bytes in all. */

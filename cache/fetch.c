@@ -60,6 +60,7 @@
 #include "api/prices.h"
 #include "api/redact.h"
 #include "cache/fetch.h"
+#include "cache/provenance.h"
 #include "cache/upgrade.h"
 
 /* How many times a waiter may become owner after owners before it failed. */
@@ -295,32 +296,15 @@ static bool failure_billed(const struct config *cfg, const struct gen_request *r
 int fetch_write_pub_png(const char *tmp_path, void *varg)
 {
 	struct fetch_pub *a = varg;
-	const struct gen_request *rq = a->rq;
-	struct png_text t[9];
-	int n = 0;
+	struct provenance pv;
 
-	t[n++] = (struct png_text){ "prompt", rq->prompt ? rq->prompt : "" };
-	t[n++] = (struct png_text){ "model", a->res->model_served[0] ? a->res->model_served : rq->model };
-	t[n++] = (struct png_text){ "size", rq->size };
-	t[n++] = (struct png_text){ "aspect", rq->aspect };
-	t[n++] = (struct png_text){ "route", route_name(rq->route) };
-	t[n++] = (struct png_text){ "key", a->key_hex };
-	char *said = NULL;
-	if (a->res->text && *a->res->text) {
-		/* the model's text is the server's: capped like the image's own text */
-		size_t k = strlen(a->res->text);
-		if (k > IMAGE_SERVER_TEXT_MAX) {
-			k = IMAGE_SERVER_TEXT_MAX;
-			while (k > 0 && ((unsigned char)a->res->text[k] & 0xC0) == 0x80)
-				k--;	/* never cut a UTF-8 character */
-		}
-		said = strndup(a->res->text, k);
-		if (said)
-			t[n++] = (struct png_text){ "text", said };
+	if (provenance_build(&pv, a->rq, a->res, a->key_hex) < 0) {
+		snprintf(a->err, sizeof(a->err), "out of memory");
+		return -1;
 	}
-	t[n++] = (struct png_text){ "Software", "bananafs" };
-	int rc = image_write_png(a->res->image, a->res->image_len, t, n, tmp_path, a->err, sizeof(a->err));
-	free(said);
+	int rc = image_write_png(a->res->image, a->res->image_len, pv.t, pv.n, tmp_path, a->err,
+				 sizeof(a->err));
+	provenance_free(&pv);
 	a->bad_image = rc == IMAGE_BAD_INPUT;
 	return rc < 0 ? -1 : 0;
 }

@@ -2,6 +2,7 @@
 model catalogue, the served model, provenance that other tools read, and the words."""
 import errno
 import os
+import shutil
 import struct
 import subprocess
 import zlib
@@ -11,6 +12,10 @@ import pytest
 from conftest import ROOT, binary, is_mounted, ledger, wait_done, wait_for
 
 PRO2K = ("gemini-3-pro-image", "2K")
+# a 1x1 PNG, for a reference image
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cfc0f01f0005000201a0a4f2f40000000049454e44ae426082")
 FAST = "[bananafs]\nbackoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
 
 
@@ -144,3 +149,35 @@ def test_served_model_is_recorded_and_priced(mount_factory, workdir):
         m.unmount()
     finally:
         emu.stop()
+
+
+def test_png_provenance_read_by_imagemagick_and_a1111_tools(mount_factory, emulator):
+    if not shutil.which("identify"):
+        pytest.skip("ImageMagick's identify is not installed")
+    m = mount_factory(FAST)
+    d = m.path(*PRO2K)
+    with open(os.path.join(d, "ref.png"), "wb") as f:
+        f.write(TINY_PNG)
+    p = os.path.join(d, "prov.txt")
+    write(p, "---\naspect: 16:9\nvariant: 2\ninput: ref.png\n---\nA café at dawn, 日の出")
+    assert wait_done(p) == "done"
+    png = os.path.join(d, "prov.png")
+    r = subprocess.run(["identify", "-verbose", png], capture_output=True, encoding="latin-1",
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    # ImageMagick 6 shows tEXt only: the prompt must be there (Latin-1, '?' for the rest)
+    assert "prompt: A café at dawn, ???" in r.stdout, r.stdout[-3000:]
+    assert "model: gemini-3-pro-image" in r.stdout
+    key = os.getxattr(p, "user.bananafs.key").decode()
+    chunks = png_chunks(png)
+    exact = {k: v for t, k, v in chunks if t == "iTXt"}
+    assert exact["prompt"] == "A café at dawn, 日の出"		# iTXt keeps the UTF-8
+    assert {"tEXt", "iTXt"} == {t for t, k, _v in chunks if k == "prompt"}
+    params = [v for t, k, v in chunks if k == "parameters"]
+    assert len(params) == 1				# written once, as AUTOMATIC1111 does
+    first, rest = params[0].split("\n", 1)
+    assert first == "A café at dawn, 日の出"
+    assert rest.startswith("Model: gemini-3-pro-image, Size: 2K, Aspect: 16:9, Route: standard, "
+                           "Variant: 2, Key: " + key + ", Inputs: xxh3-128:"), rest
+    assert exact["inputs"].startswith("xxh3-128:") and len(exact["inputs"]) == 9 + 32
+    assert exact["variant"] == "2"

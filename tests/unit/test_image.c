@@ -126,10 +126,26 @@ static void test_check_rejects(void **state)
 }
 
 static const struct png_text texts[] = {
-	{ "prompt", "A banana on the moon, \xc3\xa9t\xc3\xa9 \xe2\x98\x80" },
-	{ "model", "gemini-3-pro-image" },
-	{ "bananafs-key", "0123456789abcdef" },
+	{ "prompt", "A banana on the moon, \xc3\xa9t\xc3\xa9 \xe2\x98\x80", false },
+	{ "model", "gemini-3-pro-image", false },
+	{ "bananafs-key", "0123456789abcdef", false },
+	{ "parameters", "caf\xc3\xa9\nModel: m", true },		/* Latin-1 holds it: one tEXt */
+	{ "once-utf8", "\xe2\x98\x80 sun", true },			/* it does not: one iTXt */
 };
+#define NTEXTS 5
+
+/* How many chunks carry key, and the value of its tEXt (Latin-1) one. */
+static int count_text(const struct png_read *r, const char *key, const char **latin1)
+{
+	int n = 0;
+	for (int i = 0; i < r->ntext; i++)
+		if (strcmp(r->keys[i], key) == 0) {
+			n++;
+			if (latin1 && r->comp[i] == PNG_TEXT_COMPRESSION_NONE)
+				*latin1 = r->vals[i];
+		}
+	return n;
+}
 
 static const char *find_text(const struct png_read *r, const char *key, int *comp)
 {
@@ -151,6 +167,19 @@ static void check_texts(const struct png_read *r)
 	assert_int_equal(comp, PNG_ITXT_COMPRESSION_NONE);
 	assert_string_equal(find_text(r, "model", NULL), "gemini-3-pro-image");
 	assert_string_equal(find_text(r, "bananafs-key", NULL), "0123456789abcdef");
+	/* each key also as tEXt, in Latin-1 with '?' for what Latin-1 lacks */
+	const char *l1 = NULL;
+	assert_int_equal(count_text(r, "prompt", &l1), 2);
+	assert_non_null(l1);
+	assert_string_equal(l1, "A banana on the moon, \xe9t\xe9 ?");
+	l1 = NULL;
+	assert_int_equal(count_text(r, "parameters", &l1), 1);
+	assert_non_null(l1);
+	assert_string_equal(l1, "caf\xe9\nModel: m");
+	l1 = NULL;
+	assert_int_equal(count_text(r, "once-utf8", &l1), 1);
+	assert_null(l1);
+	assert_string_equal(find_text(r, "once-utf8", NULL), "\xe2\x98\x80 sun");
 }
 
 static void test_write_png_from_png(void **state)
@@ -161,7 +190,7 @@ static void test_write_png_from_png(void **state)
 	unsigned char *p = make_png(23, 11, &len);
 	out_path(path, sizeof(path), "from-png.png");
 
-	assert_int_equal(image_write_png(p, len, texts, 3, path, err, sizeof(err)), 0);
+	assert_int_equal(image_write_png(p, len, texts, NTEXTS, path, err, sizeof(err)), 0);
 	struct png_read r;
 	assert_int_equal(read_png_file(path, &r), 0);
 	assert_int_equal(r.w, 23);
@@ -197,7 +226,7 @@ static void test_write_png_from_jpeg(void **state)
 	unsigned char *j = make_jpeg(48, 32, &len);
 	out_path(path, sizeof(path), "from-jpeg.png");
 
-	assert_int_equal(image_write_png(j, len, texts, 3, path, err, sizeof(err)), 0);
+	assert_int_equal(image_write_png(j, len, texts, NTEXTS, path, err, sizeof(err)), 0);
 	struct png_read r;
 	assert_int_equal(read_png_file(path, &r), 0);
 	assert_int_equal(r.w, 48);
@@ -276,7 +305,7 @@ static void test_write_png_corrupt(void **state)
 	p = make_png(20, 20, &len);
 	assert_int_equal(image_write_png(p, len - 12, texts, 1, path, err, sizeof(err)), IMAGE_BAD_INPUT);
 	/* a bad keyword */
-	struct png_text badkey = { "", "x" };
+	struct png_text badkey = { "", "x", false };
 	assert_int_equal(image_write_png(p, len, &badkey, 1, path, err, sizeof(err)), -1);	/* ours */
 	/* not an image at all */
 	assert_int_equal(image_write_png((const unsigned char *)"<html>", 6, NULL, 0, path, err,
