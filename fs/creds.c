@@ -97,7 +97,11 @@ bool creds_may_read(int tree_fd, const char *rel, const struct writer *w)
 		return true;
 	if (!creds_can_switch()) {
 		struct stat st;
-		if (fstatat(tree_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		int fd = open_beneath(tree_fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int rc = fd < 0 ? -1 : fstat(fd, &st);
+		if (fd >= 0)
+			close(fd);
+		if (rc < 0)
 			return false;
 		if (w->uid == st.st_uid)
 			return st.st_mode & S_IRUSR;

@@ -625,6 +625,28 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 	return !s->batch_failed;
 }
 
+/*
+ * A daemon that cannot take the writer's rights (not root, allow_other)
+ * judges each input: by the writer's rights from the file's modes, with
+ * the words prompt.c uses for a missing file.  True when one is refused.
+ */
+static bool inputs_refused(struct bfs *b, const char *dir, const struct prompt *p, const struct writer *w,
+			   char *err, size_t len)
+{
+	if (creds_can_switch() || creds_is_daemon(w))
+		return false;
+	for (int i = 0; i < p->ninputs; i++) {
+		char path[PATH_MAX];
+		int n = snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "", p->inputs[i]);
+		if (n < 0 || (size_t)n >= sizeof(path) || !creds_may_read(b->tree_fd, path, w)) {
+			snprintf(err, len, "input '%s': no such file, or not one you may read (paths are "
+				 "relative to the prompt's folder)", p->inputs[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
 #define MAX_OUT_NAMES (PROMPT_MAX_N * 3)
 
 /*
@@ -775,6 +797,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
 	    prompt_check_route(&p, n.model->id, route, b->cfg.gateway_api == GATEWAY_API_IMAGES,
 			       err, sizeof(err)) < 0 ||
+	    inputs_refused(b, dir, &p, &c.owner, err, sizeof(err)) ||
 	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
 		creds_leave();
 		char text[1400];

@@ -61,7 +61,7 @@ fi
 # whole files where hostile input and money meet.
 mount_san() {
 	pytest_run "$S" tests/mount -m smoke &&
-	pytest_run "$S" tests/mount/test_hostile_server.py tests/mount/test_hostile_user.py \
+	pytest_run "$S" tests/mount/test_hostile_server.py tests/mount/test_hostile_user.py tests/mount/test_users.py \
 		tests/mount/test_money.py tests/mount/test_batch.py tests/mount/test_crash.py
 }
 step mount-san mount_san
