@@ -129,7 +129,7 @@ def test_file_appearing_while_running_is_kept(mount, emulator):
     d = mount.path(*DIR)
     emulator.fault("slow", 1, delay_ms=1500)
     write(os.path.join(d, "slow.txt"), "a slow fox\n")
-    wait_for(lambda: status(os.path.join(d, "slow.txt")) == "running", 10, "the request")
+    wait_for(lambda: requests(emulator) == 1, 10, "the request")
     write(os.path.join(d, "slow.png"), b"the user's own")
     assert wait_done(os.path.join(d, "slow.txt")) == "failed"
     assert read(os.path.join(d, "slow.png")) == b"the user's own"
@@ -149,7 +149,7 @@ def test_removed_or_renamed_while_running(mount, emulator):
     emulator.fault("slow", 2, delay_ms=1500)
     write(os.path.join(d, "gone.txt"), "a prompt removed in flight\n")
     write(os.path.join(d, "old.txt"), "a prompt renamed in flight\n")
-    wait_for(lambda: status(os.path.join(d, "gone.txt")) == "running", 10, "the request")
+    wait_for(lambda: requests(emulator) == 2, 10, "the requests")
     os.unlink(os.path.join(d, "gone.txt"))
     os.rename(os.path.join(d, "old.txt"), os.path.join(d, "new.txt"))
     assert wait_done(os.path.join(d, "new.txt")) in ("done", "cached")
