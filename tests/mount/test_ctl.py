@@ -220,6 +220,8 @@ def test_dry_run_total_then_run_sends_the_priced_prompts(mount_factory, emulator
     assert st["dry_run_prompts"] == 2 and abs(st["dry_run_usd"] - 0.268) < 1e-9
     r = ctl("cost", "-m", m.mnt)
     assert r.returncode == 0 and "dry run: 2 prompts priced, not sent: $0.2680" in r.stdout
+    r = ctl("status", "-m", m.mnt)
+    assert r.returncode == 0 and "dry run: 2 prompts priced, not sent: $0.2680" in r.stdout
     assert emulator.stats()["generations"] == 0
     r = ctl("run", a)
     assert r.returncode == 0, r.stderr

@@ -181,7 +181,8 @@ cmd_cost(struct ctl *c, int argc, char **argv)
 		usage();
 	if (ledger_each(c, cost_line, &k) < 0)
 		goto out;
-	qsort(k.g, (size_t)k.ng, sizeof(*k.g), group_cmp);
+	if (k.ng > 0)	/* nothing billed yet (a dry run): k.g is NULL, which qsort may not take */
+		qsort(k.g, (size_t)k.ng, sizeof(*k.g), group_cmp);
 	for (i = 0; i < k.ng; i++)
 		if ((int)strlen(k.g[i].name) > w)
 			w = (int)strlen(k.g[i].name);

@@ -68,6 +68,9 @@ print_summary(const cJSON *st)
 	       jnum(st, "spent_today_usd", 0), jnum(st, "spent_total_usd", 0), daily, total,
 	       cJSON_IsTrue(off) ? "; offline (bundled emulator)" : "",
 	       cJSON_IsTrue(dry) ? "; dry run (nothing is sent)" : "");
+	if (jnum(st, "dry_run_prompts", 0) > 0)
+		printf("dry run: %.0f prompts priced, not sent: $%.4f; \"bananactl run PATH...\" sends them\n",
+		       jnum(st, "dry_run_prompts", 0), jnum(st, "dry_run_usd", 0));
 }
 
 int
