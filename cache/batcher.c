@@ -1,9 +1,17 @@
 /*
- * batcher.c - the Batch route: gather, submit, poll, store.
+ * batcher.c - the Batch route: gather, submit, poll.
  *
- * Money rules, as in fetch.c:
+ * The gates are not here.  fetch_image_batch (cache/fetch.c) runs the
+ * same cache -> in flight -> dry run -> budget walk as every route, then
+ * hands the item to batcher_gather; the result goes back through
+ * fetch_batch_finish (store, settle, ledger, end of the in-flight claim)
+ * and the "sent" lines through fetch_batch_sent.  What stays here:
  *  - one paid request per cache key: a key already gathered or submitted
- *    only gains a job_ref; the budget is reserved once per key;
+ *    only gains a job_ref; the key holds one in-flight claim and one budget
+ *    reservation, both named "batch.<key>" and renewed while the batch
+ *    lives, so a standard request for the same key waits for this one;
+ *  - the store is looked at again just before each submission: an item
+ *    another route or mount made meanwhile ends as a cache hit, unpaid;
  *  - a "sent" line is fsynced for every key before the create request
  *    leaves; if it cannot be written nothing is sent;
  *  - the state.db row exists before fetch_image_batch returns, and the
@@ -15,7 +23,8 @@
  *
  * Locking: b->mu protects the in-memory lists and orders every decision
  * about a key (join, create, finish) against the others.  No HTTP call and
- * no callback runs under it.
+ * no callback runs under it.  Every HTTP call is api_exchange, the one
+ * exchange of every route.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +46,7 @@
 #define BATCH_MAX_ITEMS 1000		/* submit at once when this many are gathered */
 #define BATCH_TICK_S 0.2
 #define BATCH_POLL_CAP_S 60.0
+#define BATCH_RENEW_S 60.0		/* well inside FETCH_BATCH_LEASE_S */
 
 enum bk_state { BK_GATHERED, BK_SUBMITTING, BK_SUBMITTED };
 
@@ -54,7 +64,6 @@ struct bkey {
 	enum bk_state state;
 	double created;			/* wall seconds */
 	double est;			/* batch price; < 0 unknown */
-	double reserved;		/* what this key holds in the budget */
 	int attempts;			/* create requests that carried it */
 	char reason[96];		/* reason for the next "sent" line, or "" */
 	char refused[512];		/* set on resume when the budget refuses it */
@@ -79,6 +88,7 @@ struct batcher {
 	struct bkey *keys;		/* oldest first */
 	struct bpoll *polls;
 	double submit_at;		/* no create before this (back-off after a transient failure) */
+	double renewed_at;		/* last renewal of the keys' claims and reservations */
 };
 
 /* The mount's one clock (wall time: rows and windows survive a restart). */
@@ -87,19 +97,12 @@ static double wall_now(const struct fetch_ctx *f)
 	return f->clk->wall(f->clk->ctx);
 }
 
-/* The budget reservation of a key: one per key, whoever asked for it. */
+/* The in-flight owner and budget reservation id of a key: one per key, whoever asked for it. */
 #define RESV_ID_LEN (KEY_HEX_LEN + 8)
 static const char *resv_id(const char *key, char *buf)
 {
-	snprintf(buf, RESV_ID_LEN, "batch.%s", key);
+	fetch_batch_owner(key, buf, RESV_ID_LEN);
 	return buf;
-}
-
-static void stat_add(struct fetch_ctx *f, long *field)
-{
-	pthread_mutex_lock(&f->stats_mu);
-	(*field)++;
-	pthread_mutex_unlock(&f->stats_mu);
 }
 
 static void outcome_init(struct fetch_outcome *out)
@@ -111,47 +114,11 @@ static void outcome_init(struct fetch_outcome *out)
 	out->res.in_tokens = out->res.out_tokens = out->res.thought_tokens = -1;
 }
 
-/* What a ledger line of one key needs. */
-struct line_ctx {
-	struct fetch_ctx *f;
-	const char *job_id, *key, *model, *size, *aspect, *prompt_hash, *prompt;
-	const char *path;		/* the (first) prompt's path, from its job_ref "gen/i/n:path" */
-};
-
-/* The path part of a job_ref, or NULL. */
+/* The path part of a job_ref "gen/i/n:path" (the prompt's path for the ledger), or NULL. */
 static const char *ref_path(const char *job_ref)
 {
 	const char *colon = job_ref ? strchr(job_ref, ':') : NULL;
 	return colon ? colon + 1 : NULL;
-}
-
-static void rec_init(const struct line_ctx *c, struct ledger_rec *r, const char *outcome)
-{
-	memset(r, 0, sizeof(*r));
-	r->job = c->job_id;
-	r->path = c->path;
-	r->key = c->key;
-	r->model = c->model;
-	r->route = route_name(ROUTE_BATCH);
-	r->size = c->size;
-	r->aspect = c->aspect;
-	r->prompt_hash = c->prompt_hash;
-	r->prompt = c->f->cfg->ledger_prompts_full ? c->prompt : NULL;
-	r->outcome = outcome;
-	r->http_status = -1;
-	r->latency_s = -1;
-	r->cost_usd = -1;
-	r->in_tokens = r->out_tokens = -1;
-	r->time = (time_t)wall_now(c->f);
-}
-
-static void ledger_note(const struct line_ctx *c, const char *outcome, double cost)
-{
-	struct ledger_rec r;
-
-	rec_init(c, &r, outcome);
-	r.cost_usd = cost;
-	ledger_append(&c->f->ledger, &r);
 }
 
 /* The prompt text inside a stored request (contents[0].parts[0].text), malloc'd. */
@@ -280,95 +247,64 @@ static void drop_poll(struct batcher *b, const char *name)
 		}
 }
 
-/* --- the entry ------------------------------------------------------------- */
+/* --- gathering (the gates ran in fetch_image_batch) -------------------------- */
 
-enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
-				    const char *job_ref, struct fetch_outcome *out)
+static const char *state_name(enum bk_state st)
 {
-	struct batcher *b = f->batcher;
-	struct cache_key ph;
-	char prompt_hash[KEY_HEX_LEN], err[256] = "";
-	struct line_ctx lc = { .f = f, .job_id = job_id, .model = rq->model, .size = rq->size,
-			       .aspect = rq->aspect, .prompt_hash = prompt_hash, .prompt = rq->prompt,
-			       .path = rq->origin ? rq->origin : ref_path(job_ref) };
+	return st == BK_SUBMITTED ? "submitted" : st == BK_SUBMITTING ? "submitting" : "gathered";
+}
+
+/* Caller holds b->mu.  Adds job_ref to k (row first).  1, or -1 with out->res set. */
+static int join_locked(struct batcher *b, struct bkey *k, const char *job_ref, const char *job_id,
+		       struct fetch_outcome *out)
+{
+	struct journal_bitem it = {
+		.key = k->key, .job_ref = job_ref, .job_id = job_id, .model = k->model,
+		.size = k->size, .aspect = k->aspect, .request_json = k->request_json,
+		.batch_name = k->batch_name[0] ? k->batch_name : NULL,
+		.state = state_name(k->state), .created = k->created,
+	};
+	int rc = add_ref(k, job_ref, job_id);
+
+	if (rc == 0 && journal_bitem_put(b->f->store, &it) < 0)
+		rc = -1;
+	snprintf(out->batch_name, sizeof(out->batch_name), "%s", k->batch_name);
+	if (rc < 0) {
+		gen_result_fail(&out->res, ERR_NONE, "cannot record the batch item in state.db");
+		return -1;
+	}
+	return 1;
+}
+
+int batcher_join(struct batcher *b, const char *key_hex, const char *job_ref, const char *job_id,
+		 struct fetch_outcome *out)
+{
 	struct bkey *k;
-	char rid[RESV_ID_LEN];
-	double est;
-	int rc;
-
-	outcome_init(out);
-	key_compute(rq, &out->key);
-	key_hex(&out->key, out->key_hex);
-	lc.key = out->key_hex;
-	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);
-	snprintf(out->size_used, sizeof(out->size_used), "%s", rq->size);
-	key_hash_bytes(rq->prompt ? rq->prompt : "", rq->prompt ? rq->prompt_len : 0, ph.b);
-	key_hex(&ph, prompt_hash);
-
-	/* 1. cached: free, always allowed (an object of an older key format too) */
-	rc = store_lookup(f->store, &out->key, &out->obj);
-	if (rc == 0)
-		rc = upgrade_adopt(f->store, rq, &out->key, &out->obj);
-	if (rc == 1)
-		goto out_cached;
-	stat_add(f, &f->stats.misses);
-
-	est = price_usd(rq->model, rq->size, ROUTE_BATCH);
-	/* 2. dry run: the batch price, nothing recorded */
-	if (f->cfg->dry_run) {
-		out->cost_usd = est;
-		ledger_note(&lc, "dry-run", est);
-		stat_add(f, &f->stats.dry_run);
-		return out->result = FETCH_DRY_RUN;
-	}
-	if (!b || !job_ref || !*job_ref) {
-		gen_result_fail(&out->res, ERR_NONE, "the batch route is not running; nothing was sent");
-		stat_add(f, &f->stats.failed);
-		return out->result = FETCH_FAILED;
-	}
+	int rc = 0;
 
 	pthread_mutex_lock(&b->mu);
-	/* 3. a batch may have stored it since 1; its rows are gone then */
-	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
-		pthread_mutex_unlock(&b->mu);
-		goto out_cached;
-	}
-	/* 4. already gathered or submitted: one more job for the same paid request */
+	k = find_key(b, key_hex);
+	if (k)
+		rc = join_locked(b, k, job_ref, job_id, out);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+int batcher_gather(struct batcher *b, const struct gen_request *rq, const char *job_id, const char *job_ref,
+		   double est, struct fetch_outcome *out)
+{
+	struct fetch_ctx *f = b->f;
+	char err[256] = "";
+	struct bkey *k;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
 	k = find_key(b, out->key_hex);
 	if (k) {
-		struct journal_bitem it = {
-			.key = k->key, .job_ref = job_ref, .job_id = job_id, .model = k->model,
-			.size = k->size, .aspect = k->aspect, .request_json = k->request_json,
-			.batch_name = k->batch_name[0] ? k->batch_name : NULL,
-			.state = k->state == BK_SUBMITTED ? "submitted" :
-				 k->state == BK_SUBMITTING ? "submitting" : "gathered",
-			.created = k->created,
-		};
-		rc = add_ref(k, job_ref, job_id);
-		if (rc == 0 && journal_bitem_put(f->store, &it) < 0)
-			rc = -1;
-		snprintf(out->batch_name, sizeof(out->batch_name), "%s", k->batch_name);
+		rc = join_locked(b, k, job_ref, job_id, out);
 		pthread_mutex_unlock(&b->mu);
-		if (rc < 0) {
-			gen_result_fail(&out->res, ERR_NONE, "cannot record the batch item in state.db");
-			return out->result = FETCH_FAILED;
-		}
-		out->source = SRC_COALESCED;
-		out->cost_usd = 0;
-		return out->result = FETCH_BATCH_PENDING;
+		return rc;
 	}
-	/* 5. budget, once per key */
-	if (budget_reserve(&f->budget, resv_id(out->key_hex, rid), est, 0, out->why, sizeof(out->why)) < 0) {
-		pthread_mutex_unlock(&b->mu);
-		if (est < 0)
-			snprintf(out->why, sizeof(out->why), "price unknown for %s %s batch; set it in [prices] "
-				 "or remove the budget", rq->model, rq->size);
-		out->cost_usd = est;
-		ledger_note(&lc, "refused-budget", est);
-		stat_add(f, &f->stats.refused);
-		return out->result = FETCH_REFUSED_BUDGET;
-	}
-	/* 6. durable before we say "pending" */
 	char *rj = batch_request_json(rq, err, sizeof(err));
 	k = rj ? bkey_new(out->key_hex, rq->model, rq->size, rq->aspect, rj) : NULL;
 	free(rj);
@@ -379,7 +315,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 			.state = "gathered", .created = wall_now(f),
 		};
 		k->created = it.created;
-		k->reserved = est;
+		k->est = est;
 		if (add_ref(k, job_ref, job_id) != 0 || journal_bitem_put(f->store, &it) < 0) {
 			bkey_free(k);
 			k = NULL;
@@ -388,43 +324,32 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	}
 	if (!k) {
 		pthread_mutex_unlock(&b->mu);
-		budget_settle(&f->budget, rid, 0);
 		gen_result_fail(&out->res, ERR_REQUEST, "%s; nothing was sent", err[0] ? err : "out of memory");
-		stat_add(f, &f->stats.failed);
-		return out->result = FETCH_FAILED;
+		return -1;
 	}
 	add_key(b, k);
 	pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	out->source = SRC_GENERATED;
-	out->cost_usd = est;
-	return out->result = FETCH_BATCH_PENDING;
-
-out_cached:
-	out->source = SRC_CACHE;
-	out->cost_usd = 0;
-	ledger_note(&lc, "cached", 0);
-	stat_add(f, &f->stats.hits);
-	return out->result = FETCH_OK;
+	return 0;
 }
 
 /* --- ending a key ---------------------------------------------------------- */
 
 /*
  * Ends key with res (an image to store, or a failure), or with a budget
- * refusal when refused is set.  Ledgers, settles, removes the rows, then
- * tells every job that waited for it.
+ * refusal (END_REFUSED), or with the object the store had before the batch
+ * was sent (END_CACHED).  fetch.c stores, settles and ledgers; then the rows
+ * go and every job that waited for the key is told.
  */
+enum end { END_RESULT, END_REFUSED, END_CACHED };
+
 static void finish_key(struct batcher *b, const char *key, const char *batch_name, struct gen_result *res,
-		       bool refused)
+		       enum end how, const struct object_info *cached)
 {
 	struct fetch_ctx *f = b->f;
-	const struct config *cfg = f->cfg;
 	struct fetch_outcome out;
-	struct ledger_rec r;
 	struct bkey *k, **pp;
-	char reason[160], err[512], rid[RESV_ID_LEN];
-	bool ok = false, billed = false;
+	char reason[160];
 
 	/* Take the key out of the lists first: no new job joins a key that is ending. */
 	pthread_mutex_lock(&b->mu);
@@ -440,11 +365,8 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	struct gen_request rq = {
 		.model = k->model, .size = k->size, .aspect = k->aspect, .prompt = k->prompt,
 		.prompt_len = strlen(k->prompt), .n = 1, .index = 1, .route = ROUTE_BATCH,
+		.origin = k->refs ? ref_path(k->refs->job_ref) : NULL,
 	};
-	struct line_ctx lc = { .f = f, .job_id = k->refs ? k->refs->job_id : NULL, .key = k->key,
-			       .model = k->model, .size = k->size, .aspect = k->aspect,
-			       .prompt_hash = k->prompt_hash, .prompt = k->prompt,
-			       .path = k->refs ? ref_path(k->refs->job_ref) : NULL };
 
 	outcome_init(&out);
 	key_from_hex(k->key, &out.key);
@@ -453,78 +375,24 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 	snprintf(out.size_used, sizeof(out.size_used), "%s", k->size);
 	snprintf(out.batch_name, sizeof(out.batch_name), "%s", batch_name ? batch_name : "");
 	snprintf(reason, sizeof(reason), "batch %s", batch_name && *batch_name ? batch_name : "(not created)");
-	out.attempts = k->attempts;
 	if (res) {
 		out.res = *res;		/* moved: the caller's copy is zeroed below */
 		memset(res, 0, sizeof(*res));
 	}
-
-	if (refused) {
+	if (how == END_REFUSED) {
 		snprintf(out.why, sizeof(out.why), "%s", k->refused);
 		out.result = FETCH_REFUSED_BUDGET;
-		out.cost_usd = k->est;
-		ledger_note(&lc, "refused-budget", k->est);
-		stat_add(f, &f->stats.refused);
-		goto out_tell;
+	} else if (how == END_CACHED) {
+		out.result = FETCH_OK;
+		out.source = SRC_CACHE;
+		out.obj = *cached;
+	} else if (out.res.cls == ERR_NONE && out.res.image && api_check_image(&rq, &out.res) < 0) {
+		/* the same checks as every route: the batch made it, but not the image asked for */
+		out.res.paid_unusable = true;
 	}
-	if (out.res.cls == ERR_NONE && out.res.image && api_check_image(&rq, &out.res) < 0) {
-		/* the same checks as every route: an image that is not the one asked for */
-		billed = true;	/* the batch made it: paid for */
-		free(out.res.image);
-		out.res.image = NULL;
-		out.res.image_len = 0;
-	}
-	if (out.res.cls == ERR_NONE && out.res.image && out.res.image_len > 0) {
-		struct fetch_pub pa = { .rq = &rq, .key_hex = k->key, .res = &out.res };
-		const char *mime = out.res.mime[0] ? out.res.mime : image_sniff(out.res.image, out.res.image_len);
-		const char *ext = image_ext(mime);
+	/* gate 8, as for every route: store, settle, ledger, end the claim */
+	fetch_batch_finish(f, &rq, k->refs ? k->refs->job_id : NULL, reason, k->est, k->attempts, &out);
 
-		ok = store_put(f->store, &out.key, out.res.image, out.res.image_len, ext,
-			       cfg->output_original ? ext : "png",
-			       cfg->output_original ? NULL : fetch_write_pub_png, &pa,
-			       out.res.width, out.res.height, &out.obj, err, sizeof(err)) == 0;
-		if (!ok) {
-			gen_result_fail(&out.res, ERR_MALFORMED, "the image could not be stored: %s%s%s", err,
-					pa.err[0] ? ": " : "", pa.err);
-			billed = true;	/* the batch made it: paid for */
-		}
-		free(out.res.image);
-		out.res.image = NULL;
-		out.res.image_len = 0;
-	} else if (out.res.cls == ERR_NONE && !billed) {
-		gen_result_fail(&out.res, ERR_NO_IMAGE, "the batch result held no image");
-	}
-
-	/* Google may route a deprecated model to its successor: price what served it. */
-	double cost = k->est;
-	if (out.res.model_served[0] && strcmp(out.res.model_served, k->model) != 0) {
-		double served = price_usd(out.res.model_served, k->size, ROUTE_BATCH);
-		if (served >= 0)
-			cost = served;
-		snprintf(out.model_used, sizeof(out.model_used), "%s", out.res.model_served);
-	}
-	budget_settle(&f->budget, resv_id(k->key, rid), (ok || billed) ? cost : 0);
-	out.cost_usd = (ok || billed) ? cost : 0;
-	out.result = ok ? FETCH_OK : FETCH_FAILED;
-	out.source = SRC_GENERATED;
-
-	rec_init(&lc, &r, ok ? "ok" : "failed");
-	r.reason = reason;
-	r.billed = ok || billed;
-	r.cost_usd = out.cost_usd;
-	r.http_status = out.res.http_status > 0 ? out.res.http_status : -1;
-	r.api_status = out.res.api_status;
-	r.request_id = out.res.request_id;
-	r.error_class = ok ? NULL : err_class_name(out.res.cls);
-	r.attempt = k->attempts;
-	r.in_tokens = out.res.in_tokens;
-	r.out_tokens = out.res.out_tokens;
-	r.simulated = out.res.simulated;
-	r.model_served = out.res.model_served[0] ? out.res.model_served : NULL;
-	ledger_append(&f->ledger, &r);
-	stat_add(f, ok ? &f->stats.ok : &f->stats.failed);
-
-out_tell:
 	/* The object (if any) is stored: the rows may go before anyone is told. */
 	journal_bitem_delete(f->store, k->key, NULL);
 	for (struct bref *ref = k->refs; ref; ref = ref->next) {
@@ -553,7 +421,7 @@ static void fail_keys(struct batcher *b, char **keys, int n, const char *name, e
 		res.in_tokens = res.out_tokens = res.thought_tokens = -1;
 		res.http_status = http_status;
 		gen_result_fail(&res, cls, "%s", msg);
-		finish_key(b, keys[i], name, &res, false);
+		finish_key(b, keys[i], name, &res, END_RESULT, NULL);
 		gen_result_free(&res);
 	}
 }
@@ -731,25 +599,20 @@ static bool ledger_sent(struct batcher *b, struct sub_item *it, int n, const cha
 	pthread_mutex_lock(&b->mu);
 	for (int i = 0; i < n; i++) {
 		struct bkey *k = find_key(b, it[i].key);
-		struct ledger_rec r;
 
 		if (!k)
 			continue;
-		struct line_ctx lc = { .f = f, .job_id = k->refs ? k->refs->job_id : NULL, .key = k->key,
-				       .model = k->model, .size = k->size, .aspect = k->aspect,
-				       .prompt_hash = k->prompt_hash, .prompt = k->prompt,
-				       .path = k->refs ? ref_path(k->refs->job_ref) : NULL };
+		struct gen_request rq = {
+			.model = k->model, .size = k->size, .aspect = k->aspect, .prompt = k->prompt,
+			.prompt_len = strlen(k->prompt), .n = 1, .index = 1, .route = ROUTE_BATCH,
+			.origin = k->refs ? ref_path(k->refs->job_ref) : NULL,
+		};
 		k->attempts++;
 		snprintf(reason, sizeof(reason), "%s%sbatch %s", k->reason, k->reason[0] ? ", " : "", display);
-		rec_init(&lc, &r, "sent");
-		r.reason = reason;
-		r.cost_usd = k->est;
-		r.attempt = k->attempts;
-		if (ledger_append(&f->ledger, &r) < 0) {
+		if (fetch_batch_sent(f, &rq, k->key, k->refs ? k->refs->job_id : NULL, reason, k->attempts, k->est) < 0) {
 			ok = false;
 			break;
 		}
-		stat_add(f, &f->stats.sent);
 		journal_bitem_set(f->store, k->key, NULL, "submitting");
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -769,6 +632,24 @@ static void submit(struct batcher *b, const char *model, struct sub_item *it, in
 	res.retry_after_s = -1;
 	snprintf(display, sizeof(display), "bananafs-%lld-%ld", (long long)wall_now(f), (long)getpid());
 	if (!keys)
+		goto out_free;
+	/* The store again, just before paying: another route or mount may have made it since. */
+	for (i = 0; i < n;) {
+		struct object_info o;
+		struct cache_key ck;
+
+		if (key_from_hex(it[i].key, &ck) == 0 && store_lookup(f->store, &ck, &o) == 1) {
+			struct sub_item t = it[i];
+
+			finish_key(b, it[i].key, NULL, NULL, END_CACHED, &o);
+			it[i] = it[n - 1];	/* the caller frees all of them: swap, do not drop */
+			it[n - 1] = t;
+			n--;
+		} else {
+			i++;
+		}
+	}
+	if (n == 0)
 		goto out_free;
 	for (i = 0; i < n; i++)
 		keys[i] = it[i].key;
@@ -837,7 +718,7 @@ static void submit(struct batcher *b, const char *model, struct sub_item *it, in
 			memcpy(one.request_id, res.request_id, sizeof(one.request_id));
 			memcpy(one.quota_id, res.quota_id, sizeof(one.quota_id));
 			one.message = res.message ? strdup(res.message) : NULL;
-			finish_key(b, it[i].key, NULL, &one, false);
+			finish_key(b, it[i].key, NULL, &one, END_RESULT, NULL);
 			gen_result_free(&one);
 		}
 	}
@@ -956,7 +837,7 @@ static void poll_one(struct batcher *b, const char *name)
 
 		if (r) {
 			r->res.simulated = resp.simulated;
-			finish_key(b, keys[i], name, &r->res, false);
+			finish_key(b, keys[i], name, &r->res, END_RESULT, NULL);
 		} else {
 			snprintf(msg, sizeof(msg), "the batch %s finished without a result for this request", name);
 			fail_keys(b, &keys[i], 1, name, ERR_NO_IMAGE, 0, msg);
@@ -972,6 +853,20 @@ out_free:
 
 /* --- the thread ------------------------------------------------------------ */
 
+/* Caller holds b->mu.  Extends every key's claim and reservation by a lease. */
+static void renew_locked(struct batcher *b)
+{
+	struct cache_key ck;
+	char rid[RESV_ID_LEN];
+
+	for (struct bkey *k = b->keys; k; k = k->next) {
+		resv_id(k->key, rid);
+		if (key_from_hex(k->key, &ck) == 0)
+			inflight_renew(&b->f->inflight, &ck, rid, FETCH_BATCH_LEASE_S);
+		budget_renew(&b->f->budget, rid, FETCH_BATCH_LEASE_S);
+	}
+}
+
 static void *batcher_main(void *varg)
 {
 	struct batcher *b = varg;
@@ -985,6 +880,11 @@ static void *batcher_main(void *varg)
 		struct bkey *k;
 		struct bpoll *p;
 
+		/* the keys' in-flight claims and reservations live while the batch does */
+		if (now - b->renewed_at >= BATCH_RENEW_S) {
+			renew_locked(b);
+			b->renewed_at = now;
+		}
 		/* keys the budget refused on resume end first */
 		for (k = b->keys; k && !k->refused[0]; k = k->next)
 			;
@@ -993,7 +893,7 @@ static void *batcher_main(void *varg)
 
 			memcpy(key, k->key, KEY_HEX_LEN);
 			pthread_mutex_unlock(&b->mu);
-			finish_key(b, key, NULL, NULL, true);
+			finish_key(b, key, NULL, NULL, END_REFUSED, NULL);
 			pthread_mutex_lock(&b->mu);
 			continue;
 		}
@@ -1037,27 +937,28 @@ static int load_row(const struct journal_bitem *it, void *arg)
 {
 	struct batcher *b = arg;
 	struct bkey *k = find_key(b, it->key);
+	struct cache_key ck;
 	char rid[RESV_ID_LEN];
 
 	if (!k) {
 		if (!(k = bkey_new(it->key, it->model, it->size, it->aspect, it->request_json)))
 			return -1;
 		k->created = it->created;
+		/* the item owns its key in flight again: a standard request for it waits for the batch */
+		if (key_from_hex(k->key, &ck) == 0)
+			inflight_claim(&b->f->inflight, &ck, resv_id(k->key, rid), FETCH_BATCH_LEASE_S);
 		if (strcmp(it->state, "submitted") == 0 && it->batch_name) {
 			k->state = BK_SUBMITTED;
 			snprintf(k->batch_name, sizeof(k->batch_name), "%s", it->batch_name);
 			/* the money is committed: hold it whether or not the budget likes it now */
-			k->reserved = budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, 0, NULL, 0) == 0 ?
-				      k->est : 0;
+			budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, FETCH_BATCH_LEASE_S, NULL, 0);
 			add_poll(b, k->batch_name, 0);
 		} else {
 			k->state = BK_GATHERED;
 			if (strcmp(it->state, "submitting") == 0)
 				snprintf(k->reason, sizeof(k->reason), "resume after crash");
-			if (budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, 0, k->refused,
-					   sizeof(k->refused)) == 0)
-				k->reserved = k->est;
-			else if (!k->refused[0])
+			if (budget_reserve(&b->f->budget, resv_id(k->key, rid), k->est, FETCH_BATCH_LEASE_S,
+					   k->refused, sizeof(k->refused)) < 0 && !k->refused[0])
 				snprintf(k->refused, sizeof(k->refused), "the budget refuses it after the restart");
 		}
 		add_key(b, k);

@@ -31,4 +31,17 @@ int batcher_start(struct fetch_ctx *f, batch_done_fn done, void *arg, char *err,
 /* Joins the thread and frees it (f->batcher = NULL); pending state stays in state.db. */
 void batcher_stop(struct fetch_ctx *f);
 
+/*
+ * For fetch_image_batch (cache/fetch.c), which runs the gates; the batcher
+ * only gathers, submits and polls.  batcher_join adds job_ref to the item
+ * of key_hex when there is one: 1 joined (out->batch_name set when
+ * submitted), 0 no such item, -1 could not record it (out->res says so).
+ * batcher_gather records a new item for rq (reserved est under the key's
+ * owner): 0 added, 1 joined an item that appeared meanwhile, -1 failed.
+ */
+int batcher_join(struct batcher *b, const char *key_hex, const char *job_ref, const char *job_id,
+		 struct fetch_outcome *out);
+int batcher_gather(struct batcher *b, const struct gen_request *rq, const char *job_id, const char *job_ref,
+		   double est, struct fetch_outcome *out);
+
 #endif

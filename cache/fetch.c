@@ -59,6 +59,7 @@
 #include "api/models.h"
 #include "api/prices.h"
 #include "api/redact.h"
+#include "cache/batcher.h"
 #include "cache/fetch.h"
 #include "cache/provenance.h"
 #include "cache/upgrade.h"
@@ -196,6 +197,7 @@ struct walk {
 	char key_hex[KEY_HEX_LEN];
 	char prompt_hash[KEY_HEX_LEN];
 	const char *fallback;		/* "MODEL SIZE" on a fallback walk, else NULL */
+	const char *end_reason;		/* reason on the outcome line ("batch NAME"), or NULL */
 	char owner[96];			/* "<job id>.<n>": in-flight owner and budget reservation id */
 	double lease_s;			/* in-flight claim and reservation lifetime, renewed per attempt */
 };
@@ -309,6 +311,89 @@ int fetch_write_pub_png(const char *tmp_path, void *varg)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * Gate 8 for every route: the answer in out->res of the one paid request
+ * for out->key (est reserved under w->owner).  A made image is stored under
+ * its key before anyone is told; the reservation becomes spending (or is
+ * released when nothing was billed); the outcome line records the money.
+ * Returns true when the object is stored.
+ */
+static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out, double latency,
+			  double unknown_usd)
+{
+	struct fetch_ctx *f = w->f;
+	const struct config *cfg = f->cfg;
+	const struct gen_request *rq = w->rq;
+	struct gen_result *res = &out->res;
+	struct ledger_rec r;
+	bool ok = res->cls == ERR_NONE && res->image && res->image_len > 0, billed = false;
+
+	if (res->cls == ERR_NONE && !ok && !res->message)	/* an answer without image or reason */
+		gen_result_fail(res, ERR_NO_IMAGE, "the answer held no image");
+	if (ok) {
+		struct fetch_pub pa = { .rq = rq, .key_hex = w->key_hex, .res = res };
+		const char *mime = res->mime[0] ? res->mime : image_sniff(res->image, res->image_len);
+		const char *ext = image_ext(mime);
+		char err[512];
+
+		if (store_put(f->store, &out->key, res->image, res->image_len, ext,
+			      cfg->output_original ? ext : "png",
+			      cfg->output_original ? NULL : fetch_write_pub_png, &pa,
+			      res->width, res->height, &out->obj, err, sizeof(err)) < 0) {
+			/* Paid for, but unusable or unstorable: billed, failed. */
+			if (pa.bad_image)
+				gen_result_fail(res, ERR_MALFORMED, "the server's image is damaged or cut "
+						"short (%s): the fault is in the server's answer, not in "
+						"the store; it was billed", pa.err);
+			else
+				gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s",
+						err, pa.err[0] ? ": " : "", pa.err);
+			ok = false;
+			billed = true;
+		}
+		free(res->image);	/* the store has it now; keep text and ids */
+		res->image = NULL;
+		res->image_len = 0;
+	} else if (failure_billed(cfg, rq, res)) {
+		billed = true;
+	}
+
+	/* Google may route a deprecated model to its successor: price what served it. */
+	double settled = est;
+	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0) {
+		double asked = price_usd(rq->model, rq->size, rq->route);
+		double served = price_usd(res->model_served, rq->size, rq->route);
+		if (asked >= 0 && served >= 0 && est >= 0)
+			settled = est - asked + served;	/* the image's price swapped, the rest kept */
+		snprintf(out->model_used, sizeof(out->model_used), "%s", res->model_served);
+	}
+	/* A grounded request reserved one search query; it pays for those the answer reports. */
+	if (rq->search && settled >= 0)
+		settled += (res->search_queries - 1) * price_search_query_usd();
+	/* unknown_usd: earlier attempts of this walk that may have been billed (ledgered "unknown") */
+	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
+	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
+
+	rec_init(w, &r, ok ? "ok" : "failed");
+	r.billed = ok || billed;
+	r.cost_usd = (ok || billed) ? settled : 0;
+	r.search_queries = (ok || billed) ? res->search_queries : 0;
+	r.model_served = res->model_served[0] ? res->model_served : NULL;
+	r.simulated = res->simulated;
+	r.http_status = res->http_status > 0 ? res->http_status : -1;
+	r.api_status = res->api_status;
+	r.request_id = res->request_id;
+	r.error_class = ok ? NULL : err_class_name(res->cls);
+	r.attempt = out->attempts;
+	r.latency_s = latency;
+	r.in_tokens = res->in_tokens;
+	r.out_tokens = res->out_tokens;
+	r.reason = w->end_reason;
+	ledger_append(&f->ledger, &r);
+	return ok;
+}
+
+
 enum sent { SENT_FAILED, SENT_STORED, SENT_LOST /* another owner took the key over; nothing sent */ };
 
 /*
@@ -318,14 +403,13 @@ enum sent { SENT_FAILED, SENT_STORED, SENT_LOST /* another owner took the key ov
 static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome *out)
 {
 	struct fetch_ctx *f = w->f;
-	const struct config *cfg = f->cfg;
 	const struct gen_request *rq = w->rq;
 	struct gen_result *res = &out->res;
 	struct ledger_rec r;
 	char why[64];
 	const char *reason = w->reason;
 	double t0 = 0, latency = -1, d, unknown_usd = 0;
-	bool waited, ok = false, billed = false, abandoned = false, lost = false;
+	bool waited, abandoned = false, lost = false;
 	int attempt, unnamed_429s = 0;
 	double until;
 
@@ -395,10 +479,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			unknown_usd += est;
 		}
 
-		if (res->cls == ERR_NONE && res->image && res->image_len > 0) {
-			ok = true;
+		if (res->cls == ERR_NONE && res->image && res->image_len > 0)
 			break;
-		}
 		if (res->cls == ERR_NONE)	/* 2xx without an image the route did not classify */
 			gen_result_fail(res, ERR_NO_IMAGE, "the answer held no image");
 
@@ -432,67 +514,13 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		f->clk->sleep(f->clk->ctx, d);
 	}
 
-	if (ok) {
-		struct fetch_pub pa = { .rq = rq, .key_hex = w->key_hex, .res = res };
-		const char *mime = res->mime[0] ? res->mime : image_sniff(res->image, res->image_len);
-		const char *ext = image_ext(mime);
-		char err[512];
-
-		if (store_put(f->store, &out->key, res->image, res->image_len, ext,
-			      cfg->output_original ? ext : "png",
-			      cfg->output_original ? NULL : fetch_write_pub_png, &pa,
-			      res->width, res->height, &out->obj, err, sizeof(err)) < 0) {
-			/* Paid for, but unusable or unstorable: billed, failed. */
-			if (pa.bad_image)
-				gen_result_fail(res, ERR_MALFORMED, "the server's image is damaged or cut "
-						"short (%s): the fault is in the server's answer, not in "
-						"the store; it was billed", pa.err);
-			else
-				gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s",
-						err, pa.err[0] ? ": " : "", pa.err);
-			ok = false;
-			billed = true;
-		}
-		free(res->image);	/* the store has it now; keep text and ids */
-		res->image = NULL;
-		res->image_len = 0;
-	} else if (failure_billed(cfg, rq, res)) {
-		billed = true;
-	}
-
-	/* Google may route a deprecated model to its successor: price what served it. */
-	double settled = est;
-	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0) {
-		double asked = price_usd(rq->model, rq->size, rq->route);
-		double served = price_usd(res->model_served, rq->size, rq->route);
-		if (asked >= 0 && served >= 0 && est >= 0)
-			settled = est - asked + served;	/* the image's price swapped, the rest kept */
-		snprintf(out->model_used, sizeof(out->model_used), "%s", res->model_served);
-	}
-	/* A grounded request reserved one search query; it pays for those the answer reports. */
-	if (rq->search && settled >= 0)
-		settled += (res->search_queries - 1) * price_search_query_usd();
-	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
-	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
-	if (abandoned)
+	if (abandoned) {
+		/* nothing left this machine after the attempts whose outcome is unknown */
+		budget_settle(&f->budget, w->owner, unknown_usd);
+		out->cost_usd = unknown_usd;
 		return lost ? SENT_LOST : SENT_FAILED;	/* nothing left this machine: nothing to ledger */
-
-	rec_init(w, &r, ok ? "ok" : "failed");
-	r.billed = ok || billed;
-	r.cost_usd = (ok || billed) ? settled : 0;
-	r.search_queries = (ok || billed) ? res->search_queries : 0;
-	r.model_served = res->model_served[0] ? res->model_served : NULL;
-	r.http_status = res->http_status > 0 ? res->http_status : -1;
-	r.api_status = res->api_status;
-	r.request_id = res->request_id;
-	r.error_class = ok ? NULL : err_class_name(res->cls);
-	r.attempt = out->attempts;
-	r.latency_s = latency;
-	r.in_tokens = res->in_tokens;
-	r.out_tokens = res->out_tokens;
-	r.simulated = res->simulated;
-	ledger_append(&f->ledger, &r);
-	return ok ? SENT_STORED : SENT_FAILED;
+	}
+	return settle_answer(w, est, out, latency, unknown_usd) ? SENT_STORED : SENT_FAILED;
 }
 
 /* Gates 1-6 and 8 for one request.  Fills out (key, result, source, ...). */
@@ -703,6 +731,213 @@ enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq,
 		break;
 	}
 	return out->result;
+}
+
+/* --- the batch route through the same gates ---------------------------------- */
+
+void fetch_batch_owner(const char *key_hex, char *owner, size_t len)
+{
+	snprintf(owner, len, "batch.%s", key_hex);
+}
+
+/* A walk for one batch item: its owner is the key's, whoever asked for it. */
+static void batch_walk(struct walk *w, struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+		       const struct cache_key *k)
+{
+	struct cache_key ph;
+
+	memset(w, 0, sizeof(*w));
+	w->f = f;
+	w->rq = rq;
+	w->job_id = job_id;
+	key_hex(k, w->key_hex);
+	key_hash_bytes(rq->prompt ? rq->prompt : "", rq->prompt ? rq->prompt_len : 0, ph.b);
+	key_hex(&ph, w->prompt_hash);
+	fetch_batch_owner(w->key_hex, w->owner, sizeof(w->owner));
+	w->lease_s = FETCH_BATCH_LEASE_S;
+}
+
+static void outcome_init(struct fetch_outcome *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->cost_usd = -1;
+	out->res.quota_value = -1;
+	out->res.retry_after_s = -1;
+	out->res.in_tokens = out->res.out_tokens = out->res.thought_tokens = -1;
+}
+
+enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+				    const char *job_ref, struct fetch_outcome *out)
+{
+	struct walk w;
+	struct gen_request named;
+	bool owner_ok = false;
+	double est;
+	int takeovers = 0, rc;
+
+	if (!rq->origin && job_ref && strchr(job_ref, ':')) {
+		/* the ledger names the prompt: the path part of "gen/i/n:path" */
+		named = *rq;
+		named.origin = strchr(job_ref, ':') + 1;
+		rq = &named;
+	}
+	outcome_init(out);
+	key_compute(rq, &out->key);
+	key_hex(&out->key, out->key_hex);
+	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);
+	snprintf(out->size_used, sizeof(out->size_used), "%s", rq->size);
+	batch_walk(&w, f, rq, job_id, &out->key);
+
+	/* 1. cached: free, always allowed */
+	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc == 0)
+		rc = upgrade_adopt(f->store, rq, &out->key, &out->obj);
+	if (rc == 1) {
+		out->source = SRC_CACHE;
+		goto out_free_ok;
+	}
+	STAT_INC(f, misses);
+
+	/*
+	 * 2. in flight, one table for every route: a standard request making this
+	 * key is waited for; a batch item holding it is joined (same owner).
+	 */
+	while (!inflight_begin(&f->inflight, &out->key, w.owner, w.lease_s, &owner_ok)) {
+		if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+			out->source = SRC_COALESCED;
+			goto out_free_ok;
+		}
+		if (++takeovers > FETCH_MAX_TAKEOVERS) {
+			gen_result_fail(&out->res, ERR_NONE, "the same request failed %d times for other "
+					"prompts; not sending it again now", takeovers);
+			ledger_note(&w, "failed", 0);
+			STAT_INC(f, failed);
+			return out->result = FETCH_FAILED;
+		}
+	}
+	/* already gathered or submitted: one more job for the same paid request */
+	rc = f->batcher && job_ref ? batcher_join(f->batcher, out->key_hex, job_ref, job_id, out) : 0;
+	if (rc != 0)
+		goto out_joined;
+
+	/* 3. owner now: someone may have finished between 1 and 2 */
+	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+		inflight_done(&f->inflight, &out->key, w.owner, true);
+		out->source = SRC_CACHE;
+		goto out_free_ok;
+	}
+
+	est = price_usd(rq->model, rq->size, ROUTE_BATCH);
+	/* 4. dry run: the batch price, nothing recorded */
+	if (f->cfg->dry_run) {
+		inflight_done(&f->inflight, &out->key, w.owner, false);
+		out->cost_usd = est;
+		ledger_note(&w, "dry-run", est);
+		STAT_INC(f, dry_run);
+		return out->result = FETCH_DRY_RUN;
+	}
+	/* 5. budget, once per key: the reservation is the key's */
+	if (budget_reserve(&f->budget, w.owner, est, w.lease_s, out->why, sizeof(out->why)) < 0) {
+		if (est < 0)
+			snprintf(out->why, sizeof(out->why), "price unknown for %s %s batch; set it in [prices] "
+				 "or remove the budget", rq->model, rq->size);
+		inflight_done(&f->inflight, &out->key, w.owner, false);
+		out->cost_usd = est;
+		ledger_note(&w, "refused-budget", est);
+		STAT_INC(f, refused);
+		return out->result = FETCH_REFUSED_BUDGET;
+	}
+	/* 6. gathered, durable before we say "pending"; the intent is ledgered at submission */
+	if (!f->batcher || !job_ref || !*job_ref) {
+		gen_result_fail(&out->res, ERR_NONE, "the batch route is not running; nothing was sent");
+		rc = -1;
+	} else {
+		rc = batcher_gather(f->batcher, rq, job_id, job_ref, est, out);
+	}
+	if (rc < 0) {
+		budget_settle(&f->budget, w.owner, 0);
+		inflight_done(&f->inflight, &out->key, w.owner, false);
+		STAT_INC(f, failed);
+		return out->result = FETCH_FAILED;
+	}
+	if (rc == 0) {
+		out->source = SRC_GENERATED;
+		out->cost_usd = est;
+		return out->result = FETCH_BATCH_PENDING;
+	}
+out_joined:
+	if (rc < 0) {
+		STAT_INC(f, failed);
+		return out->result = FETCH_FAILED;
+	}
+	out->source = SRC_COALESCED;
+	out->cost_usd = 0;
+	return out->result = FETCH_BATCH_PENDING;
+
+out_free_ok:
+	out->cost_usd = 0;
+	ledger_note(&w, out->source == SRC_CACHE ? "cached" : "coalesced", 0);
+	if (out->source == SRC_CACHE)
+		STAT_INC(f, hits);
+	else
+		STAT_INC(f, coalesced);
+	return out->result = FETCH_OK;
+}
+
+int fetch_batch_sent(struct fetch_ctx *f, const struct gen_request *rq, const char *key_hex,
+		     const char *job_id, const char *reason, int attempt, double est)
+{
+	struct cache_key k;
+	struct ledger_rec r;
+	struct walk w;
+
+	if (key_from_hex(key_hex, &k) < 0)
+		return -1;
+	batch_walk(&w, f, rq, job_id, &k);
+	rec_init(&w, &r, "sent");
+	r.reason = reason;
+	r.cost_usd = est;
+	r.attempt = attempt;
+	if (ledger_append(&f->ledger, &r) < 0)
+		return -1;
+	STAT_INC(f, sent);
+	return 0;
+}
+
+void fetch_batch_finish(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+			const char *reason, double est, int attempts, struct fetch_outcome *out)
+{
+	struct walk w;
+	bool ok;
+
+	batch_walk(&w, f, rq, job_id, &out->key);
+	w.end_reason = reason;
+	out->attempts = attempts;
+	if (out->result == FETCH_OK && out->source == SRC_CACHE) {
+		/* the store had it before the batch was sent: nothing was paid */
+		budget_settle(&f->budget, w.owner, 0);
+		out->cost_usd = 0;
+		ledger_note(&w, "cached", 0);
+		STAT_INC(f, hits);
+		inflight_done(&f->inflight, &out->key, w.owner, true);
+		return;
+	}
+	if (out->result == FETCH_REFUSED_BUDGET) {
+		budget_settle(&f->budget, w.owner, 0);
+		out->cost_usd = est;
+		ledger_note(&w, "refused-budget", est);
+		STAT_INC(f, refused);
+		inflight_done(&f->inflight, &out->key, w.owner, false);
+		return;
+	}
+	out->source = SRC_GENERATED;
+	ok = settle_answer(&w, est, out, -1, 0);
+	out->result = ok ? FETCH_OK : FETCH_FAILED;
+	if (ok)
+		STAT_INC(f, ok);
+	else
+		STAT_INC(f, failed);
+	inflight_done(&f->inflight, &out->key, w.owner, ok);
 }
 
 /* --- NAME.error ------------------------------------------------------------ */

@@ -111,15 +111,40 @@ enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq,
 void fetch_outcome_free(struct fetch_outcome *out);
 
 /*
- * The Batch route's entry (implemented in cache/batcher.c): the same gates
- * as fetch_image (cache, dry run, budget at the batch price), then the item
- * is recorded in state.db and FETCH_BATCH_PENDING returned with
- * out->key_hex (and out->batch_name when already submitted).  A key already
- * gathered or submitted only gains this job_ref: one paid request per key.
- * The batcher later calls its done callback once per job_ref.
+ * The Batch route's entry: the same gates as fetch_image, in fetch.c -
+ * cache, in flight (one table for every route: the batch item claims its
+ * key as owner "batch.<key>", so a standard request for the same key waits
+ * for the batch result, and a batch item for a key a standard request is
+ * making waits for that one), dry run, budget at the batch price - then the
+ * batcher gathers the item (state.db row) and FETCH_BATCH_PENDING is
+ * returned with out->key_hex (and out->batch_name when already submitted).
+ * A key already gathered or submitted only gains this job_ref: one paid
+ * request per key.  The batcher later calls its done callback once per
+ * job_ref.
  */
 enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
 				    const char *job_ref, struct fetch_outcome *out);
+
+/*
+ * The batch route's other calls into the pipeline (cache/batcher.c only):
+ * the batcher gathers, submits and polls; the ledger, the budget, the
+ * store and the in-flight table are handled here, as for every route.
+ *   fetch_batch_owner: the in-flight owner and reservation id of a batch key;
+ *   fetch_batch_sent: the fsynced "sent" line before a create carries the
+ *     item (-1: not written, do not send);
+ *   fetch_batch_finish: gate 8 for an item whose batch ended - out->res is
+ *     the result (an image, or a failure; res->paid_unusable when the batch
+ *     made something unusable), or out->result is preset to FETCH_OK with
+ *     SRC_CACHE (the store had it before submission: nothing is paid) or to
+ *     FETCH_REFUSED_BUDGET (out->why).  Stores, settles the reservation,
+ *     ledgers the outcome with reason, and ends the in-flight claim.
+ */
+#define FETCH_BATCH_LEASE_S 900.0	/* claim and reservation lifetime; the batcher renews them */
+void fetch_batch_owner(const char *key_hex, char *owner, size_t len);
+int fetch_batch_sent(struct fetch_ctx *f, const struct gen_request *rq, const char *key_hex,
+		     const char *job_id, const char *reason, int attempt, double est);
+void fetch_batch_finish(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
+			const char *reason, double est, int attempts, struct fetch_outcome *out);
 
 /*
  * Writes the published PNG with the text chunks that say where it came

@@ -125,3 +125,34 @@ def test_rewrite_while_batch_pending_publishes_only_the_new_text(slow_batch_emul
         assert status(p) == "done"
     finally:
         m.unmount()
+
+
+def billed_requests(emu):
+    return sum(b["count"] for b in emu.stats()["billed"])
+
+
+def ledger_billed_usd(store):
+    return sum(l.get("cost_usd") or 0 for l in ledger(store) if l.get("billed"))
+
+
+@pytest.mark.parametrize("first", ["standard", "batch"])
+def test_standard_and_batch_same_text_pay_once(slow_batch_emulator, workdir, first):
+    """One key, two routes at the same moment: one in-flight table, one payment, both PNGs."""
+    emu = slow_batch_emulator
+    m = make_mount(emu, workdir, "[bananafs]\nbatch_window_s = 0.3\nbatch_poll_s = 0.2\n")
+    try:
+        std, bat = m.path(*PRO1K, "a.txt"), m.path(*PRO1K, "b.txt")
+        texts = {std: "one fox, two routes", bat: "---\nroute: batch\n---\none fox, two routes"}
+        for p in ([std, bat] if first == "standard" else [bat, std]):
+            with open(p, "w") as f:
+                f.write(texts[p])
+        assert wait_done(std, 60) in ("done", "cached")
+        assert wait_done(bat, 60) in ("done", "cached")
+        assert png_size(std[:-4] + ".png") == (1024, 1024)
+        assert png_size(bat[:-4] + ".png") == (1024, 1024)
+        assert billed_requests(emu) == 1, emu.stats()
+        assert ledger_billed_usd(m.store) == pytest.approx(emu.stats()["billed_usd"], abs=1e-6)
+        sent = [l for l in ledger(m.store) if l["outcome"] == "sent"]
+        assert len(sent) == 1, sent
+    finally:
+        m.unmount()
