@@ -874,7 +874,7 @@ def test_fault_control_validation_and_reset(emu):
     assert emu.call("POST", "/_emulator/reset", b"", auth=None)[0] == 200
     s = emu.stats()
     assert s == {"requests": 0, "generations": 0, "billed_usd": 0, "by_endpoint": {},
-                 "billed": [], "faults_pending": 0}
+                 "billed": [], "faults_pending": 0, "search_queries": 0}
     assert emu.requests() == []
     assert emu.json("GET", "/_emulator/nothing", auth=None)[0] == 404
 
