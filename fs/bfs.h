@@ -25,6 +25,12 @@ struct bfs {
 	atomic_int mounted;		/* 1 while the FUSE loop serves requests (read by workers) */
 	bool offline;			/* endpoint is loopback: the bundled emulator */
 	struct jobs *jobs;
+	/*
+	 * Set by a frontend that lets the kernel cache names: the daemon
+	 * changed name in the store folder dirfd without going through the
+	 * mount.  NULL when nothing needs telling.  Not from a FUSE request.
+	 */
+	void (*dir_changed)(struct bfs *b, int dirfd, const char *name);
 };
 
 #endif

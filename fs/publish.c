@@ -123,7 +123,13 @@ static int rename_in(struct bfs *b, int sfd, const char *dir, const char *from, 
 		}
 		log_debug("publish through the mount failed (%s); renaming in the store", strerror(e));
 	}
-	return renameat2(sfd, from, sfd, to, flags);
+	if (renameat2(sfd, from, sfd, to, flags) < 0)
+		return -1;
+	if (b->dir_changed) {		/* the kernel may hold the old names for long */
+		b->dir_changed(b, sfd, to);
+		b->dir_changed(b, sfd, from);
+	}
+	return 0;
 }
 
 /* May w replace (or remove) name in a folder with attributes dst?  The sticky-folder rule. */
@@ -386,8 +392,9 @@ void publish_remove(struct bfs *b, const char *dir, const char *name, const stru
 		int rc = mfd >= 0 ? unlinkat(mfd, name, 0) : -1;
 		if (mfd >= 0)
 			close(mfd);
-		if (rc < 0 && (mfd < 0 || errno != ENOENT))
-			unlinkat(sfd, name, 0);
+		if (rc < 0 && (mfd < 0 || errno != ENOENT) && unlinkat(sfd, name, 0) == 0 &&
+		    b->dir_changed)
+			b->dir_changed(b, sfd, name);
 	}
 	leave_dir(sfd, 0);
 }

@@ -18,6 +18,15 @@
 static const char *const our_fields[] = { "status", "key", "cost_usd", "error", "model", "batch",
 					  "retry_at" };
 
+/*
+ * path is either DIR/NAME (not followed: the l*xattr calls) or a bare
+ * "/proc/self/fd/N", which must be followed to reach the file.
+ */
+static bool is_fd_link(const char *path)
+{
+	return !strncmp(path, "/proc/self/fd/", 14) && !strchr(path + 14, '/');
+}
+
 bool xattr_is_ours(const char *name)
 {
 	return !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX));
@@ -106,19 +115,21 @@ ssize_t xattr_get(struct bfs *b, const char *rel, const char *path, const char *
 {
 	if (xattr_is_ours(name))
 		return trigger_is_prompt(rel) ? our_xattr(b, rel, name, value, size) : -ENODATA;
-	ssize_t r = lgetxattr(path, name, value, size);
+	ssize_t r = is_fd_link(path) ? getxattr(path, name, value, size)
+				     : lgetxattr(path, name, value, size);
 	return r < 0 ? -errno : r;
 }
 
 ssize_t xattr_list(struct bfs *b, const char *rel, const char *path, char *list, size_t size)
 {
-	ssize_t r = llistxattr(path, NULL, 0);
+	ssize_t (*list_fn)(const char *, char *, size_t) = is_fd_link(path) ? listxattr : llistxattr;
+	ssize_t r = list_fn(path, NULL, 0);
 	if (r < 0)
 		r = 0;
 	char *raw = malloc((size_t)r + 1);
 	if (!raw)
 		return -ENOMEM;
-	if (r > 0 && (r = llistxattr(path, raw, (size_t)r)) < 0)
+	if (r > 0 && (r = list_fn(path, raw, (size_t)r)) < 0)
 		r = 0;
 	/* Our own names replace whatever the store holds under the prefix. */
 	char out[65536];
@@ -153,12 +164,20 @@ ssize_t xattr_list(struct bfs *b, const char *rel, const char *path, char *list,
 	return (ssize_t)len;
 }
 
+bool xattr_not_carried(const char *name)
+{
+	return !strncmp(name, "security.", 9) || !strncmp(name, "system.posix_acl_", 17);
+}
+
 int xattr_change(const char *path, const char *name, bool remove, const char *value, size_t size,
 		 int flags)
 {
 	if (xattr_is_ours(name))
 		return 0;	/* accepted and ignored: copy tools (rsync -X, cp -a) carry them along */
-	if ((remove ? lremovexattr(path, name) : lsetxattr(path, name, value, size, flags)) < 0)
-		return errno;
-	return 0;
+	int rc;
+	if (is_fd_link(path))
+		rc = remove ? removexattr(path, name) : setxattr(path, name, value, size, flags);
+	else
+		rc = remove ? lremovexattr(path, name) : lsetxattr(path, name, value, size, flags);
+	return rc < 0 ? errno : 0;
 }

@@ -8,7 +8,7 @@
  *
  * rel is the file's path relative to the tree (it decides whether it is a
  * prompt); path names the backing file for the l*xattr() calls, e.g.
- * "/proc/self/fd/N/name".  Getters return a length or -errno; changers
+ * "/proc/self/fd/N/name" (not followed) or "/proc/self/fd/N" (followed).  Getters return a length or -errno; changers
  * return 0 or a positive errno.
  */
 #ifndef BANANAFS_FS_XATTR_H
@@ -22,6 +22,12 @@
 
 /* name is under user.bananafs. */
 bool xattr_is_ours(const char *name);
+/*
+ * Namespaces the drive does not carry (security.*, system.posix_acl_*):
+ * a frontend answers EOPNOTSUPP at once, and GNU ls then stops asking for
+ * the whole filesystem.
+ */
+bool xattr_not_carried(const char *name);
 /* getxattr: size 0 asks for the length. */
 ssize_t xattr_get(struct bfs *b, const char *rel, const char *path, const char *name, char *value,
 		  size_t size);

@@ -101,8 +101,8 @@ class Emulator:
 class Bananafs:
     """`bananafs -f` on WORK/mnt with store WORK/store; `started` is the exec time."""
 
-    def __init__(self, work, endpoint, config_text="", tag="bfs"):
-        self.store = os.path.join(work, f"{tag}-store")
+    def __init__(self, work, endpoint, config_text="", tag="bfs", opts=(), store=None):
+        self.store = store or os.path.join(work, f"{tag}-store")
         self.mnt = os.path.join(work, f"{tag}-mnt")
         os.makedirs(self.mnt, exist_ok=True)
         self.config = os.path.join(work, f"{tag}.conf")
@@ -115,7 +115,7 @@ class Bananafs:
         self.started = now()
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "bananafs"), "-f", "--store", self.store, "--endpoint", endpoint,
-             "--config", self.config, self.mnt], stdout=self.log, stderr=self.log, env=env)
+             "--config", self.config, *opts, self.mnt], stdout=self.log, stderr=self.log, env=env)
         wait_mounted(self.mnt, self.proc)
         self.mounted = now()
 

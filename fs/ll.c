@@ -1,0 +1,1180 @@
+/*
+ * ll.c - the FUSE operations on libfuse's low-level API: every request
+ * names an inode (fs/ll_inode.h), and below the size folders every
+ * operation runs on that inode's O_PATH fd or its parent's, never on a
+ * path from the mount root.  So hard links are one inode, an unlinked open
+ * file lives on as on the store (no hidden file), and any path the store
+ * accepts relative to the caller's folder works.
+ *
+ * The fixed tree refuses changes as fs/fixed.h says; copy-on-write, the
+ * prompt trigger, xattrs and creating as the caller are the shared
+ * helpers of fs/.  The jobs still work by relative path, read back from
+ * the inode when a prompt is triggered.
+ *
+ * Caching: every change below the size folders comes through here, so the
+ * kernel keeps entries, attributes, pages and folder listings for long.
+ * The daemon's own changes in the store (publishing when the mount is not
+ * the way) are announced with fuse_lowlevel_notify_inval_*.
+ *
+ * Errno convention: helpers return 0 or a positive errno; each operation
+ * replies exactly once.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include "cache/beneath.h"
+#include "cache/log.h"
+#include "fs/caller.h"
+#include "fs/creds.h"
+#include "fs/ctlfiles.h"
+#include "fs/fixed.h"
+#include "fs/ll.h"
+#include "fs/ll_inode.h"
+#include "fs/publish.h"
+#include "fs/trigger.h"
+#include "fs/xattr.h"
+
+/* st_ino of a listed name whose number is not known yet (as libfuse's high-level API). */
+#define UNKNOWN_INO 0xffffffffu
+
+static struct fuse_session *ll_se;
+static struct bfs *ll_b;		/* set once by ll_new */
+
+/* ------------------------------------------------------------------ */
+/* Handles                                                             */
+
+/* fi->fh of every open: a struct fh, or a struct dirh (both start with the kind), or 0. */
+enum fh_kind { FH_FILE = 1, FH_CTL, FH_DIR };
+
+struct fh {
+	enum fh_kind kind;
+	int fd;				/* FH_FILE */
+	dev_t dev;			/* FH_FILE: the backing inode at open */
+	ino_t ino;
+	char *buf;			/* FH_CTL snapshot */
+	size_t len;
+	int backing_id;			/* FH_FILE in FUSE passthrough mode; 0 otherwise */
+	bool control;			/* FH_CTL: .bananafs/control, write-only */
+};
+
+/* The file handle of fi; NULL for none or a folder's (fchmod on a folder comes with its fh). */
+static struct fh *fh_of(const struct fuse_file_info *fi)
+{
+	struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	return h && h->kind != FH_DIR ? h : NULL;
+}
+
+/* A store folder being listed. */
+struct dirh {
+	enum fh_kind kind;		/* FH_DIR */
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry;		/* read but not yet sent */
+};
+
+/* Who made this request: the rights a prompt written by it is run with (fs/creds.h). */
+static void caller_writer(fuse_req_t req, struct writer *w)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (creds_writer_init(w, c->uid, c->gid)) {
+		int n = fuse_req_getgroups(req, WRITER_MAX_GROUPS, w->groups);
+		w->ngroups = n < 0 ? 0 : n > WRITER_MAX_GROUPS ? WRITER_MAX_GROUPS : n;
+	}
+}
+
+/*
+ * A control file's size is its text for this caller (.bananafs/jobs shows
+ * each user their own prompts); ll_inode.c leaves it 0.
+ */
+static void ctl_size(fuse_req_t req, const struct ll_inode *n, struct stat *st)
+{
+	if (n->kind != NODE_CTL_FILE || ctl_is_live(n->ctl) || !strcmp(n->ctl, "ledger.jsonl"))
+		return;
+	struct writer w;
+	size_t len = 0;
+	caller_writer(req, &w);
+	char *text = ctl_render(ll_b, n->ctl, &len, &w);
+	st->st_size = text ? (off_t)len : 0;
+	free(text);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+
+static void reply_entry_or_err(fuse_req_t req, int rc, const struct fuse_entry_param *e)
+{
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, e);
+}
+
+static void reply_attr(fuse_req_t req, struct ll_inode *n)
+{
+	struct stat st;
+	int rc = lli_stat(n, &st);
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	ctl_size(req, n, &st);
+	fuse_reply_attr(req, &st, lli_timeout(n));
+}
+
+/*
+ * Whether name may be created in parent: 0, or the errno of the fixed
+ * tree (EEXIST for a fixed name, fs/fixed.h for the rest).
+ */
+static int may_create(struct ll_inode *parent, const char *name)
+{
+	enum node_kind k = lli_child_kind(parent, name, NULL);
+	if (k == NODE_USER)
+		return 0;
+	return k == NODE_NONE ? fixed_create_errno(parent->kind) : FIXED_EXISTS_ERRNO;
+}
+
+/* Whether name in parent may be removed or renamed: 0 or an errno. */
+static int may_change(struct ll_inode *parent, const char *name)
+{
+	enum node_kind k = lli_child_kind(parent, name, NULL);
+	return k == NODE_USER ? 0 : fixed_change_errno(k);
+}
+
+/* After a name was created in a store folder: hand it over and answer with its entry. */
+static void reply_created(fuse_req_t req, struct ll_inode *parent, const char *name)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	caller_take(parent->fd, name, c->uid, c->gid);
+	struct fuse_entry_param e;
+	reply_entry_or_err(req, lli_lookup_store(parent, name, &e), &e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Inodes and names                                                    */
+
+/*
+ * FUSE passthrough (libfuse >= 3.17, Linux >= 6.9): reads and writes of an
+ * open file go from the kernel to the store's file without the daemon.
+ * Used for every regular file but prompts, whose writes the trigger must
+ * see.  The kernel wants one backing file per inode while any is open;
+ * passthrough_mu protects the per-inode count.
+ */
+#ifdef FUSE_CAP_PASSTHROUGH
+static bool passthrough;		/* the kernel granted it (ll_init) */
+static pthread_mutex_t passthrough_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Puts the open fi on fd (of inode n, known as rel) in passthrough mode when it may. */
+static void passthrough_open(fuse_req_t req, struct ll_inode *n, const char *rel, int fd,
+			     struct fuse_file_info *fi, struct fh *h)
+{
+	if (!passthrough || trigger_is_prompt(rel))
+		return;
+	pthread_mutex_lock(&passthrough_mu);
+	/* After copy-on-write the inode is a new file: never pass through to the old one. */
+	if (n->backing_id && (n->backing_dev != h->dev || n->backing_ino != h->ino)) {
+		pthread_mutex_unlock(&passthrough_mu);
+		return;
+	}
+	if (!n->backing_id) {
+		int id = fuse_passthrough_open(req, fd);
+		if (id > 0) {
+			n->backing_id = id;
+			n->backing_dev = h->dev;
+			n->backing_ino = h->ino;
+		}
+	}
+	if (n->backing_id) {
+		n->backing_opens++;
+		h->backing_id = n->backing_id;
+		fi->backing_id = n->backing_id;
+		fi->keep_cache = 0;	/* the kernel's pages are the store's now */
+	}
+	pthread_mutex_unlock(&passthrough_mu);
+}
+
+static void passthrough_release(fuse_req_t req, struct ll_inode *n, struct fh *h)
+{
+	if (!h->backing_id)
+		return;
+	pthread_mutex_lock(&passthrough_mu);
+	if (--n->backing_opens == 0) {
+		fuse_passthrough_close(req, n->backing_id);
+		n->backing_id = 0;
+	}
+	pthread_mutex_unlock(&passthrough_mu);
+}
+#endif
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+#ifdef FUSE_CAP_PASSTHROUGH
+	passthrough = fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH);
+	log_info("FUSE passthrough %s", passthrough ? "on" : "not offered by the kernel");
+#endif
+	/*
+	 * The kernel has already applied the caller's umask to every mode it
+	 * sends; ours would apply a second time.  Everything the daemon
+	 * creates for itself names its mode.
+	 */
+	umask(0);
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = lli_lookup(lli_get(parent), name, &e);
+	if (!rc)
+		ctl_size(req, lli_get(e.ino), &e.attr);
+	reply_entry_or_err(req, rc, &e);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	lli_forget(lli_get(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		lli_forget(lli_get(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	struct ll_inode *n = lli_get(ino);
+	if (h && h->kind == FH_FILE) {
+		struct stat st;
+		if (fstat(h->fd, &st) < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_attr(req, &st, lli_timeout(n));
+		return;
+	}
+	reply_attr(req, n);
+}
+
+/* utimensat on a store inode; a symlink is reached through its folder. */
+static int set_times(struct ll_inode *n, const struct timespec tv[2])
+{
+	struct stat st;
+	char proc[64], rel[PATH_MAX];
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return errno;
+	if (!S_ISLNK(st.st_mode)) {
+		lli_proc(n, proc, sizeof(proc));
+		return utimensat(AT_FDCWD, proc, tv, 0) < 0 ? errno : 0;
+	}
+	int rc = lli_rel(n, NULL, rel, sizeof(rel));
+	if (rc)
+		return rc;
+	char *slash = strrchr(rel, '/');
+	if (!slash)
+		return EPERM;
+	*slash = '\0';
+	int dfd = open_beneath(ll_b->tree_fd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno;
+	rc = utimensat(dfd, slash + 1, tv, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+	close(dfd);
+	return rc;
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct ll_inode *n = lli_get(ino);
+	struct fh *h = fh_of(fi);
+	char proc[64];
+	int rc = 0;
+	if (n->kind == NODE_CTL_FILE && !strcmp(n->ctl, "control") &&
+	    !(valid & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))) {
+		reply_attr(req, n);	/* "echo run X > control" truncates first: nothing to cut */
+		return;
+	}
+	if (!lli_is_store(n))
+		return (void)fuse_reply_err(req, fixed_change_errno(n->kind));
+	if (h && h->kind != FH_FILE)
+		return (void)fuse_reply_err(req, EROFS);
+	int fd = h ? h->fd : -1;
+	if (!h)
+		rc = lli_cow(n);	/* metadata changes must not reach the cache either */
+	lli_proc(n, proc, sizeof(proc));
+	if (!rc && (valid & FUSE_SET_ATTR_MODE)) {
+		struct stat st;
+		if (fd >= 0)
+			rc = fchmod(fd, attr->st_mode) < 0 ? errno : 0;
+		else if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+			 S_ISLNK(st.st_mode))
+			rc = EOPNOTSUPP;	/* Linux symlinks have no mode */
+		else
+			rc = chmod(proc, attr->st_mode) < 0 ? errno : 0;
+	}
+	if (!rc && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		rc = fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+	}
+	if (!rc && (valid & FUSE_SET_ATTR_SIZE)) {
+		if (fd >= 0) {
+			rc = ftruncate(fd, attr->st_size) < 0 ? errno : 0;
+			if (!rc)
+				trigger_dirty(h->dev, h->ino);
+		} else {
+			int wfd = open(proc, O_WRONLY | O_CLOEXEC);
+			rc = wfd < 0 ? errno : ftruncate(wfd, attr->st_size) < 0 ? errno : 0;
+			if (wfd >= 0)
+				close(wfd);
+		}
+	}
+	if (!rc && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec tv[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (fd >= 0)
+			rc = futimens(fd, tv) < 0 ? errno : 0;
+		else
+			rc = set_times(n, tv);
+	}
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	if (h) {
+		struct stat st;
+		if (fstat(h->fd, &st) < 0)
+			return (void)fuse_reply_err(req, errno);
+		return (void)fuse_reply_attr(req, &st, lli_timeout(n));
+	}
+	reply_attr(req, n);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct ll_inode *n = lli_get(ino);
+	char buf[PATH_MAX + 1];
+	if (n->kind == NODE_ALIAS)
+		return (void)fuse_reply_readlink(req, n->model->id);
+	if (n->kind != NODE_USER)
+		return (void)fuse_reply_err(req, EINVAL);
+	ssize_t r = readlinkat(n->fd, "", buf, sizeof(buf) - 1);
+	if (r < 0)
+		return (void)fuse_reply_err(req, errno);
+	buf[r] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct ll_inode *p = lli_get(parent);
+	int rc = may_create(p, name);
+	if (!rc && mknodat(p->fd, name, mode, rdev) < 0)
+		rc = errno;
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	reply_created(req, p, name);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct ll_inode *p = lli_get(parent);
+	int rc = may_create(p, name);
+	if (!rc && mkdirat(p->fd, name, mode) < 0)
+		rc = errno;
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	reply_created(req, p, name);
+}
+
+static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct ll_inode *p = lli_get(parent);
+	int rc = may_create(p, name);
+	if (!rc && symlinkat(target, p->fd, name) < 0)
+		rc = errno;
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	reply_created(req, p, name);
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct ll_inode *p = lli_get(parent);
+	char rel[PATH_MAX];
+	int rc = may_change(p, name);
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	bool known = lli_rel(p, name, rel, sizeof(rel)) == 0;
+	if (unlinkat(p->fd, name, flags) < 0)
+		return (void)fuse_reply_err(req, errno);
+	if (known)
+		trigger_gone(rel);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 0);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, AT_REMOVEDIR);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct ll_inode *pf = lli_get(parent), *pt = lli_get(newparent);
+	char from[PATH_MAX], to[PATH_MAX];
+	int rc = may_change(pf, name);
+	if (!rc) {
+		enum node_kind kt = lli_child_kind(pt, newname, NULL);
+		if (kt != NODE_USER)
+			rc = kt == NODE_NONE ? fixed_create_errno(pt->kind) : fixed_change_errno(kt);
+	}
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	bool known = lli_rel(pf, name, from, sizeof(from)) == 0 &&
+		     lli_rel(pt, newname, to, sizeof(to)) == 0;
+	if (renameat2(pf->fd, name, pt->fd, newname, flags) < 0)
+		return (void)fuse_reply_err(req, errno);
+	if (known) {
+		struct stat st;
+		bool is_dir = !(flags & RENAME_EXCHANGE) &&
+			      fstatat(pt->fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISDIR(st.st_mode);
+		struct writer w;
+		caller_writer(req, &w);
+		trigger_renamed(ll_b, from, to, is_dir, flags & RENAME_EXCHANGE, &w);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct ll_inode *n = lli_get(ino), *p = lli_get(newparent);
+	char proc[64];
+	int rc = n->kind == NODE_USER ? 0 : fixed_change_errno(n->kind);
+	if (!rc)
+		rc = may_create(p, newname);
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	lli_proc(n, proc, sizeof(proc));
+	if (linkat(AT_FDCWD, proc, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
+		return (void)fuse_reply_err(req, errno);
+	struct fuse_entry_param e = { .ino = ino };
+	if ((rc = lli_stat(n, &e.attr)) != 0)
+		return (void)fuse_reply_err(req, rc);
+	e.attr_timeout = e.entry_timeout = lli_timeout(n);
+	lli_ref(n);
+	fuse_reply_entry(req, &e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+
+/* Wraps an open backing fd in a handle and counts it for the trigger.  0 or an errno. */
+static int fh_new(fuse_req_t req, int fd, struct fuse_file_info *fi, bool dirty)
+{
+	struct stat st;
+	struct fh *h = calloc(1, sizeof(*h));
+	if (!h || fstat(fd, &st) < 0) {
+		int e = h ? errno : ENOMEM;
+		free(h);
+		close(fd);
+		return e;
+	}
+	h->kind = FH_FILE;
+	h->fd = fd;
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1;	/* every change comes through us: the pages stay right */
+	struct writer w;
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || dirty;
+	if (writing)
+		caller_writer(req, &w);
+	trigger_open(h->dev, h->ino, dirty, writing ? &w : NULL);
+	return 0;
+}
+
+/*
+ * The backing file is opened without O_DIRECT: the kernel already does
+ * direct I/O for such an open (our buffers are not aligned for the store's).
+ */
+#define BACKING_FLAGS(f) ((f) & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECT))
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64];
+	if (n->kind == NODE_CTL_FILE) {
+		bool control = !strcmp(n->ctl, "control");
+		if (control ? (fi->flags & O_ACCMODE) != O_WRONLY
+			    : ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
+			return (void)fuse_reply_err(req, control ? EACCES : EROFS);
+		struct fh *h = calloc(1, sizeof(*h));
+		if (!h)
+			return (void)fuse_reply_err(req, ENOMEM);
+		h->kind = FH_CTL;
+		h->control = control;
+		struct writer w;
+		caller_writer(req, &w);
+		if (!control && !(h->buf = ctl_render(ll_b, n->ctl, &h->len, &w))) {
+			int e = errno;
+			free(h);
+			return (void)fuse_reply_err(req, e);
+		}
+		fi->fh = (uintptr_t)h;
+		fi->direct_io = 1;	/* the size changes between snapshots */
+		return (void)fuse_reply_open(req, fi);
+	}
+	if (n->kind != NODE_USER)
+		return (void)fuse_reply_err(req, EISDIR);
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int rc = writing ? lli_cow(n) : 0;
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	lli_proc(n, proc, sizeof(proc));
+	int fd = open(proc, BACKING_FLAGS(fi->flags) | O_CLOEXEC);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, errno);
+	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
+		return (void)fuse_reply_err(req, rc);
+	struct fh *h = fh_of(fi);
+#ifdef FUSE_CAP_PASSTHROUGH
+	char rel[PATH_MAX];
+	if (passthrough && lli_rel(n, NULL, rel, sizeof(rel)) == 0)
+		passthrough_open(req, n, rel, fd, fi, h);
+#endif
+	if (fuse_reply_open(req, fi) == -ENOENT) {	/* the open was interrupted */
+#ifdef FUSE_CAP_PASSTHROUGH
+		passthrough_release(req, n, h);
+#endif
+		struct writer w;
+		trigger_close(h->dev, h->ino, &w);
+		close(h->fd);
+		free(h);
+	}
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct ll_inode *p = lli_get(parent);
+	int rc = may_create(p, name);
+	if (rc == FIXED_EXISTS_ERRNO)
+		rc = fixed_change_errno(lli_child_kind(p, name, NULL));
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	int flags = BACKING_FLAGS(fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(p->fd, name, flags, mode);
+	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL)) {
+		/* cp creates with O_EXCL: a file at the name of our own output takes its place. */
+		struct writer w;
+		caller_writer(req, &w);
+		if (publish_yield(p->fd, name, &w) == 0)
+			fd = openat(p->fd, name, flags, mode);
+		else
+			errno = EEXIST;
+	}
+	if (fd < 0)
+		return (void)fuse_reply_err(req, errno);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	caller_take(p->fd, name, c->uid, c->gid);
+	struct fuse_entry_param e;
+	if ((rc = lli_lookup_store(p, name, &e)) != 0) {
+		close(fd);
+		return (void)fuse_reply_err(req, rc);
+	}
+	if ((rc = fh_new(req, fd, fi, true)) != 0) {
+		lli_forget(lli_get(e.ino), 1);
+		return (void)fuse_reply_err(req, rc);
+	}
+#ifdef FUSE_CAP_PASSTHROUGH
+	char rel[PATH_MAX];
+	if (passthrough && lli_rel(p, name, rel, sizeof(rel)) == 0)
+		passthrough_open(req, lli_get(e.ino), rel, fd, fi, fh_of(fi));
+#endif
+	fuse_reply_create(req, &e, fi);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = fh_of(fi);
+	if (h->kind == FH_CTL) {
+		if ((size_t)off >= h->len)
+			return (void)fuse_reply_buf(req, NULL, 0);
+		size_t n = h->len - (size_t)off < size ? h->len - (size_t)off : size;
+		/*
+		 * Replied from a copy: the reader may close (and RELEASE free
+		 * the snapshot) the moment the reply is in, while writev here
+		 * has not returned yet.
+		 */
+		char *copy = malloc(n);
+		if (!copy)
+			return (void)fuse_reply_err(req, ENOMEM);
+		memcpy(copy, h->buf + off, n);
+		fuse_reply_buf(req, copy, n);
+		free(copy);
+		return;
+	}
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* A write to .bananafs/control: its lines are commands run as the writer. */
+static void control_write(fuse_req_t req, struct fuse_bufvec *in)
+{
+	size_t len = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	if (!(mem.buf[0].mem = malloc(len + 1)))
+		return (void)fuse_reply_err(req, ENOMEM);
+	ssize_t r = fuse_buf_copy(&mem, in, 0);
+	if (r < 0) {
+		free(mem.buf[0].mem);
+		return (void)fuse_reply_err(req, (int)-r);
+	}
+	struct writer w;
+	caller_writer(req, &w);
+	int rc = ctl_command(ll_b, mem.buf[0].mem, (size_t)r, &w);
+	free(mem.buf[0].mem);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, (size_t)rc);
+}
+
+static void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = fh_of(fi);
+	if (h->kind == FH_CTL && h->control) {
+		control_write(req, in);
+		return;
+	}
+	if (h->kind != FH_FILE)
+		return (void)fuse_reply_err(req, EROFS);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = h->fd;
+	out.buf[0].pos = off;
+	ssize_t r = fuse_buf_copy(&out, in, 0);
+	if (r < 0)
+		return (void)fuse_reply_err(req, (int)-r);
+	trigger_dirty(h->dev, h->ino);
+	fuse_reply_write(req, (size_t)r);
+}
+
+/*
+ * FLUSH comes with every close(2), synchronously; RELEASE comes later and
+ * asynchronously.  A changed prompt is journaled and marked queued here, so
+ * that once close() has returned the job survives kill -9 (DESIGN.md 7);
+ * the job itself starts on RELEASE (or at the next mount).
+ */
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	char rel[PATH_MAX];
+	if (h && h->kind == FH_FILE && trigger_is_dirty(h->dev, h->ino) &&
+	    lli_rel(lli_get(ino), NULL, rel, sizeof(rel)) == 0)
+	{
+		struct writer w;
+		caller_writer(req, &w);
+		trigger_flush(ll_b, rel, h->dev, h->ino, &w);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	char rel[PATH_MAX];
+	if (h->kind == FH_CTL) {
+		free(h->buf);
+	} else {
+#ifdef FUSE_CAP_PASSTHROUGH
+		passthrough_release(req, lli_get(ino), h);
+#endif
+		close(h->fd);
+		struct writer w;
+		if (trigger_close(h->dev, h->ino, &w) && lli_rel(lli_get(ino), NULL, rel, sizeof(rel)) == 0)
+			trigger_written(ll_b, rel, &w);
+	}
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = fh_of(fi);
+	int rc = 0;
+	if (h && h->kind == FH_FILE && (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc);
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = fh_of(fi);
+	if (!h || h->kind != FH_FILE)
+		return (void)fuse_reply_err(req, EROFS);
+	if (fallocate(h->fd, mode, off, len) < 0)
+		return (void)fuse_reply_err(req, errno);
+	trigger_dirty(h->dev, h->ino);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = fh_of(fi);
+	if (!h || h->kind != FH_FILE)
+		return (void)fuse_reply_err(req, EINVAL);
+	off_t r = lseek(h->fd, off, whence);
+	if (r < 0)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_lseek(req, r);
+}
+
+static void ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)ino_in;
+	(void)ino_out;
+	struct fh *hi = fh_of(fi_in), *ho = fh_of(fi_out);
+	if (!hi || !ho || hi->kind != FH_FILE || ho->kind != FH_FILE)
+		return (void)fuse_reply_err(req, EINVAL);
+	ssize_t r = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
+	if (r < 0)
+		return (void)fuse_reply_err(req, errno);
+	trigger_dirty(ho->dev, ho->ino);
+	fuse_reply_write(req, (size_t)r);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs st;
+	if (statvfs(ll_b->store.tree_dir, &st) < 0)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_statfs(req, &st);
+}
+
+static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64];
+	int rc = 0;
+	if (lli_is_store(n)) {
+		lli_proc(n, proc, sizeof(proc));
+		rc = faccessat(AT_FDCWD, proc, mask, 0) < 0 ? errno : 0;
+	} else if (n->kind == NODE_CTL_FILE && !strcmp(n->ctl, "control")) {
+		rc = (mask & (R_OK | X_OK)) ? EACCES : 0;
+	} else if (mask & W_OK) {
+		rc = n->kind == NODE_CTL_DIR || n->kind == NODE_CTL_FILE ? EROFS : EACCES;
+	}
+	fuse_reply_err(req, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes                                                 */
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64], rel[PATH_MAX] = "";
+	if (xattr_not_carried(name))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if (n->kind != NODE_USER)
+		return (void)fuse_reply_err(req, ENODATA);
+	if (xattr_is_ours(name) && lli_rel(n, NULL, rel, sizeof(rel)) != 0)
+		return (void)fuse_reply_err(req, ENODATA);
+	lli_proc(n, proc, sizeof(proc));
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	ssize_t r = xattr_get(ll_b, rel, proc, name, buf, size);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64], rel[PATH_MAX] = "";
+	if (n->kind != NODE_USER)
+		return (void)(size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
+	lli_rel(n, NULL, rel, sizeof(rel));	/* "" when gone: only the store's names */
+	lli_proc(n, proc, sizeof(proc));
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	ssize_t r = xattr_list(ll_b, rel, proc, buf, size);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
+static void xattr_set_or_remove(fuse_req_t req, fuse_ino_t ino, const char *name, bool remove,
+				const char *value, size_t size, int flags)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64];
+	if (n->kind != NODE_USER)
+		return (void)fuse_reply_err(req, fixed_change_errno(n->kind));
+	if (xattr_is_ours(name))
+		return (void)fuse_reply_err(req, 0);	/* accepted and ignored (fs/xattr.h) */
+	if (xattr_not_carried(name))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	int rc = lli_cow(n);
+	lli_proc(n, proc, sizeof(proc));
+	if (!rc)
+		rc = xattr_change(proc, name, remove, value, size, flags);
+	fuse_reply_err(req, rc);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	xattr_set_or_remove(req, ino, name, false, value, size, flags);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	xattr_set_or_remove(req, ino, name, true, NULL, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Folders                                                             */
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ll_inode *n = lli_get(ino);
+	char proc[64];
+	fi->fh = 0;
+	/* Changes through the kernel drop its cached listing itself; ours are notified. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	if (n->kind == NODE_ALIAS || n->kind == NODE_CTL_FILE)
+		return (void)fuse_reply_err(req, ENOTDIR);
+	if (!lli_is_store(n))
+		return (void)fuse_reply_open(req, fi);
+	struct dirh *d = calloc(1, sizeof(*d));
+	if (!d)
+		return (void)fuse_reply_err(req, ENOMEM);
+	d->kind = FH_DIR;
+	lli_proc(n, proc, sizeof(proc));
+	int fd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d->dp = fdopendir(fd))) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(d);
+		return (void)fuse_reply_err(req, e);
+	}
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		closedir(d->dp);
+		free(d);
+	}
+}
+
+/* The names of a fixed folder, "." and ".." first.  Returns how many (at most max). */
+static size_t fixed_names(struct ll_inode *n, const char **names, size_t max)
+{
+	size_t k = 0;
+	names[k++] = ".";
+	names[k++] = "..";
+	if (n->kind == NODE_MODEL) {
+		for (int i = 0; i < n->model->nsizes && k < max; i++)
+			names[k++] = n->model->sizes[i];
+		return k;
+	}
+	if (n->kind == NODE_ROOT) {
+		for (size_t i = 0; i < models_count() && k < max; i++)
+			if (!model_retired(models_at(i)))
+				names[k++] = models_at(i)->id;
+		for (size_t i = 0; i < models_count() && k < max; i++)
+			if (models_at(i)->alias[0] && !model_retired(models_at(i)))
+				names[k++] = models_at(i)->alias;
+		if (k < max)
+			names[k++] = CTL_DIR_NAME;
+	} else if (n->kind == NODE_CTL_DIR) {
+		for (int i = 0; tree_ctl_files[i] && k < max; i++)
+			names[k++] = tree_ctl_files[i];
+	}
+	return k;
+}
+
+/*
+ * A fixed folder's listing.  With plus the entries carry attributes but no
+ * inode (id 0): the kernel looks the few names up itself when it needs them.
+ */
+static void readdir_fixed(fuse_req_t req, struct ll_inode *n, size_t size, off_t off, bool plus)
+{
+	const char *names[256];
+	size_t k = fixed_names(n, names, sizeof(names) / sizeof(names[0]));
+	char *buf = calloc(1, size), *p = buf;
+	size_t rem = size;
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	for (size_t i = (size_t)off; i < k; i++) {
+		struct fuse_entry_param e = { 0 };
+		struct ll_inode *f;
+		enum node_kind kind = i < 2 ? NODE_ROOT : lli_child_kind(n, names[i], &f);
+		e.attr.st_mode = kind == NODE_ALIAS ? S_IFLNK : kind == NODE_CTL_FILE ? S_IFREG : S_IFDIR;
+		/* A size folder's number is the store's: unknown until looked up. */
+		e.attr.st_ino = i == 0 ? n->fixed_ino : i == 1 ? (n->parent ? n->parent : n)->fixed_ino
+			      : f ? f->fixed_ino : UNKNOWN_INO;
+		size_t len = plus ? fuse_add_direntry_plus(req, p, rem, names[i], &e, (off_t)i + 1)
+				  : fuse_add_direntry(req, p, rem, names[i], &e.attr, (off_t)i + 1);
+		if (len > rem)
+			break;
+		p += len;
+		rem -= len;
+	}
+	fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/*
+ * A store folder's listing.  READDIRPLUS looks every name up exactly as
+ * LOOKUP does (one fstatat each), so `ls -l` needs no further round trip.
+ */
+static void readdir_store(fuse_req_t req, struct ll_inode *n, size_t size, off_t off,
+			  struct dirh *d, bool plus)
+{
+	char *buf = calloc(1, size), *p = buf;
+	size_t rem = size;
+	int err = 0;
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	if (off != d->offset) {
+		seekdir(d->dp, off);
+		d->entry = NULL;
+		d->offset = off;
+	}
+	for (;;) {
+		if (!d->entry) {
+			errno = 0;
+			if (!(d->entry = readdir(d->dp))) {
+				err = errno;
+				break;
+			}
+		}
+		struct dirent *de = d->entry;
+		off_t next = de->d_off;
+		if (!strncmp(de->d_name, PUB_TMP_PREFIX, strlen(PUB_TMP_PREFIX))) {
+			d->entry = NULL;
+			d->offset = next;
+			continue;
+		}
+		struct fuse_entry_param e = { 0 };
+		size_t len;
+		if (plus && !is_dot(de->d_name)) {
+			int rc = lli_lookup_store(n, de->d_name, &e);
+			if (rc == ENOENT) {	/* gone since readdir saw it */
+				d->entry = NULL;
+				d->offset = next;
+				continue;
+			}
+			if (rc) {
+				err = rc;
+				break;
+			}
+		} else {
+			e.attr.st_ino = de->d_ino;
+			e.attr.st_mode = (mode_t)DTTOIF(de->d_type);
+		}
+		len = plus ? fuse_add_direntry_plus(req, p, rem, de->d_name, &e, next)
+			   : fuse_add_direntry(req, p, rem, de->d_name, &e.attr, next);
+		if (len > rem) {
+			if (e.ino)	/* not sent: the kernel never saw this reference */
+				lli_forget(lli_get(e.ino), 1);
+			break;
+		}
+		p += len;
+		rem -= len;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	if (err && rem == size)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct ll_inode *n = lli_get(ino);
+	if (fi->fh)
+		readdir_store(req, n, size, off, (struct dirh *)(uintptr_t)fi->fh, false);
+	else
+		readdir_fixed(req, n, size, off, false);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct ll_inode *n = lli_get(ino);
+	if (fi->fh)
+		readdir_store(req, n, size, off, (struct dirh *)(uintptr_t)fi->fh, true);
+	else
+		readdir_fixed(req, n, size, off, true);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	if (d) {
+		closedir(d->dp);
+		free(d);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	int rc = 0;
+	if (d && (datasync ? fdatasync(dirfd(d->dp)) : fsync(dirfd(d->dp))) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc);
+}
+
+static const struct fuse_lowlevel_ops ll_ops = {
+	.init = ll_init,
+	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
+	.getattr = ll_getattr,
+	.setattr = ll_setattr,
+	.readlink = ll_readlink,
+	.mknod = ll_mknod,
+	.mkdir = ll_mkdir,
+	.unlink = ll_unlink,
+	.rmdir = ll_rmdir,
+	.symlink = ll_symlink,
+	.rename = ll_rename,
+	.link = ll_link,
+	.open = ll_open,
+	.create = ll_create,
+	.read = ll_read,
+	.write_buf = ll_write_buf,
+	.flush = ll_flush,
+	.release = ll_release,
+	.fsync = ll_fsync,
+	.fallocate = ll_fallocate,
+	.lseek = ll_lseek,
+	.copy_file_range = ll_copy_file_range,
+	.statfs = ll_statfs,
+	.access = ll_access,
+	.getxattr = ll_getxattr,
+	.listxattr = ll_listxattr,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
+	.opendir = ll_opendir,
+	.readdir = ll_readdir,
+	.readdirplus = ll_readdirplus,
+	.releasedir = ll_releasedir,
+	.fsyncdir = ll_fsyncdir,
+};
+
+/* ------------------------------------------------------------------ */
+/* Session                                                             */
+
+/*
+ * The daemon changed dir/name in the store itself (not through the mount):
+ * the kernel forgets the name and the folder's cached listing.  Called
+ * from job workers, never from a FUSE request.
+ */
+static void ll_dir_changed(struct bfs *b, int dirfd, const char *name)
+{
+	if (!b->mounted || !ll_se)
+		return;
+	fuse_ino_t id = lli_find_fd(dirfd);
+	if (!id)
+		return;
+	fuse_lowlevel_notify_inval_entry(ll_se, id, name, strlen(name));
+	fuse_lowlevel_notify_inval_inode(ll_se, id, 0, 0);
+}
+
+/* One O_PATH fd per inode the kernel holds: lift the soft limit to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open-file limit");
+	}
+}
+
+struct fuse_session *ll_new(struct fuse_args *args, struct bfs *b)
+{
+	int rc = lli_init(b);
+	if (rc) {
+		fprintf(stderr, "bananafs: cannot set up the inode table: %s\n", strerror(rc));
+		return NULL;
+	}
+	ll_b = b;
+	raise_nofile();
+	ll_se = fuse_session_new(args, &ll_ops, sizeof(ll_ops), b);
+	if (!ll_se)
+		return NULL;
+	b->dir_changed = ll_dir_changed;
+	return ll_se;
+}
+
+void ll_free(void)
+{
+	ll_se = NULL;
+	lli_fini();
+}

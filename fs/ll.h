@@ -1,0 +1,20 @@
+/*
+ * ll.h - the low-level (inode) frontend: libfuse's fuse_lowlevel.h API
+ * over the inode table of fs/ll_inode.h.  Selected with -o frontend=ll.
+ */
+#ifndef BANANAFS_FS_LL_H
+#define BANANAFS_FS_LL_H
+
+#include <fuse_lowlevel.h>
+#include "fs/bfs.h"
+
+/*
+ * Creates the session (args as for fuse_session_new) serving b; NULL with
+ * a message on stderr.  Sets b->dir_changed so that publishing in the
+ * store directly invalidates what the kernel cached.
+ */
+struct fuse_session *ll_new(struct fuse_args *args, struct bfs *b);
+/* Frees what ll_new built, after fuse_session_destroy. */
+void ll_free(void);
+
+#endif

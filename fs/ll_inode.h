@@ -1,0 +1,100 @@
+/*
+ * ll_inode.h - the inode table of the low-level frontend (fs/ll.c).
+ *
+ * Two kinds of inode:
+ *  - fixed ones (root, model folders, aliases, .bananafs/ and its files)
+ *    are built once at start-up and live until exit; FORGET ignores them;
+ *  - store ones (size folders and everything below them) are keyed by the
+ *    store's (dev, ino), hold an O_PATH fd on the store inode and live
+ *    while the kernel holds a lookup count on them.  Two names of one
+ *    store file are one inode, as on the store.
+ *
+ * A FUSE inode id is the address of its struct, except FUSE_ROOT_ID.
+ * Store inodes remember no name: their path, when the jobs need one, is
+ * read back from the kernel (/proc/self/fd/N), so it follows every rename.
+ *
+ * Errno convention: functions return 0 or a positive errno.
+ */
+#ifndef BANANAFS_FS_LL_INODE_H
+#define BANANAFS_FS_LL_INODE_H
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include "fs/bfs.h"
+#include "fs/tree.h"
+
+struct ll_inode {
+	enum node_kind kind;		/* never NODE_NONE */
+	const struct model_info *model;	/* MODEL, ALIAS, SIZE */
+	const char *name;		/* fixed: its name in its parent */
+	const char *ctl;		/* CTL_FILE: the control file's name */
+	struct ll_inode *parent;	/* fixed: the folder holding it */
+	ino_t fixed_ino;		/* fixed: the st_ino shown */
+	int fd;				/* SIZE, USER: O_PATH on the store inode; else -1 */
+	dev_t dev;			/* SIZE, USER: the key, protected by the table lock */
+	ino_t ino;
+	uint64_t nlookup;		/* SIZE, USER: kernel references, protected by the table lock */
+	int backing_id;			/* FUSE passthrough: the kernel's backing file, or 0; */
+	int backing_opens;		/* its opens; both protected by fs/ll.c's passthrough_mu */
+	dev_t backing_dev;		/* the store inode it was made from */
+	ino_t backing_ino;
+	struct ll_inode *next;		/* hash chain, protected by the table lock */
+};
+
+/* Builds the fixed inodes.  0 or an errno. */
+int lli_init(struct bfs *b);
+void lli_fini(void);
+
+struct ll_inode *lli_get(fuse_ino_t id);
+fuse_ino_t lli_id(const struct ll_inode *n);
+/* The store part of the tree: a size folder or below. */
+static inline int lli_is_store(const struct ll_inode *n)
+{
+	return n->kind == NODE_SIZE || n->kind == NODE_USER;
+}
+
+/*
+ * The kind a name in parent has: NODE_USER below a size folder, the fixed
+ * node's kind in the fixed tree (*fixed set when it is a fixed inode),
+ * NODE_SIZE for a size folder of a model, NODE_NONE when the fixed tree
+ * has no such name.
+ */
+enum node_kind lli_child_kind(const struct ll_inode *parent, const char *name,
+			      struct ll_inode **fixed);
+
+/*
+ * LOOKUP of name in parent: fills e (attributes, timeouts, id) and counts
+ * one kernel reference.  ENOENT when there is no such name.
+ */
+int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
+/* The same for a store name that was just created by an fd-based call. */
+int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
+/* Adds one kernel reference to a store inode (LINK). */
+void lli_ref(struct ll_inode *n);
+/* FORGET: drops n kernel references; the inode goes with the last one. */
+void lli_forget(struct ll_inode *n, uint64_t count);
+
+/* Attributes and how long the kernel may keep them. */
+int lli_stat(const struct ll_inode *n, struct stat *st);
+double lli_timeout(const struct ll_inode *n);
+
+/* "/proc/self/fd/N" of a store inode, for calls that take a path. */
+void lli_proc(const struct ll_inode *n, char *buf, size_t len);
+/*
+ * A store inode's path relative to the tree ("MODEL/SIZE/..."), or with a
+ * name appended (name may be NULL).  ENOENT when it was unlinked,
+ * ENAMETOOLONG past PATH_MAX.
+ */
+int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
+
+/*
+ * Copy-on-write (fs/cow.h) of a store file before it changes; the inode
+ * then refers to the private copy.
+ */
+int lli_cow(struct ll_inode *n);
+
+/* The inode id of a store folder seen through dirfd, 0 when the kernel holds none. */
+fuse_ino_t lli_find_fd(int dirfd);
+
+#endif

@@ -1,0 +1,162 @@
+"""The inode (low-level) frontend: what long kernel caches must not break,
+and what the path API could not do (issue 15).
+
+Each test mounts a real bananafs against the real emulator and uses real
+tools (inotifywait, dd, ls) from outside.
+"""
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FRONTEND, wait_done, wait_for
+
+PRO1K = ("gemini-3-pro-image", "1K")
+
+inode_only = pytest.mark.skipif(FRONTEND != "ll", reason="the path frontend cannot")
+
+
+def moved_to_events(folder, action):
+    """Runs action() while inotifywait watches folder; returns the names moved in."""
+    if not shutil.which("inotifywait"):
+        pytest.skip("inotifywait is not installed")
+    w = subprocess.Popen(["inotifywait", "-m", "-e", "moved_to", "--format", "%f", folder],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: "Watches established" in w.stderr.readline(), 10, "inotifywait")
+        action()
+    finally:
+        time.sleep(0.3)
+        w.terminate()
+    return w.communicate()[0].split()
+
+
+@pytest.mark.parametrize("via_mount", [True, False], ids=["publish-via-mount", "publish-in-store"])
+def test_new_png_seen_after_folder_was_cached(mount_factory, via_mount):
+    """The folder's listing and NAME.png's negative lookup are cached by the
+    kernel first; NAME.png must still show up in the listing, by stat and
+    (when published through the mount) as an inotify MOVED_TO."""
+    m = mount_factory(config_text="" if via_mount else "publish_via_mount = no\n")
+    d = m.path(*PRO1K)
+    p = os.path.join(d, "cat.txt")
+    for _ in range(2):
+        os.listdir(d)
+        assert not os.path.exists(os.path.join(d, "cat.png"))
+
+    def write_and_wait():
+        with open(p, "w") as f:
+            f.write("a cat on a windowsill")
+        assert wait_done(p) == "done"
+        wait_for(lambda: "cat.png" in os.listdir(d), 5, "cat.png in the listing")
+
+    events = moved_to_events(d, write_and_wait)
+    assert os.path.getsize(os.path.join(d, "cat.png")) > 0
+    if via_mount:
+        assert "cat.png" in events
+
+
+def test_cache_hit_png_seen_in_cached_folder(mount):
+    """A cache hit publishes at once; the folder's cached listing still shows it."""
+    a, b = mount.path(*PRO1K), mount.path("gemini-3-pro-image", "2K")
+    with open(os.path.join(a, "x.txt"), "w") as f:
+        f.write("one lighthouse")
+    assert wait_done(os.path.join(a, "x.txt")) == "done"
+    os.listdir(b)
+    events = moved_to_events(a, lambda: (
+        open(os.path.join(a, "y.txt"), "w").write("one lighthouse"),
+        wait_done(os.path.join(a, "y.txt"))))
+    assert "y.png" in events
+    assert "y.png" in os.listdir(a)
+
+
+def test_listing_follows_changes(mount):
+    """Cached listings and attributes follow every change made through the mount."""
+    d = mount.path(*PRO1K, "sub")
+    os.mkdir(d)
+    for i in range(3):
+        assert sorted(os.listdir(d)) == [f"f{j}" for j in range(i)]
+        with open(os.path.join(d, f"f{i}"), "w") as f:
+            f.write("x" * i)
+    os.rename(os.path.join(d, "f0"), os.path.join(d, "g0"))
+    os.unlink(os.path.join(d, "f1"))
+    assert sorted(os.listdir(d)) == ["f2", "g0"]
+    with open(os.path.join(d, "f2"), "a") as f:
+        f.write("yy")
+    assert os.stat(os.path.join(d, "f2")).st_size == 4
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)	# changes through an open folder's handle
+    try:
+        os.fchmod(fd, 0o700)
+        os.utime(fd, (1, 2))
+    finally:
+        os.close(fd)
+    st = os.stat(d)
+    assert (st.st_mode & 0o777, st.st_mtime) == (0o700, 2)
+
+
+@inode_only
+def test_hard_links_are_one_inode(mount):
+    d = mount.path(*PRO1K)
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    with open(a, "w") as f:
+        f.write("1")
+    os.link(a, b)
+    assert os.stat(a).st_ino == os.stat(b).st_ino
+    assert os.stat(a).st_nlink == 2
+
+
+@inode_only
+def test_o_direct_reads_and_writes(mount, tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(1 << 20))
+    dst = mount.path(*PRO1K, "direct.bin")
+    r = subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=64k", "oflag=direct"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["dd", f"if={dst}", "of=/dev/null", "bs=64k", "iflag=direct"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(dst, "rb") as f:
+        assert f.read() == src.read_bytes()
+
+
+@inode_only
+def test_path_longer_than_path_max_from_the_callers_folder(mount):
+    """Each component is sent on its own: only the store's limits apply."""
+    script = r"""
+import os, sys
+os.chdir(sys.argv[1])
+depth = 0
+while len(sys.argv[1]) + 201 * depth < 4300:
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+    depth += 1
+with open("deep.txt", "w") as f:
+    f.write("deep")
+os.chdir(sys.argv[1])
+rel = "/".join(["d" * 200] * depth) + "/deep.txt"
+try:
+    open(rel)
+except OSError as e:
+    assert e.errno == 36, e                     # ENAMETOOLONG: the caller's own limit
+os.chdir("/".join(["d" * 200] * (depth - 2)))
+print(open("/".join(["d" * 200] * 2) + "/deep.txt").read())
+"""
+    r = subprocess.run([sys.executable, "-c", script, mount.path(*PRO1K)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "deep"
+
+
+@inode_only
+@pytest.mark.parametrize("name", ["security.selinux", "system.posix_acl_access"])
+def test_xattrs_the_drive_does_not_carry(mount, name):
+    """ls -l asks these per file; EOPNOTSUPP makes GNU ls stop asking."""
+    p = mount.path(*PRO1K, "f")
+    open(p, "w").close()
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, name)
+    assert e.value.errno == errno.EOPNOTSUPP
