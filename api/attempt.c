@@ -10,6 +10,7 @@
 #include "api/models.h"
 #include "api/redact.h"
 #include "api/route.h"
+#include "api/wire.h"
 
 /*
  * A model answer must be about the size asked for (gemini-wire.md 5.2).  Real
@@ -160,7 +161,11 @@ void api_attempt(const struct http_opts *ho, const struct api_endpoint *ep,
 		char rid[sizeof(res->request_id)];
 
 		snprintf(rid, sizeof(rid), "%s", res->request_id);
+		wire_lift_image(&resp, res);
 		ops->parse(&resp, res);
+		free(res->lifted);	/* a big string that was not the image */
+		res->lifted = NULL;
+		res->lifted_len = 0;
 		res->http_status = status;
 		if (!res->request_id[0])
 			snprintf(res->request_id, sizeof(res->request_id), "%s", rid);

@@ -69,6 +69,49 @@ void http_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+/* ---- answer memory ------------------------------------------------------ */
+
+static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mem_cv = PTHREAD_COND_INITIALIZER;
+static size_t mem_budget;		/* 0 = no limit; set before threads start */
+static size_t mem_held, mem_peak;	/* protected by mem_mu */
+
+void http_set_answer_memory(size_t bytes)
+{
+	mem_budget = bytes;
+}
+
+static void memory_take(size_t want)
+{
+	pthread_mutex_lock(&mem_mu);
+	while (mem_budget && mem_held > 0 && mem_held + want > mem_budget)
+		pthread_cond_wait(&mem_cv, &mem_mu);	/* a release wakes us */
+	mem_held += want;
+	if (mem_held > mem_peak)
+		mem_peak = mem_held;
+	pthread_mutex_unlock(&mem_mu);
+}
+
+void http_memory_release(size_t bytes)
+{
+	if (!bytes)
+		return;
+	pthread_mutex_lock(&mem_mu);
+	mem_held = bytes < mem_held ? mem_held - bytes : 0;
+	pthread_cond_broadcast(&mem_cv);
+	pthread_mutex_unlock(&mem_mu);
+}
+
+void http_memory_stats(size_t *held, size_t *peak)
+{
+	pthread_mutex_lock(&mem_mu);
+	if (held)
+		*held = mem_held;
+	if (peak)
+		*peak = mem_peak;
+	pthread_mutex_unlock(&mem_mu);
+}
+
 /* ---- URL policy ------------------------------------------------------- */
 
 static bool host_is_loopback(const char *host, size_t n)
@@ -131,10 +174,37 @@ int http_url_allowed(const char *url)
 
 struct sink {
 	struct http_resp *resp;
+	CURL *h;
 	size_t cap;		/* allocated bytes of resp->body */
 	size_t max;		/* answer cap */
 	bool too_big;
 };
+
+/*
+ * Before the first byte is kept: the answer's memory is reserved (waiting
+ * for room), and a known length is allocated at once, so the buffer is
+ * never copied while it grows.
+ */
+static bool body_start(struct sink *s)
+{
+	struct http_resp *r = s->resp;
+	curl_off_t cl = -1;
+	size_t want;
+
+	if (curl_easy_getinfo(s->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK)
+		cl = -1;
+	want = cl >= 0 && (size_t)cl <= s->max ? (size_t)cl + 1 : s->max + 1;
+	memory_take(want);
+	r->mem_held = want;
+	if (cl > 16384 && (size_t)cl <= s->max) {
+		char *nb = realloc(r->body, (size_t)cl + 1);
+		if (!nb)
+			return false;
+		r->body = nb;
+		s->cap = (size_t)cl + 1;
+	}
+	return true;
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -146,8 +216,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		s->too_big = true;
 		return 0;	/* aborts the transfer: CURLE_WRITE_ERROR */
 	}
+	if (!r->mem_held && n > 0 && !body_start(s))
+		return 0;
 	if (r->len + n + 1 > s->cap) {
-		size_t ncap = s->cap ? s->cap : 16384;
+		size_t ncap = s->cap > 1 ? s->cap : 16384;
 		while (ncap < r->len + n + 1)
 			ncap *= 2;
 		if (ncap > s->max + 1)
@@ -272,6 +344,7 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 		return HTTP_FAIL_TRANSFER;
 	}
 	sink.resp = resp;
+	sink.h = h;
 	sink.cap = 1;
 	sink.max = o && o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
 	sink.too_big = false;
@@ -406,4 +479,6 @@ void http_resp_free(struct http_resp *resp)
 	free(resp->body);
 	resp->body = NULL;
 	resp->len = 0;
+	http_memory_release(resp->mem_held);
+	resp->mem_held = 0;
 }

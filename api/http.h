@@ -35,6 +35,7 @@ struct http_resp {
 	char location[512];		/* Location header of a redirect (not followed), if any */
 	bool sent;			/* the request left whole: the server may act on it */
 	bool simulated;			/* X-Bananafs-Simulated: the bundled emulator answered, nobody bills */
+	size_t mem_held;		/* answer-memory bytes reserved for body (released by free) */
 };
 
 enum http_fail {
@@ -57,6 +58,20 @@ void http_global_cleanup(void);
  */
 enum http_fail http_perform(const struct http_opts *o, const struct http_req *req,
 			    struct http_resp *resp, char *errbuf, size_t errlen);
+
+/*
+ * The mount-wide answer memory: bytes of answers held at once (0 = no
+ * limit, the default).  Before the first body byte of an answer is kept,
+ * its size (Content-Length, else max_body) is reserved; an answer waits
+ * until the others leave room, but one always proceeds, so waiting never
+ * deadlocks.  The reservation travels with the bytes (http_resp.mem_held,
+ * then gen_result.mem_held when an image is lifted out) and ends with them.
+ * Call http_set_answer_memory before threads start.
+ */
+void http_set_answer_memory(size_t bytes);
+void http_memory_release(size_t bytes);
+/* Bytes reserved now, and the most ever reserved at once (for tests and stats). */
+void http_memory_stats(size_t *held, size_t *peak);
 
 /* True for http://127.x, http://localhost, http://[::1], and every https:// URL. */
 int http_url_allowed(const char *url);

@@ -796,6 +796,39 @@ out_bad:
 	return NULL;
 }
 
+long base64_decode_inplace(unsigned char *buf, size_t off, size_t n)
+{
+	const unsigned char *s = buf + off;
+	size_t pad = 0, i, o = 0;
+
+	/* validate first: a failure must leave buf as it was */
+	while (pad < 2 && pad < n && s[n - 1 - pad] == '=')
+		pad++;
+	size_t body = n - pad;
+	if (body % 4 == 1 || (pad && (n % 4 != 0 || body % 4 == 0)))
+		return -1;
+	for (i = 0; i < body; i++)
+		if (b64_val(s[i]) < 0)
+			return -1;
+	for (i = 0; i + 4 <= body; i += 4) {
+		uint32_t v = (uint32_t)b64_val(s[i]) << 18 | (uint32_t)b64_val(s[i + 1]) << 12 |
+			     (uint32_t)b64_val(s[i + 2]) << 6 | (uint32_t)b64_val(s[i + 3]);
+		buf[o++] = (unsigned char)(v >> 16);	/* o < off + i: behind the reading */
+		buf[o++] = (unsigned char)(v >> 8);
+		buf[o++] = (unsigned char)v;
+	}
+	if (body - i == 2) {
+		uint32_t v = (uint32_t)b64_val(s[i]) << 6 | (uint32_t)b64_val(s[i + 1]);
+		buf[o++] = (unsigned char)(v >> 4);
+	} else if (body - i == 3) {
+		uint32_t v = (uint32_t)b64_val(s[i]) << 12 | (uint32_t)b64_val(s[i + 1]) << 6 |
+			     (uint32_t)b64_val(s[i + 2]);
+		buf[o++] = (unsigned char)(v >> 10);
+		buf[o++] = (unsigned char)(v >> 2);
+	}
+	return (long)o;
+}
+
 char *base64_encode(const unsigned char *b, size_t len)
 {
 	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)

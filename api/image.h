@@ -52,6 +52,14 @@ int image_write_png(const unsigned char *b, size_t len, const struct png_text *t
  * Returns a malloc'd buffer and its length, or NULL.
  */
 unsigned char *base64_decode(const char *s, size_t slen, size_t *outlen);
+/*
+ * Decodes the base64 text at buf + off (n characters, base64_decode's strict
+ * rules, no line breaks) into buf itself from its start: every byte lands
+ * behind the text still to be read, so a 64 MiB image needs no second
+ * buffer.  Returns the decoded length, or -1 with buf untouched when the
+ * text is not valid.
+ */
+long base64_decode_inplace(unsigned char *buf, size_t off, size_t n);
 /* Base64 encode into a malloc'd NUL-terminated string. */
 char *base64_encode(const unsigned char *b, size_t len);
 

@@ -2,6 +2,7 @@
  * request.c - names of routes and error classes, and the result's lifetime.
  */
 #include "api/request.h"
+#include "api/http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,6 +73,11 @@ void gen_result_free(struct gen_result *r)
 	free(r->message);
 	free(r->text);
 	free(r->image);
+	free(r->lifted);
+	r->lifted = NULL;
+	r->lifted_len = 0;
+	http_memory_release(r->mem_held);
+	r->mem_held = 0;
 	r->message = NULL;
 	r->text = NULL;
 	r->image = NULL;

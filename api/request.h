@@ -106,6 +106,10 @@ struct gen_result {
 	int width, height;		/* pixels, read from the image header; 0 when unknown */
 	long in_tokens, out_tokens, thought_tokens; /* usage as reported; -1 when absent */
 	int search_queries;		/* Google Search queries the answer reports; 0 when none */
+	unsigned char *lifted;		/* an image decoded out of the answer before parsing
+					 * (wire_lift_image); wire_take_image takes it; owned */
+	size_t lifted_len;
+	size_t mem_held;		/* answer-memory bytes this result still holds (http.h) */
 	bool paid_unusable;		/* a 2xx answer arrived whole or over the cap but cannot be
 					 * used: the server billed it, we do not resend it */
 	bool outcome_unknown;		/* sent, but no answer came back in time: the server

@@ -129,13 +129,78 @@ static const char *mime_norm(const char *m)
 	return strcmp(m, "image/jpg") == 0 ? "image/jpeg" : m;
 }
 
+#define LIFT_MIN (64 * 1024)	/* smaller strings are cheap to parse the usual way */
+
+/* The largest string value of a JSON text, [*s, *e) its content; false if none is long enough. */
+static bool largest_string(const char *b, size_t n, size_t *s, size_t *e)
+{
+	size_t best = 0;
+	bool in = false;
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!in) {
+			if (b[i] == '"') {
+				in = true;
+				start = i + 1;
+			}
+		} else if (b[i] == '\\') {
+			i++;	/* an escape: this string is not plain base64 anyway */
+		} else if (b[i] == '"') {
+			in = false;
+			if (i - start > best) {
+				best = i - start;
+				*s = start;
+				*e = i;
+			}
+		}
+	}
+	return best >= LIFT_MIN;
+}
+
+void wire_lift_image(struct http_resp *resp, struct gen_result *res)
+{
+	size_t s, e;
+
+	if (!resp->body || res->lifted || !largest_string(resp->body, resp->len, &s, &e))
+		return;
+	size_t tail = resp->len - e, mlen = strlen(WIRE_LIFTED);
+	char *rest = malloc(s + mlen + tail + 1);	/* the JSON around it: small */
+	if (!rest)
+		return;
+	memcpy(rest, resp->body, s);
+	memcpy(rest + s, WIRE_LIFTED, mlen);
+	memcpy(rest + s + mlen, resp->body + e, tail);
+	rest[s + mlen + tail] = '\0';
+	long len = base64_decode_inplace((unsigned char *)resp->body, s, e - s);
+	if (len <= 0) {
+		free(rest);	/* not base64: the route reports it the usual way */
+		return;
+	}
+	unsigned char *img = realloc(resp->body, (size_t)len);	/* shrinks in place */
+	res->lifted = img ? img : (unsigned char *)resp->body;
+	res->lifted_len = (size_t)len;
+	res->mem_held = resp->mem_held;		/* the reservation goes with the bytes */
+	resp->mem_held = 0;
+	resp->body = rest;
+	resp->len = s + mlen + tail;
+}
+
 int wire_take_image(struct gen_result *res, const char *b64, size_t b64len, const char *mime)
 {
 	char why[128];
 	size_t len = 0;
 	int w, h;
+	unsigned char *bytes;
 
-	unsigned char *bytes = base64_decode(b64, b64len, &len);
+	if (res->lifted && b64len == strlen(WIRE_LIFTED) && memcmp(b64, WIRE_LIFTED, b64len) == 0) {
+		bytes = res->lifted;	/* decoded already, in the answer's own buffer */
+		len = res->lifted_len;
+		res->lifted = NULL;
+		res->lifted_len = 0;
+	} else {
+		bytes = base64_decode(b64, b64len, &len);
+	}
 	if (!bytes) {
 		gen_result_fail(res, ERR_MALFORMED, "image data is not valid base64 (%zu characters)",
 				b64len);

@@ -34,6 +34,16 @@ long wire_long(const cJSON *obj, const char *key);
  * Returns 0, or -1 with res->cls = ERR_MALFORMED and a message.
  */
 int wire_take_image(struct gen_result *res, const char *b64, size_t b64len, const char *mime);
+/*
+ * Takes the largest JSON string of resp's body (at least 64 KiB, plain base64:
+ * an image) out of the text before it is parsed: it is decoded in place into
+ * the body's own buffer, which becomes res->lifted, and resp's body becomes
+ * the small rest of the JSON with WIRE_LIFTED in its place.  So one 4K
+ * answer is held once (about 4/3 of the image), never as body + parsed copy
+ * + decoded copy.  Nothing changes when there is no such string.
+ */
+#define WIRE_LIFTED "bananafs:lifted-image"
+void wire_lift_image(struct http_resp *resp, struct gen_result *res);
 /* Appends text to res->text, separated by a newline. */
 void wire_add_text(struct gen_result *res, const char *text);
 /* Copies s into a fixed field (truncating). */

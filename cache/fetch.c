@@ -116,6 +116,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	f->http.max_body = cfg->max_response_bytes;
 	f->http.low_speed_bps = cfg->low_speed_limit;
 	f->http.low_speed_time_s = cfg->low_speed_time_s;
+	http_set_answer_memory((size_t)cfg->answer_memory_mb << 20);
 	f->google.base_url = cfg->endpoint;
 	f->google.api_version = cfg->api_version;
 	f->google.api_key = cfg->api_key;

@@ -380,3 +380,33 @@ def test_stalled_answers_free_their_slots(mount_factory, emulator):
         text = open(p[:-4] + ".error").read()
         assert "stalled" in text and "low_speed_limit" in text, text
     stop(m)
+
+
+def test_maximal_answers_do_not_multiply_memory(mount_factory, emulator):
+    """Six incompressible 2K answers (16 MiB of base64 each, near the cap)
+    arrive at once into six slots: the mount-wide answer memory keeps the
+    daemon's peak under a stated bound, whatever max_inflight is."""
+    answer_mb, cap_mb = 40, 20
+    cfg = CONFIG.replace("timeout_s = 2\n", "timeout_s = 60\n").replace(
+        "max_response_mb = 8\n", f"max_response_mb = {cap_mb}\n") + \
+        f"max_inflight = 6\nanswer_memory_mb = {answer_mb}\n"
+    m = mount_factory(config_text=cfg)
+    d = m.path("gemini-3.1-flash-image", "2K")
+    base = vm_hwm_kb(m.proc.pid)
+    emulator.fault("noise", 6)
+    prompts = [os.path.join(d, f"noise{i}.txt") for i in range(6)]
+    for i, p in enumerate(prompts):
+        write(p, f"a photograph full of grain {i}\n")
+    for p in prompts:
+        assert wait_done(p, 60) == "done", open(p[:-4] + ".error").read() \
+            if os.path.exists(p[:-4] + ".error") else status(p)
+    peak = vm_hwm_kb(m.proc.pid)
+    size = os.path.getsize(prompts[0][:-4] + ".png")
+    assert size > 12 << 20, f"the noise PNG is only {size} bytes"
+    # the budget (40 MiB: two answers, each decoded in place into its own
+    # buffer) and one PNG being written; six unbounded answers need 6 x 16 MiB
+    bound = base + (answer_mb + 24) * 1024
+    print(f"\nVmHWM: {base // 1024} MiB at mount, {peak // 1024} MiB after six 2K noise "
+          f"answers ({size / 2**20:.1f} MiB PNG each); bound {bound // 1024} MiB")
+    assert peak < bound, f"daemon peak {peak // 1024} MiB over the bound {bound // 1024} MiB"
+    stop(m)

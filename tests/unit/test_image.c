@@ -314,6 +314,34 @@ static void test_write_png_corrupt(void **state)
 	free(p);
 }
 
+/* In place: the decoded bytes land behind the text still to be read. */
+static void test_base64_inplace(void **state)
+{
+	(void)state;
+	for (size_t n = 0; n < 300; n++) {
+		unsigned char src[300], buf[16 + 404];
+		for (size_t i = 0; i < n; i++)
+			src[i] = (unsigned char)(i * 37 + n);
+		char *b64 = base64_encode(src, n);
+		size_t bl = strlen(b64);
+		memcpy(buf, "{\"data\":\"", 9);
+		memcpy(buf + 9, b64, bl);
+		assert_int_equal(base64_decode_inplace(buf, 9, bl), (long)n);
+		assert_memory_equal(buf, src, n);
+		if (bl > 4) {	/* a bad character: refused, buf untouched */
+			memcpy(buf + 9, b64, bl);
+			buf[9 + bl / 2] = '*';
+			unsigned char keep[420];
+			memcpy(keep, buf, 9 + bl);
+			assert_int_equal(base64_decode_inplace(buf, 9, bl), -1);
+			assert_memory_equal(buf, keep, 9 + bl);
+		}
+		free(b64);
+	}
+	unsigned char one[] = "xA";	/* a length of 1 mod 4 is a cut quantum */
+	assert_int_equal(base64_decode_inplace(one, 1, 1), -1);
+}
+
 static void test_base64(void **state)
 {
 	(void)state;
@@ -379,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_write_png_from_webp),
 		cmocka_unit_test(test_write_png_corrupt),
 		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_base64_inplace),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
