@@ -121,11 +121,16 @@ def group23(cfg, work, emu0, notes):
 
 
 def group4(cfg, work, emu0, notes):
-    m = Bananafs(work, emu0.url, tag="client")
+    # photo-like noise: a 4K answer has a real image's size (~48 MiB PNG, ~64 MiB base64)
+    en = Emulator(0, ["--noise"])
     try:
-        rows = client.run(m, emu0, work)
+        m = Bananafs(work, en.url, tag="client")
+        try:
+            rows = client.run(m, en, work)
+        finally:
+            m.stop()
     finally:
-        m.stop()
+        en.stop()
     ej = Emulator(0, ["--jpeg"])
     try:
         m = Bananafs(work, ej.url, tag="clientjpeg")
