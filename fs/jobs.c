@@ -98,6 +98,13 @@ static void push(struct jobs *j, const char *path, const char *reason)
  */
 static uint64_t last_gen;
 
+static double wall_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -113,6 +120,7 @@ static void set_owner(struct prompt_status *s, const struct writer *w)
 	else
 		memset(&s->owner, 0, sizeof(s->owner));
 	s->arrived = mono_now();
+	s->arrived_wall = wall_clock();
 }
 
 /* run: a deliberate send asked for with jobs_run (it outlives a dry run). */
@@ -345,6 +353,7 @@ struct job_ctx {
 	uint64_t gen;
 	struct writer owner;		/* the job's rights (fs/creds.h) */
 	double arrived;			/* CLOCK_MONOTONIC time the prompt arrived */
+	double arrived_wall;		/* the same in wall time, to compare with file times */
 	const char *dir, *stem;		/* the prompt's folder (relative to the tree) and name without .txt */
 	const char *const *names;	/* the output names checked before paying */
 	int nnames;
@@ -423,28 +432,28 @@ static bool stopping(struct jobs *j)
 /*
  * Copy tools (cp -r, mv, tar -x) make a folder and then fill it, prompt
  * before image or image before prompt.  A folder born within this many
- * seconds counts as being filled.
+ * seconds may be being filled.
  */
 #define YOUNG_FOLDER_S 60.0
 /* The longest a job waits for a folder being filled to go quiet. */
 #define SETTLE_CAP_S 30.0
 
-/* Seconds since the folder's birth (or its last change when ctime), or a large number. */
-static double folder_age(struct bfs *b, const char *dir, bool birth)
+/* The folder's birth and last change (wall seconds); 0 when not known. */
+static void folder_times(struct bfs *b, const char *dir, double *born, double *changed)
 {
 	struct statx sx;
+	*born = *changed = 0;
 	int fd = dir[0] ? open_beneath(b->tree_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC)
 			: fcntl(b->tree_fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
-		return 1e9;
+		return;
 	int rc = statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME | STATX_CTIME, &sx);
 	close(fd);
-	if (rc < 0 || (birth && !(sx.stx_mask & STATX_BTIME)))
-		return 1e9;
-	struct statx_timestamp t = birth ? sx.stx_btime : sx.stx_ctime;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (double)(now.tv_sec - t.tv_sec) + (double)(now.tv_nsec - (long)t.tv_nsec) / 1e9;
+	if (rc < 0)
+		return;
+	if (sx.stx_mask & STATX_BTIME)
+		*born = (double)sx.stx_btime.tv_sec + (double)sx.stx_btime.tv_nsec / 1e9;
+	*changed = (double)sx.stx_ctime.tv_sec + (double)sx.stx_ctime.tv_nsec / 1e9;
 }
 
 static void nap(double s)
@@ -455,16 +464,18 @@ static void nap(double s)
 }
 
 /*
- * Waits before a paid request (paid) or the publishing of a cache hit:
- * a copy tool may be about to bring the image along.  A paid request waits
- * until settle_s after the prompt arrived; either waits, in a folder being
- * filled, until it has been quiet for settle_s.  Cache hits in settled
- * folders do not wait at all.
+ * Waits before a paid request (paid) or the placing of a cache hit: a copy
+ * tool may be about to bring the image along.  A paid request waits until
+ * settle_s after the prompt arrived.  Then, in a young folder that gained
+ * entries since the prompt arrived (a copy in progress), either waits until
+ * the folder has been quiet for settle_s.  A cache hit anywhere else is
+ * placed at once: a script writing prompts into a new folder one by one
+ * sees no delay.
  */
 static void settle(struct job_ctx *c, bool paid)
 {
 	struct bfs *b = c->j->b;
-	double settle_s = b->cfg.settle_s, start = mono_now();
+	double settle_s = b->cfg.settle_s, start = mono_now(), born, changed;
 	if (settle_s <= 0 || c->settled)
 		return;
 	c->settled = true;
@@ -473,13 +484,15 @@ static void settle(struct job_ctx *c, bool paid)
 		if (left > 0)
 			nap(left);
 	}
-	if (folder_age(b, c->dir, true) > YOUNG_FOLDER_S)
+	folder_times(b, c->dir, &born, &changed);
+	if (born <= 0 || wall_clock() - born > YOUNG_FOLDER_S || changed <= c->arrived_wall)
 		return;
 	while (!stopping(c->j) && mono_now() - start < SETTLE_CAP_S) {
-		double quiet = folder_age(b, c->dir, false);
+		folder_times(b, c->dir, &born, &changed);
+		double quiet = wall_clock() - changed;
 		if (quiet >= settle_s)
 			return;
-		nap(settle_s - quiet < 0.1 ? 0.1 : settle_s - quiet);
+		nap(settle_s - quiet < 0.05 ? 0.05 : settle_s - quiet);
 	}
 }
 
@@ -719,6 +732,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		c.gen = s->gen;
 		c.owner = s->owner;
 		c.arrived = s->arrived;
+		c.arrived_wall = s->arrived_wall;
 		jid = s->job_id;
 		run = s->run;
 		s->batch_pending = 0;

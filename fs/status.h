@@ -32,6 +32,7 @@ struct prompt_status {
 	char batch[128];		/* "batches/<id>" once known */
 	struct writer owner;		/* who wrote it last: the job runs with these rights */
 	double arrived;			/* CLOCK_MONOTONIC seconds of the last write or rename into place */
+	double arrived_wall;		/* the same in CLOCK_REALTIME, to compare with file times */
 	struct prompt_status *next;	/* hash chain */
 };
 

@@ -220,11 +220,14 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     d = m.path(*DIR)
     made = os.path.join(d, "made")
     os.mkdir(made)
-    write(os.path.join(made, "r1.txt"), "a red fox, made before\n")
-    assert wait_done(os.path.join(made, "r1.txt"), 30) == "done"
+    # prompts first, images after: a copy meets every prompt before any image (the case)
+    for i in (1, 3, 4):
+        write(os.path.join(made, f"r{i}.txt"), f"a red fox number {i}, made before\n")
+    for i in (1, 3, 4):
+        assert wait_done(os.path.join(made, f"r{i}.txt"), 30) == "done"
     src = os.path.join(workdir, "src")
     subprocess.run(["cp", "-a", made, src], check=True)
-    # the user edits the image; a second prompt comes with an image it was never paid for here
+    # the user edits an image; a second prompt comes with an image it was never paid for here
     write(os.path.join(src, "r1.png"), read(os.path.join(src, "r1.png")) + b"edited")
     write(os.path.join(src, "r2.txt"), "a blue owl, made elsewhere\n")
     write(os.path.join(src, "r2.png"), b"\x89PNG\r\n\x1a\nfrom elsewhere")
@@ -235,10 +238,10 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     r = subprocess.run(COPY_TOOLS[tool].format(src=src, dst=dst), shell=True, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    for stem in ("r1", "r2"):
+    for stem in ("r1", "r2", "r3", "r4"):
         wait_done(os.path.join(dst, stem + ".txt"), 40)
     time.sleep(1.5)
-    for name in ("r1.png", "r2.png", "r1.txt", "r2.txt"):
+    for name in want:
         assert read(os.path.join(dst, name)) == want[name], name
     assert requests(emulator) == paid
 
