@@ -246,6 +246,7 @@ const char *errors_whose(enum err_class c)
 	case ERR_NETWORK: return "network";
 	case ERR_MALFORMED: return "server answer";
 	case ERR_ENDPOINT: return "endpoint (configuration)";
+	case ERR_STORE: return "this machine (the store's disk)";
 	default: return "unknown";
 	}
 }
@@ -283,6 +284,10 @@ const char *errors_next_move(enum err_class c)
 	case ERR_ENDPOINT:
 		return "set endpoint (or gateway_url) to the address the redirect names, if you trust "
 		       "it; bananafs never follows redirects, so the key is never sent to a second host";
+	case ERR_STORE:
+		return "free space in the store (or make it writable); the image was paid for and is "
+		       "kept in memory: it is stored and published without a new request when the "
+		       "prompt is saved again or the store has room (not after an unmount)";
 	default:
 		return "unknown";
 	}

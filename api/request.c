@@ -52,6 +52,7 @@ static const char *const class_names[ERR_COUNT] = {
 	[ERR_NETWORK] = "network",
 	[ERR_MALFORMED] = "malformed",
 	[ERR_ENDPOINT] = "endpoint",
+	[ERR_STORE] = "store",
 };
 
 const char *err_class_name(enum err_class c)

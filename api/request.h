@@ -77,6 +77,7 @@ enum err_class {
 	ERR_NETWORK,		/* connect error, reset, timeout */
 	ERR_MALFORMED,		/* answer not JSON, bad base64, bad image, too big */
 	ERR_ENDPOINT,		/* a redirect: the endpoint setting is not the API's address */
+	ERR_STORE,		/* a paid answer the store could not take (ENOSPC, EROFS, EIO): kept */
 	ERR_COUNT
 };
 

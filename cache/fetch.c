@@ -64,6 +64,9 @@
 #include "cache/provenance.h"
 #include "cache/upgrade.h"
 
+/* Paid answers kept in memory while the store cannot take them (held.h). */
+#define FETCH_HELD_CAP ((size_t)512 << 20)
+
 /* How many times a waiter may become owner after owners before it failed. */
 #define FETCH_MAX_TAKEOVERS 4
 
@@ -106,6 +109,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 		goto out_close_seams;
 	}
 	pthread_mutex_init(&f->stats_mu, NULL);
+	held_init(&f->held, FETCH_HELD_CAP);
 	quota_pauses_init(&f->pauses);
 
 	f->policy.max_attempts = cfg->retries > 0 ? cfg->retries : 1;
@@ -135,6 +139,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	return 0;
 
 out_destroy_stats:
+	held_destroy(&f->held);
 	quota_pauses_destroy(&f->pauses);
 	pthread_mutex_destroy(&f->stats_mu);
 out_close_seams:
@@ -157,6 +162,7 @@ void fetch_close(struct fetch_ctx *f)
 	limiter_close(&f->limiter);
 	inflight_close(&f->inflight);
 	budget_close(&f->budget);
+	held_destroy(&f->held);
 	ledger_close(&f->ledger);
 	quota_pauses_destroy(&f->pauses);
 	pthread_mutex_destroy(&f->stats_mu);
@@ -313,6 +319,46 @@ int fetch_write_pub_png(const char *tmp_path, void *varg)
 }
 
 /*
+ * The store refused a verified, paid answer (err names why: ENOSPC, EROFS,
+ * EIO): it is kept in memory (held.h) and the failure says so, as "store",
+ * never "malformed".  The next walk for the key stores it at gate 3.
+ */
+static void hold_answer(struct walk *w, struct fetch_outcome *out, const char *ext, const char *err)
+{
+	struct fetch_ctx *f = w->f;
+	const struct config *cfg = f->cfg;
+	struct gen_result *res = &out->res;
+	struct fetch_pub pa = { .rq = w->rq, .key_hex = w->key_hex, .res = res };
+	char why[256];
+
+	if (held_put(&f->held, &out->key, res->image, res->image_len, ext, cfg->output_original ? ext : "png",
+		     cfg->output_original ? NULL : fetch_write_pub_png, &pa, res->width, res->height,
+		     why, sizeof(why)) == 0)
+		gen_result_fail(res, ERR_STORE, "the image was made and paid for, but the store could "
+				"not take it (%s); it is kept in memory and is stored and published without "
+				"a new request when the prompt is saved again or the store has room", err);
+	else
+		gen_result_fail(res, ERR_STORE, "the image was made and paid for, but the store could "
+				"not take it (%s), and it could not be kept in memory either (%s)", err, why);
+}
+
+/*
+ * Gate 3's second half, for a key we own: an answer paid earlier and held
+ * because the store refused it is stored now.  1 stored (out->obj), 0 none
+ * held, -1 the store still refuses it (out->res says why; nothing is paid).
+ */
+static int store_held(struct fetch_ctx *f, struct fetch_outcome *out)
+{
+	char err[512];
+	int rc = held_store(&f->held, f->store, &out->key, &out->obj, err, sizeof(err));
+
+	if (rc < 0)
+		gen_result_fail(&out->res, ERR_STORE, "the image was paid for earlier and is kept in memory, "
+				"but the store still cannot take it (%s); nothing was sent", err);
+	return rc;
+}
+
+/*
  * Gate 8 for every route: the answer in out->res of the one paid request
  * for out->key (est reserved under w->owner).  A made image is stored under
  * its key before anyone is told; the reservation becomes spending (or is
@@ -347,8 +393,7 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 						"short (%s): the fault is in the server's answer, not in "
 						"the store; it was billed", pa.err);
 			else
-				gen_result_fail(res, ERR_MALFORMED, "the image could not be stored: %s%s%s",
-						err, pa.err[0] ? ": " : "", pa.err);
+				hold_answer(w, out, ext, err);
 			ok = false;
 			billed = true;
 		}
@@ -570,13 +615,21 @@ again:
 		}
 	}
 
-	/* 3. owner now: someone may have finished between 1 and 2 */
-	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+	/* 3. owner now: someone may have finished between 1 and 2, or an answer is held */
+	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc != 1)
+		rc = store_held(f, out);
+	if (rc == 1) {
 		inflight_done(&f->inflight, &out->key, w->owner, true);
 		out->source = SRC_CACHE;
 		out->cost_usd = 0;
 		ledger_note(w, "cached", 0);
 		return out->result = FETCH_OK;
+	}
+	if (rc < 0 && out->res.cls == ERR_STORE) {
+		inflight_done(&f->inflight, &out->key, w->owner, false);
+		out->cost_usd = 0;
+		return out->result = FETCH_FAILED;
 	}
 
 	est = price_usd(rq->model, rq->size, rq->route);
@@ -821,11 +874,19 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	if (rc != 0)
 		goto out_joined;
 
-	/* 3. owner now: someone may have finished between 1 and 2 */
-	if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+	/* 3. owner now: someone may have finished between 1 and 2, or an answer is held */
+	rc = store_lookup(f->store, &out->key, &out->obj);
+	if (rc != 1)
+		rc = store_held(f, out);
+	if (rc == 1) {
 		inflight_done(&f->inflight, &out->key, w.owner, true);
 		out->source = SRC_CACHE;
 		goto out_free_ok;
+	}
+	if (rc < 0 && out->res.cls == ERR_STORE) {
+		inflight_done(&f->inflight, &out->key, w.owner, false);
+		STAT_INC(f, failed);
+		return out->result = FETCH_FAILED;
 	}
 
 	est = price_usd(rq->model, rq->size, ROUTE_BATCH);

@@ -20,6 +20,7 @@
 #include "api/route.h"
 #include "cache/budget.h"
 #include "cache/config.h"
+#include "cache/held.h"
 #include "cache/inflight.h"
 #include "cache/key.h"
 #include "cache/ledger.h"
@@ -37,6 +38,7 @@ struct fetch_ctx {
 	struct ledger ledger;
 	struct budget budget;
 	struct inflight inflight;
+	struct held held;		/* paid answers the store could not take yet */
 	struct limiter limiter;
 	struct quota_pauses pauses;	/* one model's 429 holds that model only */
 	struct retry_policy policy;
