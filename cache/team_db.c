@@ -352,6 +352,43 @@ team_db_probe(const char *conninfo, int *version, char *err, size_t errlen)
 	return 0;
 }
 
+PGresult *
+team_db_query_once(const char *conninfo, const char *sql, int nparams, const char *const *params,
+		   char *err, size_t errlen)
+{
+	PGconn *c = connect_db(conninfo);
+	PGresult *r = NULL;
+	ExecStatusType st;
+	char m[256];
+	int v;
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		connect_error(c, err, errlen);
+		goto out;
+	}
+	if ((v = schema_version(c, err, errlen)) < 0)
+		goto out;
+	if (v != TEAM_SCHEMA_VERSION) {
+		if (v == 0)
+			errbuf_set(err, errlen, "team_db: no bananafs schema in the team database yet "
+				   "(the first mount creates it)");
+		else
+			version_error(v, err, errlen);
+		goto out;
+	}
+	r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(r);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		pq_message(c, m, sizeof(m));
+		errbuf_set(err, errlen, "team database: %s", m);
+		PQclear(r);
+		r = NULL;
+	}
+out:
+	PQfinish(c);
+	return r;
+}
+
 /* ---- the request connection --------------------------------------------- */
 
 /* Under t->mu: a working connection, or false (offline) without waiting long. */

@@ -87,6 +87,13 @@ void team_db_close(struct team_db *t);
 int team_db_probe(const char *conninfo, int *version, char *err, size_t errlen);
 
 /*
+ * For bananactl: connects, checks the schema version, runs one statement,
+ * disconnects.  The PGresult (caller PQclear()s it), or NULL with err.
+ */
+PGresult *team_db_query_once(const char *conninfo, const char *sql, int nparams,
+			     const char *const *params, char *err, size_t errlen);
+
+/*
  * Runs one statement with text parameters (NULL = SQL NULL) on the request
  * connection.  When the connection was lost it reconnects once and runs
  * the statement again, so statements MUST be idempotent (every one of ours

@@ -131,10 +131,11 @@ tl_paused_for(void *st)
 	struct team_limiter *l = st;
 	double local = limiter_paused_for(&l->local), team = 0;
 	char err[256];
-	PGresult *r = team_db_exec(l->db, "SELECT greatest(0, extract(epoch FROM until - now()))::float8 "
-				   "FROM bananafs.pause WHERE id = 1", 0, NULL, err, sizeof(err));
+	PGresult *r;
 
-	if (r != NULL && PQntuples(r) > 0)
+	r = team_db_exec(l->db, "SELECT CASE WHEN until > now() THEN extract(epoch FROM until - now()) "
+			 "ELSE 0 END FROM bananafs.pause WHERE id = 1", 0, NULL, err, sizeof(err));
+	if (r != NULL && PQntuples(r) == 1)
 		team = atof(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return local > team ? local : team;

@@ -162,6 +162,15 @@ def test_same_prompt_on_two_machines_is_paid_once(machines, emulator, pg):
     assert png_size(c.path(*PRO2K, "fox.png")) == (2048, 2048)
     billed = float(pg.psql("SELECT coalesce(sum(cost_usd), 0) FROM bananafs.ledger WHERE billed"))
     assert round(billed, 6) == emulator.stats()["billed_usd"]
+    # bananactl on any machine: the team's spending and the team's line in status.
+    r = ctl("-m", c.mnt, "cost", "--team", env=pg.env())
+    assert r.returncode == 0, r.stderr
+    total = [l for l in r.stdout.splitlines() if l.startswith("total")][0].split()
+    assert float(total[1]) == pytest.approx(emulator.stats()["billed_usd"]) and total[2] == "1"
+    r = ctl("-m", c.mnt, "status", env=pg.env())
+    assert r.returncode == 0, r.stderr
+    assert "team budget" in r.stdout
+    assert "team: 0 requests in flight on 0 mounts; spent $0.1340 today" in r.stdout
 
 
 def test_team_budget_holds_across_machines(machines, emulator, pg):
@@ -246,3 +255,18 @@ def test_cache_only_serves_hits_and_refuses_paid_requests(machines, emulator, pg
         assert emulator.stats()["requests"] == 1
     finally:
         m.unmount()
+
+
+def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
+    fast = "backoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
+    a, b = machines("a", fast), machines("b", fast)
+    emulator.fault("429-minute", 1, retry_delay="4s")
+    pa = a.path(*PRO2K, "q.txt")
+    write(pa, "the prompt that met the 429")
+    wait_for(lambda: pg.psql("SELECT until > now() FROM bananafs.pause") == "t", 10, "the team pause")
+    pb = b.path(*PRO2K, "q2.txt")
+    write(pb, "a prompt on the other machine")
+    wait_for(lambda: os.getxattr(pb, "user.bananafs.status") == b"waiting-quota", 10,
+             "b to wait for the team's quota")
+    assert wait_done(pa) == "done" and wait_done(pb) == "done"
+    assert emulator.stats()["requests"] == 3		# a's 429, a's resend, b's one request

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/team_db.h"
 #include "tools/bananactl/ctl.h"
 #include "tools/bananactl/parse.h"
 
@@ -147,17 +148,68 @@ dry_run_total(struct ctl *c)
 	cJSON_Delete(st);
 }
 
+/*
+ * --team: the same table from the team's rows (bananafs.ledger), every
+ * mount's billed lines; "unknown" rows (a dead machine's request that may
+ * have been billed) count, as the local ledger counts them.
+ */
+static int
+team_cost(struct ctl *c, const char *by, const char *since)
+{
+	const char *p[2] = { by, since };
+	char *db = ctl_team_db(c), err[512];
+	double total = 0;
+	long lines = 0;
+	PGresult *r;
+	int i, n, w = 5;
+
+	if (db == NULL) {
+		warnx("--team: no team_db in the mount's settings or the config");
+		return 1;
+	}
+	r = team_db_query_once(db,
+			       "SELECT CASE $1 WHEN 'day' THEN to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+			       " WHEN 'model' THEN coalesce(model, '?') ELSE coalesce(route, '?') END,"
+			       " sum(cost_usd), count(*) FROM bananafs.ledger"
+			       " WHERE billed AND cost_usd IS NOT NULL"
+			       " AND ($2::date IS NULL OR time >= $2::date) GROUP BY 1 ORDER BY 1",
+			       2, p, err, sizeof(err));
+	free(db);
+	if (r == NULL) {
+		warnx("--team: %s", err);
+		return 1;
+	}
+	n = PQntuples(r);
+	for (i = 0; i < n; i++)
+		if ((int)strlen(PQgetvalue(r, i, 0)) > w)
+			w = (int)strlen(PQgetvalue(r, i, 0));
+	printf("%-*s  %12s  %6s\n", w, by, "cost_usd", "billed");
+	for (i = 0; i < n; i++) {
+		printf("%-*s  %12.4f  %6s\n", w, PQgetvalue(r, i, 0), atof(PQgetvalue(r, i, 1)),
+		       PQgetvalue(r, i, 2));
+		total += atof(PQgetvalue(r, i, 1));
+		lines += atol(PQgetvalue(r, i, 2));
+	}
+	printf("%-*s  %12.4f  %6ld\n", w, "total", total, lines);
+	printf("(the team's billed rows, every mount%s%s%s)\n", since ? ", since " : "",
+	       since ? since : "", since ? " UTC" : "");
+	PQclear(r);
+	return 0;
+}
+
 int
 cmd_cost(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "since", required_argument, NULL, 's' },
 		{ "by", required_argument, NULL, 'b' },
+		{ "team", no_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char *const bys[] = { "day", "model", "route" };
 	struct cost k = { .by = "day" };
 	int ch, i, w = 5, rc = 1;
+	bool team = false;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -173,12 +225,17 @@ cmd_cost(struct ctl *c, int argc, char **argv)
 				return 1;
 			k.by = bys[i];
 			break;
+		case 't':
+			team = true;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (optind != argc)
 		usage();
+	if (team)
+		return team_cost(c, k.by, k.since);
 	if (ledger_each(c, cost_line, &k) < 0)
 		goto out;
 	if (k.ng > 0)	/* nothing billed yet (a dry run): k.g is NULL, which qsort may not take */

@@ -61,11 +61,12 @@ print_summary(const cJSON *st)
 		snprintf(total, sizeof(total), "$%.2f", bt);
 	printf("%.0f queued, %.0f running, %.0f waiting, %.0f done, %.0f failed, %.0f refused; "
 	       "cache %.0f hits, %.0f misses, %.0f coalesced; spent $%.4f today, $%.4f total "
-	       "(budget %s a day, %s in all)%s%s\n",
+	       "(%sbudget %s a day, %s in all)%s%s\n",
 	       jnum(st, "queued", 0), jnum(st, "running", 0), jnum(st, "waiting", 0),
 	       jnum(st, "done", 0), jnum(st, "failed", 0), jnum(st, "refused", 0),
 	       jnum(st, "hits", 0), jnum(st, "misses", 0), jnum(st, "coalesced", 0),
-	       jnum(st, "spent_today_usd", 0), jnum(st, "spent_total_usd", 0), daily, total,
+	       jnum(st, "spent_today_usd", 0), jnum(st, "spent_total_usd", 0),
+	       cJSON_IsString(cJSON_GetObjectItemCaseSensitive(st, "team_db")) ? "team " : "", daily, total,
 	       cJSON_IsTrue(off) ? "; offline (bundled emulator)" : "",
 	       cJSON_IsTrue(dry) ? "; dry run (nothing is sent)" : "");
 	if (jnum(st, "dry_run_prompts", 0) > 0)
@@ -145,6 +146,12 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	if ((st = ctl_read_stats(c)) == NULL)
 		goto out;
 	print_summary(st);
+	{
+		const cJSON *db = cJSON_GetObjectItemCaseSensitive(st, "team_db");
+
+		if (cJSON_IsString(db))
+			ctl_team_status(db->valuestring);
+	}
 	rc = 0;
 out:
 	cJSON_Delete(st);

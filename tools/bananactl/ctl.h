@@ -58,6 +58,11 @@ char *ctl_read_file(const char *path, size_t *len);
 /* Parses MOUNT/.bananafs/stats; NULL after a message. */
 cJSON *ctl_read_stats(const struct ctl *c);
 
+/* Team mode (tools/bananactl/team.c): the team_db in use (the mount's, else the config's), malloc'd, or NULL. */
+char *ctl_team_db(struct ctl *c);
+/* Prints the team's line for status: claims in flight, mounts, spending, shared objects. */
+void ctl_team_status(const char *conninfo);
+
 /*
  * The path of an existing file or folder relative to the mount root ("" for
  * the root itself), malloc'd; NULL after a message when it is not below it.
