@@ -84,6 +84,8 @@ void quota_pause_model(struct quota_pauses *q, const char *model, double until)
 			if (until > q->p[i].until)
 				q->p[i].until = until;
 			pthread_mutex_unlock(&q->mu);
+			if (q->share)
+				q->share->pause(q->share->arg, model, until);
 			return;
 		}
 		if (!q->p[i].model[0] && free_i < 0)
@@ -95,6 +97,8 @@ void quota_pause_model(struct quota_pauses *q, const char *model, double until)
 	snprintf(q->p[i].model, sizeof(q->p[i].model), "%s", model);
 	q->p[i].until = until;
 	pthread_mutex_unlock(&q->mu);
+	if (q->share)
+		q->share->pause(q->share->arg, model, until);
 }
 
 double quota_paused_until(struct quota_pauses *q, const char *model, double now)
@@ -108,5 +112,11 @@ double quota_paused_until(struct quota_pauses *q, const char *model, double now)
 		if (strcmp(q->p[i].model, model) == 0 && q->p[i].until > now)
 			until = q->p[i].until;
 	pthread_mutex_unlock(&q->mu);
+	if (q->share) {
+		double shared = q->share->until(q->share->arg, model, now);
+
+		if (shared > until)
+			until = shared;
+	}
 	return until;
 }

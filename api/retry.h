@@ -60,12 +60,24 @@ bool retry_quota_project_wide(const struct gen_result *res);
  * which holds everyone.)  Times are clock `now` seconds.
  */
 #define QUOTA_PAUSE_MODELS 16
+
+/*
+ * Where other mounts sharing the project learn of a model's pause (team
+ * mode: cache/team_limiter.c).  Times are clock `now` seconds of this mount.
+ */
+struct quota_share {
+	void (*pause)(void *arg, const char *model, double until);
+	double (*until)(void *arg, const char *model, double now);	/* 0 when not paused */
+	void *arg;
+};
+
 struct quota_pauses {
 	pthread_mutex_t mu;			/* protects p */
 	struct {
 		char model[64];			/* "" = free entry */
 		double until;
 	} p[QUOTA_PAUSE_MODELS];
+	const struct quota_share *share;	/* set once before use; NULL = this mount only */
 };
 void quota_pauses_init(struct quota_pauses *q);
 void quota_pauses_destroy(struct quota_pauses *q);

@@ -34,6 +34,7 @@ team_attach(struct fetch_ctx *f, struct team_db *db, char *err, size_t errlen)
 	f->budget = b;
 	f->inflight = fl;
 	f->limiter = l;
+	f->pauses.share = limiter_team_share(&f->limiter);
 	f->ledger.mirror = team_ledger_mirror;
 	f->ledger.mirror_arg = db;
 	return 0;

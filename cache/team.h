@@ -26,6 +26,8 @@ int budget_team_open(struct budget *b, struct team_db *db, double daily_limit, d
 int inflight_team_open(struct inflight *f, struct team_db *db);
 int limiter_team_open(struct limiter *l, struct team_db *db, int max_inflight, int rpm,
 		      const struct clock_ops *clk);
+/* The hook that spreads one model's 429 pause to the team (api/retry.h); lives as long as l. */
+const struct quota_share *limiter_team_share(struct limiter *l);
 /*
  * Puts the team index in front of the local one (*ops, *state), which it
  * then owns.  folder: team_objects, or NULL for bytes in the database.

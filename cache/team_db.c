@@ -55,6 +55,7 @@ static const char schema_v1[] =
 	"CREATE INDEX ON bananafs.starts (t);"
 	"CREATE TABLE bananafs.pause (id integer PRIMARY KEY CHECK (id = 1), until timestamptz NOT NULL);"
 	"INSERT INTO bananafs.pause VALUES (1, '-infinity');"
+	"CREATE TABLE bananafs.model_pause (model text PRIMARY KEY, until timestamptz NOT NULL);"
 	/* cache/team_ledger.c: every ledger line, once */
 	"CREATE TABLE bananafs.ledger ("
 	"  request_id text NOT NULL, outcome text NOT NULL, attempt integer NOT NULL,"

@@ -12,12 +12,17 @@
  * cannot be reached the local limiter alone decides: no request is paid
  * without a budget reservation anyway (team_budget.c), so an outage can
  * at worst bend the team's rpm, never its money.
+ *
+ * A 429 for one model (not the project) pauses that model only
+ * (api/retry.h's quota_pauses); its share hook writes the pause into
+ * bananafs.model_pause, and every mount's check of that model reads it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/limiter.h"
+#include "api/retry.h"
 #include "cache/team.h"
 #include "cache/team_db.h"
 
@@ -26,6 +31,7 @@ struct team_limiter {
 	struct limiter local;		/* this mount's own slots, window and pause */
 	int max_inflight, rpm;
 	const struct clock_ops *clk;
+	struct quota_share share;	/* one model's 429 (api/retry.h), spread to the team */
 };
 
 static void
@@ -141,6 +147,48 @@ tl_paused_for(void *st)
 	return local > team ? local : team;
 }
 
+/* A model's pause, as an absolute time in the database, so every machine ends it together. */
+static void
+share_pause(void *arg, const char *model, double until)
+{
+	struct team_limiter *l = arg;
+	char secs[32], err[256];
+	const char *p[2] = { model, secs };
+	double s = until - l->clk->now(l->clk->ctx);
+	PGresult *r;
+
+	snprintf(secs, sizeof(secs), "%.3f", s > 0 ? s : 0);
+	r = team_db_exec(l->db, "INSERT INTO bananafs.model_pause VALUES ($1, now() + make_interval(secs => "
+			 "$2::float8)) ON CONFLICT (model) DO UPDATE SET until = greatest("
+			 "bananafs.model_pause.until, EXCLUDED.until)", 2, p, err, sizeof(err));
+	PQclear(r);
+}
+
+static double
+share_until(void *arg, const char *model, double now)
+{
+	struct team_limiter *l = arg;
+	const char *p[1] = { model };
+	char err[256];
+	double left = 0;
+	PGresult *r;
+
+	r = team_db_exec(l->db, "SELECT extract(epoch FROM until - now()) FROM bananafs.model_pause "
+			 "WHERE model = $1 AND until > now()", 1, p, err, sizeof(err));
+	if (r != NULL && PQntuples(r) == 1)
+		left = atof(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return left > 0 ? now + left : 0;
+}
+
+const struct quota_share *
+limiter_team_share(struct limiter *l)
+{
+	struct team_limiter *t = l->state;
+
+	return &t->share;
+}
+
 static void
 tl_destroy(void *st)
 {
@@ -176,6 +224,7 @@ limiter_team_open(struct limiter *l, struct team_db *db, int max_inflight, int r
 	t->max_inflight = max_inflight;
 	t->rpm = rpm;
 	t->clk = clk;
+	t->share = (struct quota_share){ share_pause, share_until, t };
 	l->ops = &team_limiter_ops;
 	l->state = t;
 	return 0;

@@ -258,12 +258,14 @@ def test_cache_only_serves_hits_and_refuses_paid_requests(machines, emulator, pg
 
 
 def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
+    """A per-minute 429 for one model holds that model on every machine."""
     fast = "backoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
     a, b = machines("a", fast), machines("b", fast)
     emulator.fault("429-minute", 1, retry_delay="4s")
     pa = a.path(*PRO2K, "q.txt")
     write(pa, "the prompt that met the 429")
-    wait_for(lambda: pg.psql("SELECT until > now() FROM bananafs.pause") == "t", 10, "the team pause")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.model_pause WHERE until > now()") == "1",
+             10, "the team's pause of the model")
     pb = b.path(*PRO2K, "q2.txt")
     write(pb, "a prompt on the other machine")
     wait_for(lambda: os.getxattr(pb, "user.bananafs.status") == b"waiting-quota", 10,
