@@ -286,8 +286,8 @@ const char *errors_next_move(enum err_class c)
 		       "it; bananafs never follows redirects, so the key is never sent to a second host";
 	case ERR_STORE:
 		return "free space in the store (or make it writable); the image was paid for and is "
-		       "kept in memory: it is stored and published without a new request when the "
-		       "prompt is saved again or the store has room (not after an unmount)";
+		       "kept in memory: it is stored and published without a new request as soon as "
+		       "the store has room or the prompt is saved again (not after an unmount)";
 	default:
 		return "unknown";
 	}

@@ -202,3 +202,13 @@ int held_count(struct held *h)
 	pthread_mutex_unlock(&h->mu);
 	return n;
 }
+
+size_t held_bytes(struct held *h)
+{
+	size_t n;
+
+	pthread_mutex_lock(&h->mu);
+	n = h->bytes;
+	pthread_mutex_unlock(&h->mu);
+	return n;
+}

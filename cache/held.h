@@ -52,7 +52,8 @@ int held_put(struct held *h, const struct cache_key *k, const unsigned char *ori
 int held_store(struct held *h, struct store *s, const struct cache_key *k, struct object_info *info,
 	       char *err, size_t errlen);
 
-/* Number of answers held now. */
+/* Number of answers held now, and their bytes (what the store needs to take them). */
 int held_count(struct held *h);
+size_t held_bytes(struct held *h);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include "api/errors.h"
@@ -44,6 +45,9 @@ struct qitem {
 
 struct jobs {
 	struct bfs *b;
+	pthread_t watcher;		/* the store watcher (below); joined by jobs_stop */
+	pthread_cond_t watch_cv;	/* wakes the watcher at stop (workers wait on cv) */
+	bool watching;
 	pthread_mutex_t mu;		/* protects the queue and stop; never held with status_lock */
 	pthread_cond_t cv;
 	struct qitem *head, *tail;
@@ -61,6 +65,7 @@ struct jobs *jobs_new(struct bfs *b)
 	j->b = b;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->cv, NULL);
+	pthread_cond_init(&j->watch_cv, NULL);
 	return j;
 }
 
@@ -137,6 +142,7 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		set_owner(s, w);
 		status_set(s, "queued");
 		status_set_error(s, NULL);
+		s->store_held = false;
 		if (!s->queued) {
 			s->queued = true;
 			need_push = true;
@@ -927,6 +933,14 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		} else {
 			free(errtext);
 			errtext = fetch_render_error(&out, &rq);
+			if (out.res.cls == ERR_STORE) {
+				/* paid and held in memory: the store watcher retries when there is room */
+				status_lock();
+				struct prompt_status *ps = status_get(relpath);
+				if (ps && ps->gen == c.gen)
+					ps->store_held = true;
+				status_unlock();
+			}
 		}
 		fetch_outcome_free(&out);
 	}
@@ -1070,8 +1084,92 @@ static void *worker(void *arg)
 	}
 }
 
+/*
+ * The store watcher: paid images the store refused (no space, read-only)
+ * wait in memory (cache/held.h).  Every couple of seconds, when some do and
+ * the store has room for them, their prompts are queued again: the walk
+ * finds the held answer at gate 3 and stores and publishes it, with no new
+ * request.  While the store stays full nothing is retried, so the prompt
+ * keeps saying why.
+ */
+#define STORE_WATCH_S 2
+
+struct held_prompts {
+	char **paths;
+	struct writer *owners;
+	int n, cap;
+};
+
+static void collect_held(struct prompt_status *s, void *arg)
+{
+	struct held_prompts *h = arg;
+
+	if (!s->store_held || strcmp(s->status, "failed") != 0)
+		return;
+	if (h->n == h->cap) {
+		int cap = h->cap ? h->cap * 2 : 8;
+		char **np = realloc(h->paths, sizeof(*np) * (size_t)cap);
+		if (np)
+			h->paths = np;
+		struct writer *no = np ? realloc(h->owners, sizeof(*no) * (size_t)cap) : NULL;
+		if (!no)
+			return;
+		h->owners = no;
+		h->cap = cap;
+	}
+	h->owners[h->n] = s->owner;
+	if ((h->paths[h->n] = strdup(s->path))) {
+		s->store_held = false;
+		h->n++;
+	}
+}
+
+static bool store_has_room(struct bfs *b)
+{
+	struct statvfs st;
+
+	if (statvfs(b->store.dir, &st) < 0)
+		return false;
+	return (unsigned long long)st.f_bavail * st.f_frsize >
+	       (unsigned long long)held_bytes(&b->fetch.held) + (1ull << 20);
+}
+
+static void *store_watcher(void *arg)
+{
+	struct jobs *j = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&j->mu);
+	while (!j->stop) {
+		clock_gettime(CLOCK_REALTIME, &until);	/* the condvar's clock; a nap, not a decision */
+		until.tv_sec += STORE_WATCH_S;
+		pthread_cond_timedwait(&j->watch_cv, &j->mu, &until);
+		if (j->stop || held_count(&j->b->fetch.held) == 0)
+			continue;
+		pthread_mutex_unlock(&j->mu);
+		if (store_has_room(j->b)) {
+			struct held_prompts h = { 0 };
+
+			status_foreach(collect_held, &h);
+			for (int i = 0; i < h.n; i++) {
+				log_info("the store has room again: storing the paid image of %s", h.paths[i]);
+				jobs_trigger(j, h.paths[i], &h.owners[i]);
+				free(h.paths[i]);
+			}
+			free(h.paths);
+			free(h.owners);
+		}
+		pthread_mutex_lock(&j->mu);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
 int jobs_start(struct jobs *j, int nworkers)
 {
+	if (pthread_create(&j->watcher, NULL, store_watcher, j) != 0)
+		return -1;
+	j->watching = true;
 	j->threads = calloc((size_t)nworkers, sizeof(*j->threads));
 	if (!j->threads)
 		return -1;
@@ -1088,6 +1186,7 @@ int jobs_stop(struct jobs *j, double grace_s, int *busy)
 	pthread_mutex_lock(&j->mu);
 	j->stop = 1;
 	pthread_cond_broadcast(&j->cv);
+	pthread_cond_broadcast(&j->watch_cv);
 	pthread_mutex_unlock(&j->mu);
 	/*
 	 * A worker may be inside a long request or a back-off sleep.  Its job is
@@ -1098,6 +1197,10 @@ int jobs_stop(struct jobs *j, double grace_s, int *busy)
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += (time_t)grace_s;
 	int stuck = 0;
+	if (j->watching) {	/* it never blocks for long: always joined */
+		pthread_join(j->watcher, NULL);
+		j->watching = false;
+	}
 	for (int i = 0; i < j->nworkers; i++)
 		if (pthread_timedjoin_np(j->threads[i], NULL, &until) != 0)
 			stuck++;
@@ -1122,6 +1225,7 @@ void jobs_free(struct jobs *j)
 	free(j->threads);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
+	pthread_cond_destroy(&j->watch_cv);
 	free(j);
 }
 

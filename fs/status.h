@@ -29,6 +29,8 @@ struct prompt_status {
 	int batch_pending;		/* candidates recorded minus reported (may dip below 0) */
 	int batch_failed;		/* some candidate of the batch failed */
 	int batch_loop_done;		/* the job has recorded all its candidates */
+	bool store_held;		/* failed because the store refused a paid image now held in
+					   memory: the store watcher queues it again when there is room */
 	char batch[128];		/* "batches/<id>" once known */
 	struct writer owner;		/* who wrote it last: the job runs with these rights */
 	double arrived;			/* CLOCK_MONOTONIC seconds of the last write or rename into place */

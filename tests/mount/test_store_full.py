@@ -67,3 +67,24 @@ def test_enospc_after_payment_keeps_the_image(emulator, workdir, tmpfs_store):
         assert billed == pytest.approx(emulator.stats()["billed_usd"], abs=1e-6)
     finally:
         m.unmount()
+
+
+def test_enospc_image_appears_when_space_returns(emulator, workdir, tmpfs_store):
+    """No save needed: once the store has room, the held image is stored and published."""
+    m = Mount(emulator.url, tmpfs_store, os.path.join(workdir, "mnt"), "[bananafs]\nretries = 1\n")
+    try:
+        p = m.path(*PRO4K, "wait.txt")
+        png = p[:-4] + ".png"
+        filler = fill(tmpfs_store, FREE_KB)
+        with open(p, "w") as f:
+            f.write("a fox waiting for room")
+        assert wait_done(p, 60) == "failed"
+        assert "kept in memory" in os.getxattr(p, "user.bananafs.error").decode()
+        os.unlink(filler)
+        wait_for(lambda: os.path.exists(png), 30, "the held image to be published")
+        assert wait_done(p, 30) in ("done", "cached")
+        assert billed_requests(emulator) == 1, "paid twice"
+        billed = sum(l.get("cost_usd") or 0 for l in ledger(tmpfs_store) if l.get("billed"))
+        assert billed == pytest.approx(emulator.stats()["billed_usd"], abs=1e-6)
+    finally:
+        m.unmount()
