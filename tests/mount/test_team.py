@@ -46,12 +46,13 @@ def team_config(pg, extra=""):
 
 @pytest.fixture
 def machines(emulator, workdir, pg):
-    """machines(name, extra="", env=None) -> Mount: one more machine of the team."""
+    """machines(name, extra="", env=None) -> Mount: one more machine of the team (or the same
+    machine mounted again, after kill9)."""
     made = []
 
     def make(name, extra="", env=None):
         d = os.path.join(workdir, name)
-        os.makedirs(os.path.join(d, "mnt"))
+        os.makedirs(os.path.join(d, "mnt"), exist_ok=True)
         e = pg.env()
         e.update(env or {})
         m = Mount(emulator.url, os.path.join(d, "store"), os.path.join(d, "mnt"),
@@ -272,3 +273,39 @@ def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
              "b to wait for the team's quota")
     assert wait_done(pa) == "done" and wait_done(pb) == "done"
     assert emulator.stats()["requests"] == 3		# a's 429, a's resend, b's one request
+
+
+def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
+    """check-long: 8 machines, 400 prompts (half of them written on two machines), kills.
+
+    Billed requests == unique keys, plus the resends the crashes recorded (a
+    dead machine's request taken over: an "unknown" row)."""
+    if not request.config.getoption("--long"):
+        pytest.skip("long form: make check-long")
+    import random
+    rnd = random.Random(16)
+    ms = [machines(f"m{i}") for i in range(8)]
+    writes = [(i % 8, f"solo prompt {i}") for i in range(200)]
+    for j in range(100):
+        a, b = rnd.sample(range(8), 2)
+        writes += [(a, f"shared prompt {j}"), (b, f"shared prompt {j}")]
+    rnd.shuffle(writes)
+    unique = len({t for _, t in writes})
+    names = [f"s{n}.txt" for n in range(len(writes))]
+    t0 = time.time()
+    for n, (i, text) in enumerate(writes):
+        write(ms[i].path(*PRO2K, names[n]), text)
+        if n in (150, 300):	# kill -9 a machine with requests in flight, then mount it again
+            k = rnd.randrange(8)
+            ms[k].kill9()
+            ms[k] = machines(f"m{k}")
+    states = [wait_done(ms[i].path(*PRO2K, names[n]), 300) for n, (i, _) in enumerate(writes)]
+    took = time.time() - t0
+    unknown = int(pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown'"))
+    sent = emulator.stats()["requests"]
+    print(f"\nscale: 8 machines, {len(writes)} prompts, {unique} unique keys, 2 kills: "
+          f"{sent} billed requests, {unknown} recorded crash resends, "
+          f"{states.count('done')} done, {states.count('cached')} cached, "
+          f"{states.count('failed')} failed, {took:.1f} s")
+    assert states.count("failed") == 0
+    assert unique <= sent <= unique + unknown
