@@ -178,7 +178,60 @@ struct sink {
 	size_t cap;		/* allocated bytes of resp->body */
 	size_t max;		/* answer cap */
 	bool too_big;
+	/* stall check (on_progress), from the answer's first byte on */
+	double low_bps, low_s;	/* 0 = off */
+	bool answering;		/* the status line arrived */
+	double win_t0;		/* the current window: since when ... */
+	curl_off_t win_dl0;	/* ... from how many bytes */
+	bool stalled;
 };
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * An answer that stalls: fewer than low_bps bytes a second over a whole
+ * window of low_s seconds, counted from the first byte of the answer.  The
+ * wait before it is the model drawing (tens of seconds for a 4K image) and
+ * only timeout_s bounds it; so libcurl's own low-speed limit, which counts
+ * that wait too, is not used.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct sink *s = arg;
+	double t;
+
+	(void)dltotal;
+	(void)ultotal;
+	(void)ulnow;
+	if (!(s->low_bps > 0 && s->low_s > 0))
+		return 0;
+	t = mono_now();
+	if (!s->answering) {
+		long code = 0;
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
+		if (code <= 0 && dlnow == 0)
+			return 0;
+		s->answering = true;
+		s->win_t0 = t;
+		s->win_dl0 = dlnow;
+		return 0;
+	}
+	if (t - s->win_t0 < s->low_s)
+		return 0;
+	if ((double)(dlnow - s->win_dl0) < s->low_bps * (t - s->win_t0)) {
+		s->stalled = true;
+		return 1;	/* CURLE_ABORTED_BY_CALLBACK */
+	}
+	s->win_t0 = t;
+	s->win_dl0 = dlnow;
+	return 0;
+}
 
 /*
  * Before the first byte is kept: the answer's memory is reserved (waiting
@@ -196,6 +249,8 @@ static bool body_start(struct sink *s)
 	want = cl >= 0 && (size_t)cl <= s->max ? (size_t)cl + 1 : s->max + 1;
 	memory_take(want);
 	r->mem_held = want;
+	s->win_t0 = mono_now();		/* waiting for memory is not the server stalling */
+	s->win_dl0 = (curl_off_t)r->len;
 	if (cl > 16384 && (size_t)cl <= s->max) {
 		char *nb = realloc(r->body, (size_t)cl + 1);
 		if (!nb)
@@ -323,7 +378,7 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 	char cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	enum http_fail rc = HTTP_FAIL_TRANSFER;
-	struct sink sink;
+	struct sink sink = { 0 };
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_s = -1;
@@ -377,13 +432,13 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 	if (o) {
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout_s));
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(o->timeout_s));
-		if (o->low_speed_bps > 0 && o->low_speed_time_s > 0) {
-			/* a stalled answer frees its slot instead of holding it until timeout_s */
-			long t = (long)(o->low_speed_time_s + 0.5);
-			curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bps);
-			curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, t > 0 ? t : 1L);
-		}
+		/* a stalled answer frees its slot instead of holding it until timeout_s */
+		sink.low_bps = (double)o->low_speed_bps;
+		sink.low_s = o->low_speed_time_s;
 	}
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	const char *method = req->method ? req->method : "GET";
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -409,7 +464,11 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 		rc = HTTP_OK;
 	} else {
 		const char *detail = cerr[0] ? cerr : curl_easy_strerror(cc);
-		if (sink.too_big) {
+		if (sink.stalled) {
+			rc = HTTP_FAIL_TIMEOUT;
+			snprintf(errbuf, errlen, "the answer stalled: under %ld bytes/s for %g s "
+				 "(low_speed_limit, low_speed_time_s)", o->low_speed_bps, o->low_speed_time_s);
+		} else if (sink.too_big) {
 			rc = HTTP_FAIL_TOO_BIG;
 			snprintf(errbuf, errlen, "the answer was larger than the %zu MiB cap (max_response_mb)",
 				 sink.max >> 20);
@@ -417,12 +476,6 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 			switch (cc) {
 			case CURLE_OPERATION_TIMEDOUT:
 				rc = HTTP_FAIL_TIMEOUT;
-				if (o && o->low_speed_bps > 0 && strstr(detail, "too slow")) {
-					snprintf(errbuf, errlen, "the answer stalled: under %ld bytes/s for "
-						 "%g s (low_speed_limit, low_speed_time_s)", o->low_speed_bps,
-						 o->low_speed_time_s);
-					detail = NULL;
-				}
 				break;
 			case CURLE_COULDNT_CONNECT:
 			case CURLE_COULDNT_RESOLVE_HOST:
@@ -437,8 +490,7 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 				rc = HTTP_FAIL_TRANSFER;
 				break;
 			}
-			if (detail)
-				snprintf(errbuf, errlen, "%s", detail);
+			snprintf(errbuf, errlen, "%s", detail);
 		}
 		resp->status = rc == HTTP_FAIL_TOO_BIG ? resp->status : 0;
 	}

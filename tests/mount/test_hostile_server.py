@@ -413,3 +413,17 @@ def test_maximal_answers_do_not_multiply_memory(mount_factory, emulator):
           f"answers ({size / 2**20:.1f} MiB PNG each); bound {bound // 1024} MiB")
     assert peak < bound, f"daemon peak {peak // 1024} MiB over the bound {bound // 1024} MiB"
     stop(m)
+
+
+def test_a_slow_drawing_is_not_a_stall(mount_factory, emulator):
+    """The wait before the answer starts is the model drawing (tens of
+    seconds for 4K): only the answer itself is held to the low-speed limit."""
+    cfg = CONFIG.replace("timeout_s = 2\n", "timeout_s = 30\n") + \
+        "low_speed_limit = 1024\nlow_speed_time_s = 1\n"
+    m = mount_factory(config_text=cfg)
+    emulator.fault("slow", 1, delay_ms=3500)
+    p = m.path(*DIR, "patient.txt")
+    write(p, "a scene that takes its time to draw\n")
+    assert wait_done(p, 30) == "done"
+    assert emulator.stats()["requests"] == 1
+    stop(m)
