@@ -31,6 +31,7 @@
 #include "cache/key.h"
 #include "cache/log.h"
 #include "cache/prompt.h"
+#include "fs/arrivals.h"
 #include "fs/creds.h"
 #include "fs/jobs.h"
 #include "fs/publish.h"
@@ -110,6 +111,15 @@ static double wall_clock(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The arrivals count of relpath's folder. */
+static uint64_t folder_names(struct jobs *j, const char *relpath)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(relpath, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - relpath) : 0, relpath);
+	return arrivals_count(j->b->tree_fd, dir);
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -117,15 +127,19 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Under status_lock: who wrote the prompt, and when it arrived. */
-static void set_owner(struct prompt_status *s, const struct writer *w)
+/* Under status_lock: who wrote the prompt, and when it arrived (names: folder_names then). */
+static void set_owner(struct prompt_status *s, const struct writer *w, uint64_t names)
 {
 	if (w)
 		s->owner = *w;
 	else
 		memset(&s->owner, 0, sizeof(s->owner));
+	if (s->flushed) {
+		s->flushed = false;
+		return;
+	}
 	s->arrived = mono_now();
-	s->arrived_wall = wall_clock();
+	s->arrived_names = names;
 }
 
 /* run: a deliberate send asked for with jobs_run (it outlives a dry run). */
@@ -133,13 +147,14 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		    const struct writer *w)
 {
 	bool need_push = false;
+	uint64_t names = folder_names(j, relpath);
 	status_lock();
 	struct prompt_status *s = status_make(relpath);
 	if (s) {
 		s->gen = ++last_gen;
 		s->job_id = id;
 		s->run = run;
-		set_owner(s, w);
+		set_owner(s, w, names);
 		status_set(s, "queued");
 		status_set_error(s, NULL);
 		s->store_held = false;
@@ -158,12 +173,15 @@ void jobs_written(struct jobs *j, const char *relpath, const struct writer *w)
 	int64_t id = journal_add(&j->b->store, relpath, 0, w);
 	if (id < 0)
 		log_warnx("journal: cannot record %s; it will not survive a crash", relpath);
+	uint64_t names = folder_names(j, relpath);
 	status_lock();
 	struct prompt_status *s = status_make(relpath);
 	if (s) {
 		/* A job still running for the old text is no longer current. */
 		s->gen = ++last_gen;
-		set_owner(s, w);
+		s->flushed = false;
+		set_owner(s, w, names);
+		s->flushed = true;
 		if (id > 0)
 			s->job_id = id;
 		s->run = false;
@@ -359,7 +377,7 @@ struct job_ctx {
 	uint64_t gen;
 	struct writer owner;		/* the job's rights (fs/creds.h) */
 	double arrived;			/* CLOCK_MONOTONIC time the prompt arrived */
-	double arrived_wall;		/* the same in wall time, to compare with file times */
+	uint64_t arrived_names;		/* the folder's arrivals_count when it arrived */
 	const char *dir, *stem;		/* the prompt's folder (relative to the tree) and name without .txt */
 	const char *const *names;	/* the output names checked before paying */
 	int nnames;
@@ -443,6 +461,12 @@ static bool stopping(struct jobs *j)
 #define YOUNG_FOLDER_S 60.0
 /* The longest a job waits for a folder being filled to go quiet. */
 #define SETTLE_CAP_S 30.0
+/*
+ * How long after a prompt arrives a cache hit in a young folder looks for
+ * a copy tool's next entry: cp writes its next file within microseconds of
+ * closing this one, unless the machine is busy.
+ */
+#define COPY_GRACE_S 0.025
 
 /* The folder's birth and last change (wall seconds); 0 when not known. */
 static void folder_times(struct bfs *b, const char *dir, double *born, double *changed)
@@ -474,9 +498,10 @@ static void nap(double s)
  * tool may be about to bring the image along.  A paid request waits until
  * settle_s after the prompt arrived.  Then, in a young folder that gained
  * entries since the prompt arrived (a copy in progress), either waits until
- * the folder has been quiet for settle_s.  A cache hit anywhere else is
- * placed at once: a script writing prompts into a new folder one by one
- * sees no delay.
+ * the folder has been quiet for settle_s.  A cache hit in an older folder
+ * is placed at once; in a young one it is placed COPY_GRACE_S after the
+ * prompt arrived when nothing else arrived meanwhile, so a script writing
+ * prompts into a new folder one by one sees only that delay.
  */
 static void settle(struct job_ctx *c, bool paid)
 {
@@ -491,7 +516,14 @@ static void settle(struct job_ctx *c, bool paid)
 			nap(left);
 	}
 	folder_times(b, c->dir, &born, &changed);
-	if (born <= 0 || wall_clock() - born > YOUNG_FOLDER_S || changed <= c->arrived_wall)
+	if (born <= 0 || wall_clock() - born > YOUNG_FOLDER_S)
+		return;
+	if (!paid && arrivals_count(b->tree_fd, c->dir) == c->arrived_names) {
+		double left = c->arrived + COPY_GRACE_S - mono_now();
+		if (left > 0)
+			nap(left);
+	}
+	if (arrivals_count(b->tree_fd, c->dir) == c->arrived_names)
 		return;
 	while (!stopping(c->j) && mono_now() - start < SETTLE_CAP_S) {
 		folder_times(b, c->dir, &born, &changed);
@@ -738,7 +770,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		c.gen = s->gen;
 		c.owner = s->owner;
 		c.arrived = s->arrived;
-		c.arrived_wall = s->arrived_wall;
+		c.arrived_names = s->arrived_names;
 		jid = s->job_id;
 		run = s->run;
 		s->batch_pending = 0;

@@ -34,7 +34,8 @@ struct prompt_status {
 	char batch[128];		/* "batches/<id>" once known */
 	struct writer owner;		/* who wrote it last: the job runs with these rights */
 	double arrived;			/* CLOCK_MONOTONIC seconds of the last write or rename into place */
-	double arrived_wall;		/* the same in CLOCK_REALTIME, to compare with file times */
+	uint64_t arrived_names;		/* the folder's arrivals_count then (fs/arrivals.h) */
+	bool flushed;			/* arrival taken at FLUSH: RELEASE (later, async) keeps it */
 	struct prompt_status *next;	/* hash chain */
 };
 
