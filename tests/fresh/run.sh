@@ -16,6 +16,7 @@ REPO=$PWD
 CACHE=$REPO/.fresh
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITES=${*:-bookworm trixie}
+REV=$(git rev-parse HEAD)	# the commit tested, fixed now: a rebase meanwhile does not change it
 
 [ "$(id -u)" -eq 0 ] || { echo "check-fresh: needs root (debootstrap, chroot, mounts)"; exit 1; }
 command -v debootstrap >/dev/null 2>&1 || {
@@ -62,7 +63,8 @@ for suite in $SUITES; do
 	mkdir -p "$root" "$CACHE/apt-$suite"
 	tar -C "$root" -xf "$tarball"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
-	git clone -q "$REPO" "$root/root/bananafs"
+	git clone -q --no-checkout "$REPO" "$root/root/bananafs"
+	git -C "$root/root/bananafs" checkout -q "$REV"
 	mount --rbind /dev "$root/dev"
 	mount --make-rslave "$root/dev"
 	mount -t proc proc "$root/proc"
