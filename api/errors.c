@@ -264,8 +264,10 @@ const char *errors_next_move(enum err_class c)
 	case ERR_QUOTA_MINUTE:
 		return "wait as told, lower max_inflight/rpm, or use route: batch";
 	case ERR_QUOTA_DAY:
-	case ERR_BILLING:
 		return "stop retrying; raise the quota or wait for the daily reset";
+	case ERR_BILLING:
+		return "the project's prepaid credit is used up (or billing is off): add credit or turn "
+		       "billing on; it does not reset daily, so retrying will not help";
 	case ERR_QUOTA_ZERO:
 		return "this project has no quota for this model (free tier or billing off): "
 		       "enable billing";
@@ -276,7 +278,8 @@ const char *errors_next_move(enum err_class c)
 	case ERR_NO_IMAGE:
 		return "rephrase the prompt; nothing was billed twice";
 	case ERR_CAPACITY:
-		return "retried; try again later, set fallback_model, or use another route";
+		return "retried with back-off, then given up; later, 'bananactl run PATH' sends it again "
+		       "(a new, ledgered request), or set fallback_model, or use another route";
 	case ERR_NETWORK:
 		return "check the network and the endpoint, then retry";
 	case ERR_MALFORMED:

@@ -42,6 +42,7 @@ struct override {
 	char size[8];
 	enum route route;
 	double usd;
+	char date[11];		/* when the user entered it (the config file's date); "" unknown */
 };
 
 #define OVERRIDES_MAX 256
@@ -72,42 +73,47 @@ static const char *canon(const char *model)
 	return m ? m->id : model;
 }
 
-/* Standard price: user override first, then the table. */
-static double standard_usd(const char *model, const char *size, const char **source)
+/* Standard price: user override first, then the table.  *checked: the row's date. */
+static double standard_usd(const char *model, const char *size, const char **source, const char **checked)
 {
 	const struct override *o = find_override(model, size, ROUTE_STANDARD);
 	if (o) {
 		*source = "config";
+		*checked = o->date[0] ? o->date : "-";
 		return o->usd;
 	}
 	const struct base_price *b = find_base(model, size);
 	if (b) {
 		*source = b->source;
+		*checked = prices_checked;
 		return b->usd;
 	}
 	*source = "";
 	return -1;
 }
 
-static double lookup(const char *model, const char *size, enum route r, const char **source)
+static double lookup(const char *model, const char *size, enum route r, const char **source,
+		     const char **checked)
 {
 	const struct override *o;
 
 	*source = "";
+	*checked = "-";
 	if (!model || !size || (int)r < 0 || r >= ROUTE_COUNT)
 		return -1;
 	model = canon(model);
 	if (r != ROUTE_STANDARD && (o = find_override(model, size, r))) {
 		*source = r == ROUTE_GATEWAY ? "provider price (entered by the user)" : "config";
+		*checked = o->date[0] ? o->date : "-";
 		return o->usd;
 	}
 	switch (r) {
 	case ROUTE_STANDARD:
 	case ROUTE_GENERATE:
-		return standard_usd(model, size, source);
+		return standard_usd(model, size, source, checked);
 	case ROUTE_BATCH:
 	case ROUTE_FLEX: {
-		double s = standard_usd(model, size, source);
+		double s = standard_usd(model, size, source, checked);
 		return s < 0 ? -1 : s / 2;
 	}
 	default:
@@ -117,11 +123,16 @@ static double lookup(const char *model, const char *size, enum route r, const ch
 
 double price_usd(const char *model, const char *size, enum route route)
 {
-	const char *source;
-	return lookup(model, size, route, &source);
+	const char *source, *checked;
+	return lookup(model, size, route, &source, &checked);
 }
 
 int price_set(const char *model, const char *size, enum route route, double usd)
+{
+	return price_set_dated(model, size, route, usd, NULL);
+}
+
+int price_set_dated(const char *model, const char *size, enum route route, double usd, const char *date)
 {
 	if (!model || !size || (int)route < 0 || route >= ROUTE_COUNT || !(usd >= 0) ||
 	    usd > 1000 || strlen(size) >= sizeof(overrides[0].size))
@@ -139,6 +150,7 @@ int price_set(const char *model, const char *size, enum route route, double usd)
 		o->route = route;
 	}
 	o->usd = usd;
+	snprintf(o->date, sizeof(o->date), "%s", date && strlen(date) == 10 ? date : "");
 	return 0;
 }
 
@@ -187,8 +199,8 @@ char *prices_render(void)
 		const struct model_info *m = models_at(i);
 		for (int s = 0; s < m->nsizes; s++) {
 			for (int r = 0; r < ROUTE_COUNT; r++) {
-				const char *source;
-				double usd = lookup(m->id, m->sizes[s], (enum route)r, &source);
+				const char *source, *checked;
+				double usd = lookup(m->id, m->sizes[s], (enum route)r, &source, &checked);
 				char num[32];
 				if (usd < 0)
 					snprintf(num, sizeof(num), "unknown");
@@ -200,12 +212,16 @@ char *prices_render(void)
 					source = strcmp(source, "config") == 0 ? "config" : "half of standard";
 				sb_printf(&b, "%-30s %-4s %-8s %-8s %-10s %s\n", m->id, m->sizes[s],
 					  route_name((enum route)r), num,
-					  usd < 0 ? "-" : prices_checked, source[0] ? source : "-");
+					  usd < 0 ? "-" : checked, source[0] ? source : "-");
 			}
 		}
 	}
 	sb_printf(&b, "%-30s %-4s %-8s %-8.4f %-10s %s\n", "google-search-query", "-", "-",
 		  price_search_query_usd(), prices_checked, "[INF] per query of a search: yes prompt");
+	sb_printf(&b, "\nSOURCE marks: [3P] = from third parties (live probes, provider docs, SDK "
+		  "tables), not a Google page; [INF] = inferred (e.g. from a sibling model's price), "
+		  "not confirmed anywhere; config = entered by you in [prices] (CHECKED is the date of "
+		  "your config file); half of standard = batch and flex, half the standard price.\n");
 	if (b.oom) {
 		free(b.s);
 		return NULL;

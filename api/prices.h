@@ -11,6 +11,8 @@
 double price_usd(const char *model, const char *size, enum route route);
 /* Override or add one price (config [prices]); 0 or -1. */
 int price_set(const char *model, const char *size, enum route route, double usd);
+/* The same, with the date the user entered it ("YYYY-MM-DD", shown as the row's CHECKED). */
+int price_set_dated(const char *model, const char *size, enum route route, double usd, const char *date);
 /* Writes the table as text ("model size route usd date source" lines) into a malloc'd string. */
 char *prices_render(void);
 /*

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -600,6 +601,7 @@ struct load_ctx {
 	char msg[512];
 	char section[INI_NAME_MAX + 1];	/* the section of the previous key */
 	struct pending_model pm;
+	char date[11];			/* the file's modification date: when the user's prices were entered */
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -710,7 +712,7 @@ handle_price(struct load_ctx *x, const char *name, const char *value)
 			 "0..1000", value, name);
 		return 0;
 	}
-	if (price_set(buf, sdot + 1, r, usd) < 0) {
+	if (price_set_dated(buf, sdot + 1, r, usd, x->date) < 0) {
 		ctx_fail(x, x->lineno, "[prices]: cannot set the price of %s", name);
 		return 0;
 	}
@@ -782,6 +784,9 @@ ctx_handler(void *user, const char *section, const char *name, const char *value
 			ctx_fail(x, x->lineno, "%s", err);
 			return 0;
 		}
+		char from[300];
+		snprintf(from, sizeof(from), "%s:%d", x->path, x->lineno);
+		config_note_origin(x->c, name, from);
 		return 1;
 	}
 	if (strcmp(section, "prices") == 0)
@@ -791,6 +796,15 @@ ctx_handler(void *user, const char *section, const char *name, const char *value
 	ctx_fail(x, x->lineno, "unknown section [%s] (known: [bananafs], [prices], [model ID])",
 		 section);
 	return 0;
+}
+
+void
+config_note_origin(struct config *c, const char *key, const char *from)
+{
+	if (strcmp(key, "budget_daily_usd") == 0)
+		snprintf(c->budget_daily_from, sizeof(c->budget_daily_from), "%s", from);
+	else if (strcmp(key, "budget_total_usd") == 0)
+		snprintf(c->budget_total_from, sizeof(c->budget_total_from), "%s", from);
 }
 
 int
@@ -809,6 +823,10 @@ config_load(struct config *c, const char *path, bool must_exist, char *err, size
 		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	struct stat st;
+	struct tm tm;
+	if (fstat(fileno(x.f), &st) == 0 && localtime_r(&st.st_mtime, &tm))
+		strftime(x.date, sizeof(x.date), "%Y-%m-%d", &tm);
 	r = ini_parse_stream(ctx_reader, &x, ctx_handler, &x);
 	if (ferror(x.f))
 		ctx_fail(&x, x.lineno + 1, "read error");

@@ -27,6 +27,9 @@ struct config {
 	int answer_memory_mb;		/* answer bytes held at once, mount-wide, MiB; default 160 */
 	double budget_daily_usd;	/* < 0 = no limit (default) */
 	double budget_total_usd;	/* < 0 = no limit (default) */
+	/* Where each limit was set, for the refusal's words: "FILE:LINE" or "-o" ("" = not set). */
+	char budget_daily_from[320];
+	char budget_total_from[320];
 	char *fallback_model;		/* NULL = none */
 	char *fallback_size;		/* NULL = none */
 	bool ledger_prompts_full;	/* ledger_prompts = full | hash (default hash) */
@@ -66,6 +69,9 @@ int config_defaults(struct config *c);
  * "FILE:LINE: what is wrong" into err.
  */
 int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen);
+
+/* Records that key (a budget limit) was set at from ("-o", "FILE:LINE"); other keys: no-op. */
+void config_note_origin(struct config *c, const char *key, const char *from);
 
 /* Sets one key by name (also used for -o options).  0, or -1 with err. */
 int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);

@@ -67,6 +67,8 @@
 /* Paid answers kept in memory while the store cannot take them (held.h). */
 #define FETCH_HELD_CAP ((size_t)512 << 20)
 
+static void budget_origin(const struct config *cfg, const char *why, char *buf, size_t len);
+
 /* How many times a waiter may become owner after owners before it failed. */
 #define FETCH_MAX_TAKEOVERS 4
 
@@ -650,6 +652,7 @@ again:
 			snprintf(out->why, sizeof(out->why), "price unknown for %s %s %s; set it in [prices] "
 				 "or remove the budget", rq->model, rq->size, route_name(rq->route));
 		inflight_done(&f->inflight, &out->key, w->owner, false);
+		budget_origin(f->cfg, out->why, out->limit_from, sizeof(out->limit_from));
 		out->cost_usd = est;
 		ledger_note(w, "refused-budget", est);
 		return out->result = FETCH_REFUSED_BUDGET;
@@ -1044,6 +1047,23 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* "budget_daily_usd, set in FILE:LINE" / "..., set with -o budget_daily_usd=": for why's limit. */
+static void budget_origin(const struct config *cfg, const char *why, char *buf, size_t len)
+{
+	bool daily = strstr(why, "budget_daily_usd") != NULL;
+	const char *key = daily ? "budget_daily_usd" : "budget_total_usd";
+	const char *from = daily ? cfg->budget_daily_from : cfg->budget_total_from;
+
+	if (!strstr(why, key))
+		snprintf(buf, len, "budget_daily_usd or budget_total_usd");
+	else if (strcmp(from, "-o") == 0)
+		snprintf(buf, len, "%s, set with -o %s=... when mounting", key, key);
+	else if (from[0])
+		snprintf(buf, len, "%s, set in %s", key, from);
+	else
+		snprintf(buf, len, "%s", key);
+}
+
 char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq)
 {
 	const struct gen_result *res = &out->res;
@@ -1065,8 +1085,16 @@ char *fetch_render_error(const struct fetch_outcome *out, const struct gen_reque
 		sb_add(&b, "bananafs: request not sent for %s %s %s: the budget would be passed\n",
 		       model, size, rq->aspect ? rq->aspect : "");
 		sb_add(&b, "what happened: %s\n", out->why[0] ? out->why : "the budget refused it");
-		sb_add(&b, "whose problem: budget set in your config\n");
-		sb_add(&b, "next move: raise budget_daily_usd/budget_total_usd in the config, or wait for tomorrow\n");
+		bool daily = strstr(out->why, "budget_daily_usd") != NULL;
+		sb_add(&b, "whose problem: your budget: %s\n",
+		       out->limit_from[0] ? out->limit_from : "budget_daily_usd or budget_total_usd");
+		if (daily)
+			sb_add(&b, "next move: wait for tomorrow (the daily budget restarts at local midnight), "
+			       "or raise budget_daily_usd where it was set and remount; then save the prompt "
+			       "again or run 'bananactl run PATH'\n");
+		else
+			sb_add(&b, "next move: raise budget_total_usd where it was set and remount (the total "
+			       "budget never restarts); then save the prompt again or run 'bananactl run PATH'\n");
 		sb_add(&b, "nothing was sent and nothing was billed\n");
 	} else if (out->result == FETCH_DRY_RUN) {
 		sb_add(&b, "bananafs: dry run for %s %s %s: nothing sent\n", model, size, rq->aspect ? rq->aspect : "");

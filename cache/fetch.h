@@ -74,6 +74,7 @@ struct fetch_outcome {
 	int attempts;			/* HTTP attempts made */
 	struct gen_result res;		/* last attempt's details on failure */
 	char why[512];			/* budget refusal text */
+	char limit_from[360];		/* on a budget refusal: which limit, and where it was set */
 	char batch_name[128];		/* "batches/<id>" once the batch route submitted it; else "" */
 };
 

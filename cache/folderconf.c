@@ -19,6 +19,7 @@
 
 struct parse_ctx {
 	struct folder_conf *fc;
+	const struct model_info *model;	/* the folder's model: an aspect must suit it */
 	char msg[256];
 };
 
@@ -43,10 +44,31 @@ static int on_line(void *user, const char *section, const char *name, const char
 			snprintf(p->msg, sizeof(p->msg), "bad aspect '%.32s'", value);
 			return 0;
 		}
+		if (p->model && !model_has_aspect(p->model, value)) {
+			snprintf(p->msg, sizeof(p->msg), "model %s does not take aspect '%.32s'",
+				 p->model->id, value);
+			return 0;
+		}
 		snprintf(p->fc->aspect, sizeof(p->fc->aspect), "%s", value);
 		return 1;
 	}
 	snprintf(p->msg, sizeof(p->msg), "unknown key '%.32s' (known: route, aspect)", name);
+	return 0;
+}
+
+/* The 1-based line of the first "[section]" line in buf; 0 when none. */
+static int section_line(const char *buf)
+{
+	int line = 1;
+
+	for (const char *s = buf; *s; line++) {
+		s += strspn(s, " \t");
+		if (*s == '[')
+			return line;
+		s += strcspn(s, "\n");
+		if (*s == '\n')
+			s++;
+	}
 	return 0;
 }
 
@@ -74,8 +96,15 @@ static int load_one(int tree_fd, const char *rel, struct folder_conf *fc, char *
 	}
 	buf[n] = '\0';
 	close(fd);
-	struct parse_ctx p = { .fc = fc };
-	int line = ini_parse_string(buf, on_line, &p);
+	char model[64];
+	snprintf(model, sizeof(model), "%.*s", (int)strcspn(rel, "/"), rel);
+	struct parse_ctx p = { .fc = fc, .model = models_find(model) };
+	/* inih reports a section only at the next key's line, or never: find it ourselves */
+	int line = section_line(buf);
+	if (line != 0)
+		snprintf(p.msg, sizeof(p.msg), "sections are not used here");
+	else
+		line = ini_parse_string(buf, on_line, &p);
 	free(buf);
 	if (line != 0) {
 		snprintf(err, errlen, "%s:%d: %s", rel, line, p.msg[0] ? p.msg : "not key = value");

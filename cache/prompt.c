@@ -546,6 +546,29 @@ keep_as_written(const char *buf, size_t len, struct prompt *p)
 	prompt_free(&old);
 }
 
+/* 40001 -> "40,001": sizes people read. */
+static void thousands(size_t v, char *buf, size_t len)
+{
+	char digits[32];
+	int n = snprintf(digits, sizeof(digits), "%zu", v), o = 0;
+
+	for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+}
+
+void prompt_too_big_msg(size_t size, char *err, size_t errlen)
+{
+	char have[32], limit[32];
+
+	thousands(size, have, sizeof(have));
+	thousands(PROMPT_MAX_BYTES, limit, sizeof(limit));
+	errbuf_set(err, errlen, "prompt is %s bytes; the limit is 32 KiB (%s bytes)", have, limit);
+}
+
 enum prompt_err
 prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen)
 {
@@ -562,8 +585,7 @@ prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t er
 		err[0] = '\0';
 
 	if (len > PROMPT_MAX_BYTES) {
-		errbuf_set(err, errlen, "prompt is %zu bytes; the limit is 32 KiB (%d bytes)",
-			len, PROMPT_MAX_BYTES);
+		prompt_too_big_msg(len, err, errlen);
 		return PROMPT_TOO_BIG;
 	}
 	if (len == 0) {

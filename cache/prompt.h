@@ -56,6 +56,8 @@ enum prompt_err {
  * model only later (prompt_check).
  */
 enum prompt_err prompt_parse(const char *buf, size_t len, struct prompt *p, char *err, size_t errlen);
+/* "prompt is 40,001 bytes; the limit is 32 KiB (32,768 bytes)" for a prompt file of size bytes. */
+void prompt_too_big_msg(size_t size, char *err, size_t errlen);
 
 /* Checks aspect and size against the model table; 0 or -1 with err. */
 int prompt_check(const struct prompt *p, const char *model, const char *size, const char *aspect,

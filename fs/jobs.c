@@ -386,7 +386,7 @@ struct job_ctx {
 };
 
 /* Reads the prompt file beneath the tree; NULL with errno on failure. */
-static char *read_prompt(int tree_fd, const char *relpath, size_t *len)
+static char *read_prompt(int tree_fd, const char *relpath, size_t *len, size_t *file_size)
 {
 	int fd = open_beneath(tree_fd, relpath, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -399,6 +399,7 @@ static char *read_prompt(int tree_fd, const char *relpath, size_t *len)
 	}
 	/* One byte over the limit is enough for prompt_parse to refuse it. */
 	size_t cap = PROMPT_MAX_BYTES + 1;
+	*file_size = (size_t)st.st_size;	/* for the message: the whole file, not what was read */
 	char *buf = malloc(cap + 1);
 	size_t off = 0;
 	while (buf && off < cap) {
@@ -797,8 +798,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		finish(&c, "failed", "cannot act with the rights of the prompt's writer", NULL, -1, NULL);
 		return;
 	}
-	size_t len = 0;
-	char *buf = n.kind == NODE_USER ? read_prompt(b->tree_fd, relpath, &len) : NULL;
+	size_t len = 0, file_size = 0;
+	char *buf = n.kind == NODE_USER ? read_prompt(b->tree_fd, relpath, &len, &file_size) : NULL;
 	if (!buf) {
 		creds_leave();
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
@@ -812,6 +813,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	}
 	enum prompt_err pe = prompt_parse(buf, len, &p, err, sizeof(err));
 	free(buf);
+	if (pe == PROMPT_TOO_BIG && file_size > len)
+		prompt_too_big_msg(file_size, err, sizeof(err));
 	if (pe == PROMPT_EMPTY) {
 		creds_leave();
 		fail_job(&c, dir, stem, "bananafs: empty prompt: nothing was sent and nothing was billed.\n"

@@ -178,6 +178,8 @@ static int apply_sets(struct config *cfg, const struct cli *c)
 		rc = config_set(cfg, c->sets[i], eq ? eq + 1 : "yes", err, sizeof(err));
 		if (rc < 0)	/* the key name only: the value may be a secret */
 			fprintf(stderr, "bananafs: -o %s: %s\n", c->sets[i], err);
+		else
+			config_note_origin(cfg, c->sets[i], "-o");
 		if (eq)
 			*eq = '=';
 		if (rc < 0)

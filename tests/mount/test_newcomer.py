@@ -2,9 +2,11 @@
 model catalogue, the served model, provenance that other tools read, and the words."""
 import errno
 import os
+import re
 import shutil
 import struct
 import subprocess
+import time
 import zlib
 
 import pytest
@@ -155,7 +157,7 @@ def test_png_provenance_read_by_imagemagick_and_a1111_tools(mount_factory, emula
     if not shutil.which("identify"):
         pytest.skip("ImageMagick's identify is not installed")
     m = mount_factory(FAST)
-    d = m.path(*PRO2K)
+    d = m.path("gemini-3.1-flash-image", "512")	# small: identify -verbose reads every pixel
     with open(os.path.join(d, "ref.png"), "wb") as f:
         f.write(TINY_PNG)
     p = os.path.join(d, "prov.txt")
@@ -167,7 +169,7 @@ def test_png_provenance_read_by_imagemagick_and_a1111_tools(mount_factory, emula
     assert r.returncode == 0, r.stderr
     # ImageMagick 6 shows tEXt only: the prompt must be there (Latin-1, '?' for the rest)
     assert "prompt: A café at dawn, ???" in r.stdout, r.stdout[-3000:]
-    assert "model: gemini-3-pro-image" in r.stdout
+    assert "model: gemini-3.1-flash-image" in r.stdout
     key = os.getxattr(p, "user.bananafs.key").decode()
     chunks = png_chunks(png)
     exact = {k: v for t, k, v in chunks if t == "iTXt"}
@@ -177,7 +179,79 @@ def test_png_provenance_read_by_imagemagick_and_a1111_tools(mount_factory, emula
     assert len(params) == 1				# written once, as AUTOMATIC1111 does
     first, rest = params[0].split("\n", 1)
     assert first == "A café at dawn, 日の出"
-    assert rest.startswith("Model: gemini-3-pro-image, Size: 2K, Aspect: 16:9, Route: standard, "
+    assert rest.startswith("Model: gemini-3.1-flash-image, Size: 512, Aspect: 16:9, Route: standard, "
                            "Variant: 2, Key: " + key + ", Inputs: xxh3-128:"), rest
     assert exact["inputs"].startswith("xxh3-128:") and len(exact["inputs"]) == 9 + 32
     assert exact["variant"] == "2"
+
+
+def error_of(prompt):
+    wait_done(prompt)
+    with open(prompt[:-4] + ".error") as f:
+        return f.read()
+
+
+def test_folder_conf_error_names_its_own_line(mount_factory, emulator):
+    m = mount_factory(FAST)
+    d = m.path(*PRO2K, "proj")
+    os.mkdir(d)
+    write(os.path.join(d, ".bananafs.conf"), "route = batch\naspect = 1:8\n")
+    write(os.path.join(d, "a.txt"), "x")
+    e = error_of(os.path.join(d, "a.txt"))
+    assert "proj/.bananafs.conf:2: model gemini-3-pro-image does not take aspect '1:8'" in e, e
+    write(os.path.join(d, ".bananafs.conf"), "[bananafs]\nroute = batch\n")
+    write(os.path.join(d, "b.txt"), "y")
+    e = error_of(os.path.join(d, "b.txt"))
+    assert "proj/.bananafs.conf:1: sections are not used here" in e, e
+    assert emulator.requests() == []
+
+
+def test_budget_error_names_where_the_limit_was_set(mount_factory, emulator):
+    m = mount_factory(FAST + "budget_daily_usd = 0.10\n")
+    p = m.path(*PRO2K, "dear.txt")
+    write(p, "too dear for today")
+    e = error_of(p)
+    assert "budget_daily_usd, set in %s:5" % m.config in e, e
+    assert "wait for tomorrow" in e and "raise budget_daily_usd where it was set" in e
+    m.unmount()
+    m = mount_factory(FAST, opts=("-o", "budget_total_usd=0.10"))
+    p = m.path(*PRO2K, "dear2.txt")
+    write(p, "too dear in total")
+    e = error_of(p)
+    assert "budget_total_usd, set with -o budget_total_usd=... when mounting" in e, e
+    assert "never restarts" in e
+    assert emulator.requests() == []
+
+
+def test_402_and_503_say_what_to_do(mount_factory, emulator):
+    m = mount_factory(FAST)
+    emulator.fault("402", 1)
+    p = m.path(*PRO2K, "credit.txt")
+    write(p, "no credit left")
+    e = error_of(p)
+    assert "prepaid credit is used up" in e and "does not reset daily" in e, e
+    emulator.fault("503", 10)
+    p = m.path(*PRO2K, "busy.txt")
+    write(p, "the server is busy")
+    e = error_of(p)
+    assert "'bananactl run PATH' sends it again" in e, e
+
+
+def test_oversized_prompt_is_reported_at_its_real_size(mount_factory, emulator):
+    m = mount_factory(FAST)
+    p = m.path(*PRO2K, "huge.txt")
+    write(p, "a" * 40001)
+    e = error_of(p)
+    assert "prompt is 40,001 bytes; the limit is 32 KiB (32,768 bytes)" in e, e
+
+
+def test_prices_explain_marks_and_date_user_rows(mount_factory, emulator):
+    m = mount_factory(FAST + "[prices]\ngemini-3-pro-image.2K.gateway = 0.15\n")
+    day = time.strftime("%Y-%m-%d", time.localtime(os.stat(m.config).st_mtime))
+    r = ctl(m, "prices")
+    assert r.returncode == 0, r.stderr
+    assert "[3P] = from third parties" in r.stdout and "[INF] = inferred" in r.stdout
+    row = [l for l in r.stdout.splitlines()
+           if l.startswith("gemini-3-pro-image ") and " 2K " in l and " gateway " in l][0]
+    assert "0.1500" in row
+    assert day in row and "2026-07-01" not in row, row	# the user's date, not the table's

@@ -659,13 +659,18 @@ static void test_budget_refusal_sends_nothing(void **state)
 	char *text;
 
 	x->cfg.budget_daily_usd = 0.10;
+	config_note_origin(&x->cfg, "budget_daily_usd", "/home/u/.config/bananafs/config:4");
 	open_fetch(x);
 	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_REFUSED_BUDGET);
 	assert_int_equal(requests(), 0);
 	assert_non_null(strstr(out.why, "would pass budget_daily_usd $0.10"));
 	text = fetch_render_error(&out, &rq);
 	assert_non_null(text);
-	assert_non_null(strstr(text, "next move: raise budget_daily_usd/budget_total_usd"));
+	/* where the limit was set, and what to do */
+	assert_non_null(strstr(text, "whose problem: your budget: budget_daily_usd, set in "
+				     "/home/u/.config/bananafs/config:4"));
+	assert_non_null(strstr(text, "next move: wait for tomorrow"));
+	assert_non_null(strstr(text, "raise budget_daily_usd where it was set"));
 	free(text);
 	fetch_outcome_free(&out);
 	read_ledger(x, &ls);

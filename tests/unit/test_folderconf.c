@@ -92,12 +92,41 @@ static void test_bad_line_names_file_and_line(void **state)
 	assert_non_null(strstr(err, "unknown key 'colour'"));
 }
 
+/* Each error is reported on its own line: sections where they stand, an aspect the model lacks. */
+static void test_error_lines(void **state)
+{
+	(void)state;
+	struct folder_conf fc;
+	char err[256];
+	const char *dirs[] = { "gemini-3-pro-image", "gemini-3-pro-image/2K" };
+	for (size_t i = 0; i < 2; i++) {
+		char p[512];
+		snprintf(p, sizeof(p), "%s/%s", root, dirs[i]);
+		mkdir(p, 0755);
+	}
+	put("m/2K/proj/.bananafs.conf", "[bananafs]\nroute = batch\n");
+	assert_int_equal(folder_conf_load(tree_fd, "m/2K/proj", &fc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ".bananafs.conf:1: sections"));
+	put("m/2K/proj/.bananafs.conf", "route = batch\n[bananafs]\n");
+	assert_int_equal(folder_conf_load(tree_fd, "m/2K/proj", &fc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ".bananafs.conf:2: sections"));
+	put("m/2K/proj/.bananafs.conf", "# a comment\n\naspect = 99:1\n");
+	assert_int_equal(folder_conf_load(tree_fd, "m/2K/proj", &fc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ".bananafs.conf:3: bad aspect"));
+	put("gemini-3-pro-image/2K/.bananafs.conf", "route = batch\naspect = 1:8\n");
+	assert_int_equal(folder_conf_load(tree_fd, "gemini-3-pro-image/2K", &fc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "gemini-3-pro-image/2K/.bananafs.conf:2: model gemini-3-pro-image "
+				    "does not take aspect '1:8'"));
+	put("m/2K/proj/.bananafs.conf", "aspect = 1:1\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_none),
 		cmocka_unit_test(test_deeper_wins),
 		cmocka_unit_test(test_bad_line_names_file_and_line),
+		cmocka_unit_test(test_error_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 /* test_models_prices.c - the model table, pixel sizes and the price table. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -177,6 +178,27 @@ static void test_render(void **state)
 	free(t);
 }
 
+/* The source marks are explained; a price the user entered carries the user's date. */
+static void test_render_marks_and_user_dates(void **state)
+{
+	(void)state;
+	assert_int_equal(price_set_dated("gemini-nano-banana-2.1", "4K", ROUTE_GATEWAY, 0.07, "2026-11-30"), 0);
+	char *t = prices_render();
+	assert_non_null(t);
+	assert_non_null(strstr(t, "[3P] = from third parties"));
+	assert_non_null(strstr(t, "[INF] = inferred"));
+	bool seen = false;
+	for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
+		if (strncmp(line, "gemini-nano-banana-2.1", 22) == 0 && strstr(line, " 4K ") &&
+		    strstr(line, " gateway ")) {
+			assert_non_null(strstr(line, "0.0700"));
+			assert_non_null(strstr(line, "2026-11-30"));
+			seen = true;
+		}
+	assert_true(seen);
+	free(t);
+}
+
 /* Google's dates: past its shutdown (by BANANAFS_TODAY) a model is retired; names from a server are checked. */
 static void test_catalogue_dates(void **state)
 {
@@ -219,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_pixels),
 		cmocka_unit_test(test_prices),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_render_marks_and_user_dates),
 		cmocka_unit_test(test_models_add),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -366,8 +366,12 @@ test_size_boundary(void **state)
 	prompt_free(&p);
 	assert_int_equal(prompt_parse(buf, PROMPT_MAX_BYTES + 1, &p, err, sizeof(err)),
 			 PROMPT_TOO_BIG);
-	assert_non_null(strstr(err, "32769"));
-	assert_non_null(strstr(err, "32 KiB"));
+	assert_non_null(strstr(err, "prompt is 32,769 bytes"));
+	assert_non_null(strstr(err, "32 KiB (32,768 bytes)"));
+	prompt_too_big_msg(40001, err, sizeof(err));
+	assert_string_equal(err, "prompt is 40,001 bytes; the limit is 32 KiB (32,768 bytes)");
+	prompt_too_big_msg(1234567, err, sizeof(err));
+	assert_non_null(strstr(err, "1,234,567 bytes"));
 	free(buf);
 }
 
