@@ -1103,7 +1103,12 @@ char *fetch_render_error(const struct fetch_outcome *out, const struct gen_reque
 		else
 			sb_add(&b, "would cost: unknown (no price for this model, size and route)\n");
 	} else {
-		sb_add(&b, "bananafs: generation failed for %s %s %s\n", model, size, rq->aspect ? rq->aspect : "");
+		if (res->cls == ERR_STORE)	/* made and paid for: the disk, not the generation, failed */
+			sb_add(&b, "bananafs: the image for %s %s %s was made but could not be stored\n", model,
+			       size, rq->aspect ? rq->aspect : "");
+		else
+			sb_add(&b, "bananafs: generation failed for %s %s %s\n", model, size,
+			       rq->aspect ? rq->aspect : "");
 		sb_add(&b, "what happened: %s\n", res->message && *res->message ? res->message :
 		       err_class_name(res->cls));
 		if (res->http_status > 0)
