@@ -61,19 +61,24 @@ static const char schema_v1[] =
 	"  request_id text NOT NULL, outcome text NOT NULL, attempt integer NOT NULL,"
 	"  time timestamptz NOT NULL, mount text NOT NULL, key text, model text, route text,"
 	"  size text, cost_usd double precision, billed boolean NOT NULL, line jsonb NOT NULL,"
-	"  PRIMARY KEY (request_id, outcome, attempt));"
+	"  PRIMARY KEY (request_id, outcome, attempt));";
 
+/*
+ * The functions of version 1, replaced at every mount (under the schema
+ * lock), so a fix to one reaches a database made by an earlier build of
+ * the same schema version.
+ */
+static const char functions_v1[] =
 	/*
 	 * claim: one statement.  A new claim, or a takeover of a claim whose
 	 * lease ended (its owner's mount stopped renewing), or the caller's own
 	 * claim again.  A restart of the server gives every lease a full term
-	 * from the restart: nobody could renew while it was down.  A takeover records the dead owner's possible payment as
-	 * an "unknown" ledger row and counts its reservation as spent: the
-	 * request may have reached Google before the mount died.
+	 * from the restart: nobody could renew while it was down.  A takeover
+	 * remembers the dead owner in taken_from; reserve() settles that.
 	 */
-	"CREATE FUNCTION bananafs.claim(p_key text, p_owner text, p_mount text, p_lease float8)"
-	" RETURNS integer LANGUAGE plpgsql AS $$\n"
-	"DECLARE prev text; got text; r record;\n"
+	"CREATE OR REPLACE FUNCTION bananafs.claim(p_key text, p_owner text, p_mount text,"
+	"  p_lease float8) RETURNS integer LANGUAGE plpgsql AS $$\n"
+	"DECLARE got text;\n"
 	"BEGIN\n"
 	"  INSERT INTO bananafs.claims AS c (key, owner, mount, expires)\n"
 	"    VALUES (p_key, p_owner, p_mount, now() + make_interval(secs => p_lease))\n"
@@ -82,25 +87,13 @@ static const char schema_v1[] =
 	"    taken_from = CASE WHEN c.owner = EXCLUDED.owner THEN c.taken_from ELSE c.owner END\n"
 	"    WHERE greatest(c.expires, pg_postmaster_start_time() + make_interval(secs => p_lease))\n"
 	"      < now() OR c.owner = EXCLUDED.owner\n"
-	"  RETURNING owner, taken_from INTO got, prev;\n"
+	"  RETURNING owner INTO got;\n"
 	"  IF got IS NULL THEN RETURN 0; END IF;\n"
 	"  DELETE FROM bananafs.claim_done WHERE key = p_key;\n"
-	"  IF prev IS NOT NULL THEN\n"
-	"    SELECT * INTO r FROM bananafs.reservations WHERE id = prev;\n"
-	"    IF FOUND THEN\n"
-	"      UPDATE bananafs.reservations SET settled = true, actual_usd = usd\n"
-	"        WHERE id = prev AND NOT settled;\n"
-	"      INSERT INTO bananafs.ledger VALUES (prev, 'unknown', 0, now(), p_mount, p_key,\n"
-	"        NULL, NULL, NULL, r.usd, true, jsonb_build_object('outcome', 'unknown', 'key', p_key,\n"
-	"        'reason', 'the mount holding this request stopped renewing its claim; '\n"
-	"        || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
-	"        ON CONFLICT DO NOTHING;\n"
-	"    END IF;\n"
-	"  END IF;\n"
 	"  RETURN 1;\n"
 	"END $$;"
 
-	"CREATE FUNCTION bananafs.claim_done(p_key text, p_owner text, p_ok boolean)"
+	"CREATE OR REPLACE FUNCTION bananafs.claim_done(p_key text, p_owner text, p_ok boolean)"
 	" RETURNS void LANGUAGE plpgsql AS $$\n"
 	"BEGIN\n"
 	"  DELETE FROM bananafs.claims WHERE key = p_key AND owner = p_owner;\n"
@@ -115,16 +108,35 @@ static const char schema_v1[] =
 	 * reserve: one statement, atomic and idempotent.  The advisory lock
 	 * serialises the team's reservations; an id already present is a no-op
 	 * success; reservations whose lease ended no longer count.  Returns ''
-	 * when allowed, else why not.
+	 * when allowed, else why not.  When the caller's claim was taken over
+	 * from a dead owner whose reservation was never settled, that request
+	 * may have reached Google before its mount died: it is counted as
+	 * spent and recorded as an "unknown" ledger row, once, now that the
+	 * caller is about to pay for the key again.  (When the dead owner's
+	 * mount came back and settled it, or the key turned out cached, nothing
+	 * is recorded.)
 	 */
-	"CREATE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
+	"CREATE OR REPLACE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
 	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
-	"DECLARE today float8; total float8;\n"
+	"DECLARE today float8; total float8; prev text; k text; r record;\n"
 	"  grace interval := greatest(pg_postmaster_start_time() + make_interval(secs => p_lease)\n"
 	"    - now(), '0'::interval);\n"
 	"BEGIN\n"
 	"  PERFORM pg_advisory_xact_lock(7242001);\n"
 	"  IF EXISTS (SELECT 1 FROM bananafs.reservations WHERE id = p_id) THEN RETURN ''; END IF;\n"
+	"  SELECT taken_from, key INTO prev, k FROM bananafs.claims WHERE owner = p_id;\n"
+	"  IF prev IS NOT NULL THEN\n"
+	"    UPDATE bananafs.claims SET taken_from = NULL WHERE owner = p_id;\n"
+	"    SELECT * INTO r FROM bananafs.reservations WHERE id = prev AND NOT settled;\n"
+	"    IF FOUND THEN\n"
+	"      UPDATE bananafs.reservations SET settled = true, actual_usd = usd WHERE id = prev;\n"
+	"      INSERT INTO bananafs.ledger VALUES (prev, 'unknown', 0, now(), p_mount, k,\n"
+	"        NULL, NULL, NULL, r.usd, true, jsonb_build_object('outcome', 'unknown', 'key', k,\n"
+	"        'reason', 'the mount holding this request stopped renewing its claim; '\n"
+	"        || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
+	"        ON CONFLICT DO NOTHING;\n"
+	"    END IF;\n"
+	"  END IF;\n"
 	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() - grace\n"
 	"           THEN usd ELSE 0 END), 0),\n"
 	"         coalesce(sum(CASE WHEN day <> p_day THEN 0 WHEN settled THEN actual_usd\n"
@@ -148,7 +160,7 @@ static const char schema_v1[] =
 	 * one), > 0 seconds to wait (pause or rpm window), -1 when every slot is
 	 * taken (wait for a release, which notifies).
 	 */
-	"CREATE FUNCTION bananafs.slot_take(p_owner text, p_mount text, p_max integer, p_rpm integer,"
+	"CREATE OR REPLACE FUNCTION bananafs.slot_take(p_owner text, p_mount text, p_max integer, p_rpm integer,"
 	"  p_lease float8, p_take boolean) RETURNS float8 LANGUAGE plpgsql AS $$\n"
 	"DECLARE u timestamptz; n integer; first timestamptz;\n"
 	"BEGIN\n"
@@ -315,6 +327,7 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 				"CREATE TABLE bananafs.schema_version (version integer NOT NULL);",
 				err, errlen) < 0 ||
 		    exec_simple(c, schema_v1, err, errlen) < 0 ||
+		    exec_simple(c, functions_v1, err, errlen) < 0 ||
 		    exec_simple(c, "INSERT INTO bananafs.schema_version VALUES (1)", err, errlen) < 0) {
 			char m[400];
 
@@ -326,6 +339,13 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 	} else if (v != TEAM_SCHEMA_VERSION) {
 		version_error(v, err, errlen);
 		goto out_rollback;
+	} else if (exec_simple(c, "SAVEPOINT functions", err, errlen) < 0) {
+		goto out_rollback;
+	} else if (exec_simple(c, functions_v1, err, errlen) < 0) {
+		/* Another team member's role owns them: theirs are as good as ours. */
+		log_debug("%s", err);
+		if (exec_simple(c, "ROLLBACK TO SAVEPOINT functions", err, errlen) < 0)
+			goto out_rollback;
 	}
 	return exec_simple(c, "COMMIT", err, errlen);
 
