@@ -6,9 +6,9 @@
 # The minbase root is built once per suite and kept as a tarball in .fresh/
 # (gitignored), with the downloaded packages, so reruns start in seconds.  Each
 # run unpacks a new root, clones this repository's committed HEAD into
-# /root/bananafs, binds /dev, /proc and /sys (FUSE works inside a chroot as
-# root), runs the commands of the README's first code block one after the
-# other, then stops what they left running and removes the root.
+# /home/newcomer/bananafs (readable by the other users the tests switch to),
+# binds /dev, /proc and /sys (FUSE works inside a chroot as root), runs the
+# commands of the README's first code block one after the other, then stops what they left running and removes the root.
 # Output: .fresh/SUITE.out per suite; one closing line per suite.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -63,8 +63,9 @@ for suite in $SUITES; do
 	mkdir -p "$root" "$CACHE/apt-$suite"
 	tar -C "$root" -xf "$tarball"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
-	git clone -q --no-checkout "$REPO" "$root/root/bananafs"
-	git -C "$root/root/bananafs" checkout -q "$REV"
+	mkdir -p "$root/home/newcomer"
+	git clone -q --no-checkout "$REPO" "$root/home/newcomer/bananafs"
+	git -C "$root/home/newcomer/bananafs" checkout -q "$REV"
 	mount --rbind /dev "$root/dev"
 	mount --make-rslave "$root/dev"
 	mount -t proc proc "$root/proc"
@@ -74,7 +75,7 @@ for suite in $SUITES; do
 	rm -f "$root/etc/apt/apt.conf.d/docker-clean"
 
 	{
-		echo "check-fresh: $suite: $(chroot "$root" sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), commit $(git -C "$root/root/bananafs" rev-parse --short HEAD)"
+		echo "check-fresh: $suite: $(chroot "$root" sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), commit $(git -C "$root/home/newcomer/bananafs" rev-parse --short HEAD)"
 		echo "check-fresh: $suite: installed before: $(chroot "$root" sh -c 'command -v make cc pkg-config sudo' | tr '\n' ' ')(none of make, cc, pkg-config expected)"
 	} | tee "$out"
 	rc=0
@@ -82,7 +83,7 @@ for suite in $SUITES; do
 	echo "$commands" | while read -r cmd; do
 		echo "check-fresh: $suite: \$ $cmd"
 		chroot "$root" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 TERM=dumb sh -c "cd /root/bananafs && $cmd" </dev/null 2>&1
+			HOME=/root LANG=C.UTF-8 TERM=dumb sh -c "cd /home/newcomer/bananafs && $cmd" </dev/null 2>&1
 		c=$?
 		echo "check-fresh: $suite: exit $c after $(($(date +%s) - start)) s"
 		[ $c -eq 0 ] || exit $c
