@@ -61,6 +61,9 @@ struct route_ops {
 };
 
 extern const struct route_ops route_standard;	/* standard.c (flex: same with service_tier) */
+/* The Interactions create request, plain or background (store true, background true). */
+int standard_build_req(const struct api_endpoint *ep, const struct gen_request *rq, bool background,
+		       struct http_req *out, char *err, size_t errlen);
 extern const struct route_ops route_generate;	/* generate.c */
 extern const struct route_ops route_gateway;	/* gateway.c: build follows ep->gateway_api,
 						   parse tells the three answer shapes apart */

@@ -9,8 +9,8 @@
 #include "api/image.h"
 #include "api/wire.h"
 
-static int standard_build(const struct api_endpoint *ep, const struct gen_request *rq,
-			  struct http_req *out, char *err, size_t errlen)
+int standard_build_req(const struct api_endpoint *ep, const struct gen_request *rq, bool background,
+		       struct http_req *out, char *err, size_t errlen)
 {
 	cJSON *root = NULL, *input, *fmt, *block;
 	char *b64 = NULL;
@@ -53,7 +53,10 @@ static int standard_build(const struct api_endpoint *ep, const struct gen_reques
 	if (!fmt || !cJSON_AddStringToObject(fmt, "type", "image") ||
 	    !cJSON_AddStringToObject(fmt, "aspect_ratio", rq->aspect) ||
 	    !cJSON_AddStringToObject(fmt, "image_size", rq->size) ||
-	    !cJSON_AddFalseToObject(root, "store"))
+	    !cJSON_AddBoolToObject(root, "store", background))
+		goto out_fail;
+	/* Background: the server keeps it (store true) under an id we journal and poll. */
+	if (background && !cJSON_AddTrueToObject(root, "background"))
 		goto out_fail;
 	if (rq->route == ROUTE_FLEX && !cJSON_AddStringToObject(root, "service_tier", "flex"))
 		goto out_fail;
@@ -272,6 +275,12 @@ static void standard_parse(const struct http_resp *resp, struct gen_result *res)
 		res->cls = ERR_NONE;
 out_delete:
 	cJSON_Delete(root);
+}
+
+static int standard_build(const struct api_endpoint *ep, const struct gen_request *rq,
+			  struct http_req *out, char *err, size_t errlen)
+{
+	return standard_build_req(ep, rq, false, out, err, errlen);
 }
 
 const struct route_ops route_standard = {

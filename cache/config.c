@@ -139,6 +139,7 @@ config_defaults(struct config *c)
 	c->batch_window_s = 5;
 	c->batch_poll_s = 10;
 	c->gateway_bills_failures = true;
+	c->durable_requests = true;
 	c->allow_other = false;
 	c->publish_via_mount = true;
 	c->team_offline_cache_only = false;
@@ -328,6 +329,7 @@ static const struct ckey ckeys[] = {
 	{ "gateway_key_file", CK_PATH, F(gateway_key_file), 0, 0, NULL },
 	{ "gateway_models", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "gateway_bills_failures", CK_BOOL, F(gateway_bills_failures), 0, 0, NULL },
+	{ "durable_requests", CK_BOOL, F(durable_requests), 0, 0, NULL },
 	{ "gateway_api", CK_SPECIAL, 0, 0, 0, NULL },
 	{ "allow_other", CK_BOOL, F(allow_other), 0, 0, NULL },
 	{ "publish_via_mount", CK_BOOL, F(publish_via_mount), 0, 0, NULL },
@@ -1119,6 +1121,7 @@ config_render(const struct config *c)
 	fprintf(f, "gateway_key_file = %s\n", S(c->gateway_key_file));
 	fprintf(f, "gateway_models = %s\n", S(c->gateway_models));
 	fprintf(f, "gateway_bills_failures = %s\n", c->gateway_bills_failures ? "yes" : "no");
+	fprintf(f, "durable_requests = %s\n", c->durable_requests ? "yes" : "no");
 	fprintf(f, "gateway_api = %s\n", S(gateway_api_name((enum gateway_api)c->gateway_api)));
 	fprintf(f, "allow_other = %s\n", c->allow_other ? "yes" : "no");
 	fprintf(f, "publish_via_mount = %s\n", c->publish_via_mount ? "yes" : "no");

@@ -44,6 +44,7 @@ struct config {
 	char *gateway_key_file;
 	char *gateway_models;		/* "gemini-3-pro-image=provider-name,..." */
 	bool gateway_bills_failures;	/* default true */
+	bool durable_requests;		/* standard/flex as background interactions; default true */
 	int gateway_api;		/* enum gateway_api (api/route.h): native (default), images, chat */
 	bool allow_other;
 	bool publish_via_mount;		/* rename results into place through the mount (inotify); default true */

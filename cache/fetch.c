@@ -72,6 +72,15 @@ static void budget_origin(const struct config *cfg, const char *why, char *buf, 
 /* How many times a waiter may become owner after owners before it failed. */
 #define FETCH_MAX_TAKEOVERS 4
 
+/* A request whose background interaction is journaled is polled on resume: not unknown. */
+static bool interaction_journaled(const char *job, const char *key, void *arg)
+{
+	char id[BG_ID_MAX];
+
+	(void)job;
+	return key && durable_journaled(arg, key, id) == 1;
+}
+
 int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	       const struct clock_ops *clk, char *err, size_t errlen)
 {
@@ -93,7 +102,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	if (ledger_open(&f->ledger, path, err, errlen) < 0)
 		goto out_free_path;
 	/* Requests a crash left without an outcome count as billed until shown otherwise. */
-	if (ledger_settle_hidden(&f->ledger, NULL, NULL) < 0) {
+	if (ledger_settle_hidden(&f->ledger, interaction_journaled, s) < 0) {
 		errbuf_set(err, errlen, "fetch: cannot settle the ledger %s", path);
 		goto out_close_ledger;
 	}
@@ -113,6 +122,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	pthread_mutex_init(&f->stats_mu, NULL);
 	held_init(&f->held, FETCH_HELD_CAP);
 	quota_pauses_init(&f->pauses);
+	durable_init(&f->durable);
 
 	f->policy.max_attempts = cfg->retries > 0 ? cfg->retries : 1;
 	f->policy.base_s = cfg->backoff_base_s;
@@ -142,6 +152,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 
 out_destroy_stats:
 	held_destroy(&f->held);
+	durable_destroy(&f->durable);
 	quota_pauses_destroy(&f->pauses);
 	pthread_mutex_destroy(&f->stats_mu);
 out_close_seams:
@@ -167,6 +178,7 @@ void fetch_close(struct fetch_ctx *f)
 	held_destroy(&f->held);
 	ledger_close(&f->ledger);
 	quota_pauses_destroy(&f->pauses);
+	durable_destroy(&f->durable);
 	pthread_mutex_destroy(&f->stats_mu);
 	gateway_map_free(f->gateway_models);
 	f->gateway_models = NULL;
@@ -368,7 +380,7 @@ static int store_held(struct fetch_ctx *f, struct fetch_outcome *out)
  * Returns true when the object is stored.
  */
 static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out, double latency,
-			  double unknown_usd)
+			  double unknown_usd, const char *ia_id)
 {
 	struct fetch_ctx *f = w->f;
 	const struct config *cfg = f->cfg;
@@ -405,6 +417,8 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 	} else if (failure_billed(cfg, rq, res)) {
 		billed = true;
 	}
+	/* The interaction has served its answer (a store failure holds it in memory). */
+	durable_end(f->store, &f->http, endpoint_for(f, rq->route), w->key_hex, ia_id);
 
 	/* Google may route a deprecated model to its successor: price what served it. */
 	double settled = est;
@@ -457,7 +471,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	char why[64];
 	const char *reason = w->reason;
 	double t0 = 0, latency = -1, d, unknown_usd = 0;
-	bool waited, abandoned = false, lost = false;
+	bool waited, abandoned = false, lost = false, resuming;
+	char ia_id[BG_ID_MAX] = "";
 	int attempt, unnamed_429s = 0;
 	double until;
 
@@ -498,10 +513,13 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			break;
 		}
 
-		/* The intent is on disk before the request leaves, or it does not leave. */
-		rec_init(w, &r, "sent");
+		/* The intent is on disk before the request leaves, or it does not leave.
+		 * A journaled interaction (a crash hid its answer) is polled, not sent. */
+		resuming = durable_journaled(f->store, w->key_hex, ia_id) == 1;
+		rec_init(w, &r, resuming ? "polled" : "sent");
 		r.attempt = attempt;
-		r.reason = reason;
+		r.reason = resuming ? "resume after crash: polling the journaled interaction, not sending"
+				    : reason;
 		r.cost_usd = est;
 		if (ledger_append(&f->ledger, &r) < 0) {
 			limiter_release(&f->limiter, w->owner);
@@ -512,7 +530,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		out->attempts = attempt;
 		STAT_INC(f, sent);
 		t0 = f->clk->now(f->clk->ctx);
-		api_attempt(&f->http, endpoint_for(f, rq->route), rq, res);
+		durable_attempt(&f->durable, f->cfg, f->store, &f->http, endpoint_for(f, rq->route), rq,
+				f->clk, w->key_hex, w->job_id, res, ia_id);
 		latency = f->clk->now(f->clk->ctx) - t0;
 		limiter_release(&f->limiter, w->owner);
 		if (res->outcome_unknown) {
@@ -568,7 +587,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		out->cost_usd = unknown_usd;
 		return lost ? SENT_LOST : SENT_FAILED;	/* nothing left this machine: nothing to ledger */
 	}
-	return settle_answer(w, est, out, latency, unknown_usd) ? SENT_STORED : SENT_FAILED;
+	return settle_answer(w, est, out, latency, unknown_usd, ia_id) ? SENT_STORED : SENT_FAILED;
 }
 
 /* Gates 1-6 and 8 for one request.  Fills out (key, result, source, ...). */
@@ -996,7 +1015,7 @@ void fetch_batch_finish(struct fetch_ctx *f, const struct gen_request *rq, const
 		return;
 	}
 	out->source = SRC_GENERATED;
-	ok = settle_answer(&w, est, out, -1, 0);
+	ok = settle_answer(&w, est, out, -1, 0, NULL);
 	out->result = ok ? FETCH_OK : FETCH_FAILED;
 	if (ok)
 		STAT_INC(f, ok);

@@ -18,6 +18,7 @@
 #include "api/request.h"
 #include "api/retry.h"
 #include "api/route.h"
+#include "cache/durable.h"
 #include "cache/budget.h"
 #include "cache/config.h"
 #include "cache/held.h"
@@ -50,6 +51,7 @@ struct fetch_ctx {
 	pthread_mutex_t stats_mu;
 	struct fetch_stats stats;	/* protected by stats_mu */
 	struct batcher *batcher;	/* set by batcher_start for the batch route; NULL otherwise */
+	struct durable durable;		/* background interactions: models that refused them */
 };
 
 /* Opens ledger (summing it into the budget), limiter, inflight.  0 or -1 with err. */

@@ -42,6 +42,8 @@ int journal_init(struct store *s)
 		" size TEXT NOT NULL, aspect TEXT NOT NULL, request_json TEXT NOT NULL,"
 		" batch_name TEXT, state TEXT NOT NULL, created REAL NOT NULL,"
 		" PRIMARY KEY(key, job_ref));",
+		"CREATE TABLE IF NOT EXISTS interactions("
+		" key TEXT PRIMARY KEY, id TEXT NOT NULL, job TEXT, model TEXT, created INTEGER NOT NULL);",
 		"CREATE TABLE IF NOT EXISTS outcomes("
 		" relpath TEXT PRIMARY KEY, status TEXT NOT NULL, key TEXT, cost_usd REAL,"
 		" model TEXT, error TEXT, updated INTEGER NOT NULL);",
@@ -417,4 +419,50 @@ int journal_outcome_delete(struct store *s, const char *relpath)
 	struct store_val v = SV_TXT(relpath);
 
 	return store_sql(s, "DELETE FROM outcomes WHERE relpath = ?;", &v, 1, NULL, NULL, NULL) == 0 ? 0 : -1;
+}
+
+/* --- background interactions ------------------------------------------------ */
+
+int journal_ia_put(struct store *s, const char *key, const char *id, const char *job, const char *model)
+{
+	struct store_val v[5];
+
+	if (!key || !id || !*id)
+		return -1;
+	v[0] = SV_TXT(key);
+	v[1] = SV_TXT(id);
+	v[2] = SV_TXT(job);
+	v[3] = SV_TXT(model);
+	v[4] = SV_INT(wall_now(s));
+	return store_sql(s, "INSERT INTO interactions(key, id, job, model, created) VALUES(?, ?, ?, ?, ?)"
+			 " ON CONFLICT(key) DO UPDATE SET id = excluded.id, job = excluded.job,"
+			 " model = excluded.model, created = excluded.created;",
+			 v, 5, NULL, NULL, NULL) == 0 ? 0 : -1;
+}
+
+static int get_text(const struct store_val *c, int n, void *arg)
+{
+	char *out = arg;
+
+	if (n >= 1 && c[0].t == SVT_TEXT && c[0].s && strlen(c[0].s) < JOURNAL_IA_ID_MAX)
+		memcpy(out, c[0].s, strlen(c[0].s) + 1);
+	return 0;
+}
+
+int journal_ia_get(struct store *s, const char *key, char id[JOURNAL_IA_ID_MAX])
+{
+	struct store_val v = SV_TXT(key);
+
+	id[0] = '\0';
+	if (!key || store_sql(s, "SELECT id FROM interactions WHERE key = ?;", &v, 1, get_text, id, NULL) != 0)
+		return -1;
+	return id[0] ? 1 : 0;
+}
+
+int journal_ia_delete(struct store *s, const char *key)
+{
+	struct store_val v = SV_TXT(key);
+
+	return key && store_sql(s, "DELETE FROM interactions WHERE key = ?;", &v, 1, NULL, NULL, NULL) == 0 ?
+	       0 : -1;
 }

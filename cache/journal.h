@@ -88,4 +88,17 @@ int journal_outcome_get(struct store *s, const char *relpath, struct journal_out
 void journal_outcome_free(struct journal_outcome *o);
 int journal_outcome_delete(struct store *s, const char *relpath);
 
+/*
+ * Background interactions in flight (table interactions): one row per
+ * cache key whose request was created as a background interaction, written
+ * (fsynced) as soon as the create call returned its id and deleted once the
+ * image is stored or the interaction has ended.  After a crash the row
+ * says: poll this id, do not send the request again.
+ */
+#define JOURNAL_IA_ID_MAX 128
+int journal_ia_put(struct store *s, const char *key, const char *id, const char *job, const char *model);
+/* 1 and id when key has a row, 0 when not, -1 on error. */
+int journal_ia_get(struct store *s, const char *key, char id[JOURNAL_IA_ID_MAX]);
+int journal_ia_delete(struct store *s, const char *key);
+
 #endif

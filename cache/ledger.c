@@ -336,7 +336,7 @@ int ledger_settle_hidden(struct ledger *l, bool (*pending)(const char *job, cons
 			cJSON_Delete(open_reqs[i].sent);
 			open_reqs[i] = open_reqs[--nopen];
 		}
-		if (strcmp(outcome, "sent") != 0) {
+		if (strcmp(outcome, "sent") != 0 && strcmp(outcome, "polled") != 0) {
 			cJSON_Delete(o);
 			continue;
 		}

@@ -12,7 +12,9 @@ from conftest import ledger, status, wait_done, wait_for
 
 DIR = ("gemini-3.1-flash-image", "1K")
 RETRIES = 2
-CONFIG = (f"[bananafs]\ntimeout_s = 2\nretries = {RETRIES}\nbackoff_base_s = 0.05\n"
+# Plain requests: these cases test how one HTTP exchange fails (test_durable.py has
+# the background interactions).
+CONFIG = (f"[bananafs]\ndurable_requests = no\ntimeout_s = 2\nretries = {RETRIES}\nbackoff_base_s = 0.05\n"
           "backoff_cap_s = 0.2\nmax_response_mb = 8\nconnect_timeout_s = 2\n")
 
 

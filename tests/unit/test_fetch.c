@@ -334,6 +334,9 @@ static int setup(void **state)
 	x->cfg.retries = 3;
 	x->cfg.timeout_s = 10;
 	x->cfg.connect_timeout_s = 5;
+	/* The stub speaks one exchange per request; background interactions are
+	 * tested in test_background.c and tests/mount/test_durable.py. */
+	x->cfg.durable_requests = false;
 	pthread_mutex_init(&x->clk_state.mu, NULL);
 	x->clk_state.t = 1000;
 	x->clk_state.wall0 = (double)time(NULL) - 1000;

@@ -26,6 +26,7 @@ void ctl_handle(const struct emu_req *q, struct emu_resp *r)
 	if (post && !strcmp(what, "reset")) {
 		bill_reset();
 		fault_clear();
+		ia_reset();
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddBoolToObject(j, "ok", 1);
 		return resp_json(r, 200, j);

@@ -190,7 +190,8 @@ enum fault_kind {
 	F_TRICKLE,              /* the real answer, one byte every delay_ms */
 	F_TRUNC_IMAGE,          /* valid base64 of an image cut in half */
 	F_BIG_TEXT,             /* the image carries a tEXt chunk of `bytes` bytes */
-	F_NOISE                 /* a normal answer with a noise image (see --noise) */
+	F_NOISE,                /* a normal answer with a noise image (see --noise) */
+	F_NO_BACKGROUND         /* 400: the model refuses "background": true */
 };
 struct fault {
 	enum fault_kind kind;
@@ -241,6 +242,7 @@ struct gen_req {
 	bool search;            /* the Google Search tool was asked for */
 	bool has_system;        /* a system instruction came with it */
 	char system[256];       /* its start, for the request log */
+	bool background;        /* interactions: "background": true */
 	int variant;            /* n>1 on gateways: k-th image, 0 = first */
 	enum auth_kind auth;
 	/* resolved by gen_validate */
@@ -289,6 +291,15 @@ int gen_input_tokens(const struct gen_req *g);
 /* Takes the next fault and applies the answer-wide ones: error kinds and
  * huge-body fill r and return true (answer done); slow and --latency sleep
  * here.  *f receives the fault for the 200-shaping kinds. */
+/* gen_pre for a background interaction: the delay (slow fault, --latency)
+ * is not slept but returned in *delay_ms, for the interaction to take. */
+bool gen_pre_defer(struct fault *f, enum flavor fl, const char *model,
+		   struct emu_resp *r, int *delay_ms);
+/* GET, cancel and DELETE of background interactions (interactions.c). */
+void ia_get(const struct emu_req *q, const char *id, struct emu_resp *r);
+void ia_cancel(const struct emu_req *q, const char *id, struct emu_resp *r);
+void ia_delete(const struct emu_req *q, const char *id, struct emu_resp *r);
+void ia_reset(void);
 /* After gen_pre answered with a huge 2xx body: bills it (an image made and sent). */
 void gen_bill_huge(const struct fault *f, struct gen_req *g, const char *route);
 bool gen_pre(struct fault *f, enum flavor fl, const char *model,

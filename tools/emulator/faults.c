@@ -30,6 +30,7 @@ static const struct { const char *name; enum fault_kind k; } kinds[] = {
 	{ "echo-key", F_ECHO_KEY }, { "redirect", F_REDIRECT },
 	{ "trickle", F_TRICKLE }, { "truncated-image", F_TRUNC_IMAGE },
 	{ "big-text", F_BIG_TEXT }, { "noise", F_NOISE },
+	{ "no-background", F_NO_BACKGROUND },
 };
 
 bool fault_add_json(const cJSON *j, char *msg, size_t n)

@@ -207,6 +207,8 @@ void gen_log(const struct gen_req *g, int status)
 	else
 		cJSON_AddNullToObject(e, "system");
 	cJSON_AddNumberToObject(e, "status", status);
+	if (g->background)
+		cJSON_AddBoolToObject(e, "background", 1);
 	bill_log_request(e);
 }
 
@@ -223,15 +225,20 @@ void gen_bill_huge(const struct fault *f, struct gen_req *g, const char *route)
 		 strcmp(route, "flex") == 0 ? g->m->usd[g->sz] / 2 : g->m->usd[g->sz]);
 }
 
-bool gen_pre(struct fault *f, enum flavor fl, const char *model,
-	     struct emu_resp *r)
+bool gen_pre_defer(struct fault *f, enum flavor fl, const char *model,
+		   struct emu_resp *r, int *delay_ms)
 {
+	int delay = emu_opt.latency_ms;
+
 	*f = fault_take(model);
 	if (fault_error_resp(f, fl, model, r))
 		return true;
 	if (f->kind == F_SLOW)
-		util_sleep_ms(f->delay_ms);
-	util_sleep_ms(emu_opt.latency_ms);
+		delay += f->delay_ms;
+	if (delay_ms)
+		*delay_ms = delay;
+	else
+		util_sleep_ms(delay);
 	return fault_transport(f, r);
 }
 
@@ -304,4 +311,10 @@ void gen_search_query(const struct gen_req *g, char *out, size_t len)
 	if (n > 60)
 		n = 60;
 	snprintf(out, len, "%.*s", (int)n, p);
+}
+
+bool gen_pre(struct fault *f, enum flavor fl, const char *model,
+	     struct emu_resp *r)
+{
+	return gen_pre_defer(f, fl, model, r, NULL);
 }

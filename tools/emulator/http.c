@@ -169,6 +169,21 @@ static void route_api(struct emu_req *q, struct emu_resp *r)
 
 	if (!strcmp(rest, "interactions") && is(q, "POST"))
 		return ia_create(q, r);
+	if (!strncmp(rest, "interactions/", 13)) {
+		/* interactions/{id} and interactions/{id}/cancel: a slash, not a colon verb */
+		const char *id = rest + 13, *slash = strchr(id, '/');
+		size_t len = slash ? (size_t)(slash - id) : strlen(id);
+		if (len > 0 && len < sizeof name) {
+			memcpy(name, id, len);
+			name[len] = '\0';
+			if (!slash && is(q, "GET"))
+				return ia_get(q, name, r);
+			if (!slash && is(q, "DELETE"))
+				return ia_delete(q, name, r);
+			if (slash && !strcmp(slash, "/cancel") && is(q, "POST"))
+				return ia_cancel(q, name, r);
+		}
+	}
 	if (!strcmp(rest, "models") && is(q, "GET"))
 		return gc_models_list(q, r);
 	if (!strncmp(rest, "models/", 7)) {

@@ -1,5 +1,6 @@
 /* POST /{v}/interactions (gemini-wire.md section 1): snake_case in and out,
  * the current "steps" shape or the legacy "outputs" shape. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,165 @@ static cJSON *answer(const struct gen_req *g, const struct gen_out *o,
 	return root;
 }
 
+/* ---- background interactions (gemini-wire.md 1.4) ---------------------- */
+
+/*
+ * A background interaction is made at create time (and billed then: the
+ * server runs it whether or not anyone polls) and becomes visible as
+ * completed once its delay (slow fault, --latency) has passed.
+ */
+struct bg_ia {
+	char id[40];
+	double ready_at;        /* util_mono() seconds */
+	cJSON *done;            /* the completed interaction */
+	bool malformed;         /* the malformed-json fault: GET answers are cut */
+	bool cancelled;
+	struct bg_ia *next;
+};
+
+static pthread_mutex_t ia_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct bg_ia *ias;       /* protected by ia_mu, newest first */
+
+static struct bg_ia *ia_find_locked(const char *id)
+{
+	for (struct bg_ia *b = ias; b; b = b->next)
+		if (!strcmp(b->id, id))
+			return b;
+	return NULL;
+}
+
+/* The interaction as a GET shows it now (in progress: always, for a create's
+ * answer); caller holds ia_mu. */
+static cJSON *ia_view_locked(const struct bg_ia *b, bool created)
+{
+	if (created || b->cancelled || util_mono() < b->ready_at) {
+		cJSON *j = cJSON_CreateObject();
+		char now[48];
+		util_rfc3339(now, sizeof now, 0);
+		cJSON_AddStringToObject(j, "id", b->id);
+		cJSON_AddStringToObject(j, "object", "interaction");
+		cJSON_AddStringToObject(j, "model", json_str2(b->done, "model", NULL));
+		cJSON_AddStringToObject(j, "status", b->cancelled ? "cancelled" : "in_progress");
+		cJSON_AddStringToObject(j, "created", json_str2(b->done, "created", NULL));
+		cJSON_AddStringToObject(j, "updated", now);
+		cJSON_AddBoolToObject(j, "background", 1);
+		return j;
+	}
+	return cJSON_Duplicate(b->done, 1);
+}
+
+static void ia_missing(struct emu_resp *r, const char *id)
+{
+	struct emu_err e;
+	err_set(&e, 404, "NOT_FOUND", "not_found", "Interaction '%s' was not found.", id);
+	resp_error(r, FL_IA, &e);
+}
+
+void ia_get(const struct emu_req *q, const char *id, struct emu_resp *r)
+{
+	bill_count_endpoint("interactions.get");
+	if (!http_check_auth(q, FL_IA, r))
+		return;
+	pthread_mutex_lock(&ia_mu);
+	struct bg_ia *b = ia_find_locked(id);
+	cJSON *j = b ? ia_view_locked(b, false) : NULL;
+	bool cut = b && b->malformed && !strcmp(json_str2(j, "status", ""), "completed");
+	pthread_mutex_unlock(&ia_mu);
+	if (!j)
+		return ia_missing(r, id);
+	resp_json(r, 200, j);
+	if (cut)
+		fault_break_json(r);
+}
+
+void ia_cancel(const struct emu_req *q, const char *id, struct emu_resp *r)
+{
+	bill_count_endpoint("interactions.cancel");
+	if (!http_check_auth(q, FL_IA, r))
+		return;
+	pthread_mutex_lock(&ia_mu);
+	struct bg_ia *b = ia_find_locked(id);
+	if (b && util_mono() < b->ready_at)
+		b->cancelled = true;
+	cJSON *j = b ? ia_view_locked(b, false) : NULL;
+	pthread_mutex_unlock(&ia_mu);
+	if (!j)
+		return ia_missing(r, id);
+	resp_json(r, 200, j);
+}
+
+void ia_delete(const struct emu_req *q, const char *id, struct emu_resp *r)
+{
+	bill_count_endpoint("interactions.delete");
+	if (!http_check_auth(q, FL_IA, r))
+		return;
+	pthread_mutex_lock(&ia_mu);
+	struct bg_ia **pp = &ias, *b = NULL;
+	for (; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->id, id)) {
+			b = *pp;
+			*pp = b->next;
+			break;
+		}
+	pthread_mutex_unlock(&ia_mu);
+	if (!b)
+		return ia_missing(r, id);
+	cJSON_Delete(b->done);
+	free(b);
+	resp_json(r, 200, cJSON_CreateObject());
+}
+
+void ia_reset(void)
+{
+	pthread_mutex_lock(&ia_mu);
+	while (ias) {
+		struct bg_ia *b = ias;
+		ias = b->next;
+		cJSON_Delete(b->done);
+		free(b);
+	}
+	pthread_mutex_unlock(&ia_mu);
+}
+
+/* Keeps ans (completed) as a background interaction; answers the create with it in progress. */
+static void ia_keep(struct emu_resp *r, cJSON *ans, int delay_ms, bool malformed)
+{
+	struct bg_ia *b = calloc(1, sizeof *b);
+	const char *id = json_str2(ans, "id", NULL);
+	if (!b || !id) {
+		free(b);
+		cJSON_Delete(ans);
+		struct emu_err e;
+		err_set(&e, 500, "INTERNAL", "api_error", "An internal error has occurred.");
+		resp_error(r, FL_IA, &e);
+		return;
+	}
+	snprintf(b->id, sizeof b->id, "%s", id);
+	b->ready_at = util_mono() + delay_ms / 1000.0;
+	b->done = ans;
+	b->malformed = malformed;
+	cJSON_AddBoolToObject(ans, "background", 1);
+	pthread_mutex_lock(&ia_mu);
+	b->next = ias;
+	ias = b;
+	cJSON *view = ia_view_locked(b, true);
+	pthread_mutex_unlock(&ia_mu);
+	resp_json(r, 200, view);
+}
+
+/* One answer: at once, or kept as a background interaction. */
+static void ia_answer(struct emu_resp *r, cJSON *ans, bool background, int delay_ms,
+		      const struct fault *f)
+{
+	if (background) {
+		ia_keep(r, ans, delay_ms, f->kind == F_MALFORMED);
+		return;
+	}
+	resp_json(r, 200, ans);
+	if (f->kind == F_MALFORMED)
+		fault_break_json(r);
+}
+
 void ia_create(const struct emu_req *q, struct emu_resp *r)
 {
 	struct gen_req g;
@@ -213,8 +373,9 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 	struct fault f;
 	struct gen_out o;
 	const char *tier = "standard";
-	bool store = true;
+	bool store = true, background;
 	bool legacy = want_legacy(q);
+	int delay_ms = 0;
 	cJSON *j = NULL;
 
 	gen_init(&g, "interactions", q->auth);
@@ -233,8 +394,22 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 		resp_error(r, FL_IA, &e);
 		goto out_log;
 	}
-	if (gen_pre(&f, FL_IA, g.model, r)) {
+	background = cJSON_IsTrue(json_get2(j, "background", NULL));
+	g.background = background;
+	if (background && !store) {
+		err_set(&e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Background interactions require 'store' to be true.");
+		resp_error(r, FL_IA, &e);
+		goto out_log;
+	}
+	if (gen_pre_defer(&f, FL_IA, g.model, r, background ? &delay_ms : NULL)) {
 		gen_bill_huge(&f, &g, strcmp(tier, "flex") ? "standard" : "flex");
+		goto out_log;
+	}
+	if (background && f.kind == F_NO_BACKGROUND) {
+		err_set(&e, 400, "INVALID_ARGUMENT", "invalid_request",
+			"Background mode is not supported for model '%s'.", g.model);
+		resp_error(r, FL_IA, &e);
 		goto out_log;
 	}
 	if (!gen_validate(&g, &e)) {
@@ -254,7 +429,7 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 			"I'm unable to create this image because it may violate the safety policy." :
 			f.kind == F_TEXT_ONLY ? "I can't create that image." :
 			"I can only describe it: the picture would show what you asked for.";
-		resp_json(r, 200, answer(&g, NULL, text, tier, store, legacy));
+		ia_answer(r, answer(&g, NULL, text, tier, store, legacy), background, delay_ms, &f);
 		goto out_log;
 	}
 	if (!gen_render(&g, &o, &f)) {
@@ -264,12 +439,11 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 	}
 	if (f.kind == F_TRUNC_B64)
 		gen_truncate_b64(&o);
-	resp_json(r, 200, answer(&g, &o, "Here is your image.", tier, store, legacy));
-	if (f.kind == F_MALFORMED)
-		fault_break_json(r);
-	if (f.kind == F_DROP) {
+	ia_answer(r, answer(&g, &o, "Here is your image.", tier, store, legacy), background, delay_ms, &f);
+	if (f.kind == F_DROP)
 		r->stream = RS_DROP;
-	} else if (r->status == 200) {
+	/* Made: billed.  A background interaction is made even when its create answer is dropped. */
+	if (r->status == 200 && (f.kind != F_DROP || background)) {
 		bool flex = !strcmp(tier, "flex");
 		bill_generation(1);
 		bill_add(g.m->id, model_size_name(g.sz), flex ? "flex" : "standard",
