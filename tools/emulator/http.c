@@ -246,7 +246,10 @@ static void route(struct emu_req *q, struct emu_resp *r)
 {
 	if (!strncmp(q->path, "/_emulator/", 11))
 		return ctl_handle(q, r);
-	bill_count_request();
+	/* The GET, cancel and DELETE of a background interaction are free follow-ups of one
+	 * request: counted per endpoint only, so "requests" stays what could cost money. */
+	if (!strstr(q->path, "/interactions/"))
+		bill_count_request();
 	char name[256];
 	if (match_ver(q, "/upload")) {
 		if (!strncmp(q->rest, "files", 5) && is(q, "POST"))
