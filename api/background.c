@@ -111,12 +111,52 @@ double bg_wait(const struct bg_machine *m, double now)
 
 /* ---- the wire ------------------------------------------------------------ */
 
-/* Reads the status and id of a 2xx interaction answer; "" when absent. */
+/* An answer this big holds an image: it is finished, and not parsed twice. */
+#define PEEK_MAX_BYTES (64 * 1024)
+
+/* The string value of "name" in the first PEEK_MAX_BYTES of a finished answer (best effort). */
+static void scan_str(const char *body, size_t len, const char *name, char *out, size_t outlen)
+{
+	char pat[32];
+	const char *p, *end = body + (len < PEEK_MAX_BYTES ? len : PEEK_MAX_BYTES);
+	size_t n = 0;
+
+	out[0] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\"", name);
+	p = memmem(body, (size_t)(end - body), pat, strlen(pat));
+	if (!p)
+		return;
+	for (p += strlen(pat); p < end && (*p == ' ' || *p == ':'); p++)
+		;
+	if (p >= end || *p++ != '"')
+		return;
+	while (p < end && *p != '"' && *p != '\\' && n + 1 < outlen)
+		out[n++] = *p++;
+	if (p >= end || *p != '"')
+		n = 0;			/* cut short or escaped: no id */
+	out[n] = '\0';
+}
+
+/*
+ * The status and id of a 2xx interaction answer; "" when absent.  An
+ * in-progress answer is small and parsed; a big one is a finished answer
+ * with an image, read once by the route's parser, so only scanned here.
+ */
 static void peek(const struct http_resp *resp, char *status, size_t slen, char *id, size_t idlen)
 {
-	cJSON *root = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
-	const char *s = wire_str(root, "status"), *i = wire_str(root, "id");
+	cJSON *root;
+	const char *s, *i;
 
+	status[0] = id[0] = '\0';
+	if (!resp->body)
+		return;
+	if (resp->len > PEEK_MAX_BYTES) {
+		scan_str(resp->body, resp->len, "id", id, idlen);
+		return;
+	}
+	root = cJSON_ParseWithLength(resp->body, resp->len);
+	s = wire_str(root, "status");
+	i = wire_str(root, "id");
 	snprintf(status, slen, "%s", s ? s : "");
 	snprintf(id, idlen, "%s", i ? i : "");
 	cJSON_Delete(root);
