@@ -27,7 +27,10 @@
  *      send.  The mount-wide limiter spaces the attempts; a per-minute 429
  *      pauses every thread of the mount (quota is per project, not per
  *      request).  Resends follow the retry policy only, and each carries its
- *      reason on its own "sent" line.
+ *      reason on its own "sent" line.  Standard and flex go out as
+ *      background interactions whose id is journaled the moment the server
+ *      accepts them (cache/durable.c): after a crash that id is polled (a
+ *      "polled" line), never sent again.
  *   7. Fallback, after capacity failures only: the same request with the
  *      configured model/size has another key, so it walks gates 1-6 again
  *      (it may be cached, or in flight for someone else).
