@@ -1,6 +1,6 @@
 /*
- * ll.h - the low-level (inode) frontend: libfuse's fuse_lowlevel.h API
- * over the inode table of fs/ll_inode.h.  Selected with -o frontend=ll.
+ * ll.h - the FUSE frontend: libfuse's low-level (inode) API, fuse_lowlevel.h,
+ * over the inode table of fs/ll_inode.h.
  */
 #ifndef BANANAFS_FS_LL_H
 #define BANANAFS_FS_LL_H

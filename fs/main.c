@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <stddef.h>
@@ -28,7 +27,6 @@
 #include "fs/deadmount.h"
 #include "fs/jobs.h"
 #include "fs/ll.h"
-#include "fs/ops.h"
 #include "fs/tree.h"
 
 #define BANANAFS_VERSION "0.1.0"
@@ -37,7 +35,6 @@ struct cli {
 	char *store;
 	char *endpoint;
 	char *config;
-	char *frontend;			/* "ll" (default) or "hl" */
 	int dry_run;
 	int help;
 	int version;
@@ -63,7 +60,6 @@ static const struct fuse_opt cli_opts[] = {
 	{ "--config=%s", offsetof(struct cli, config), 0 },
 	{ "--config %s", offsetof(struct cli, config), 0 },
 	{ "config=%s", offsetof(struct cli, config), 0 },
-	{ "frontend=%s", offsetof(struct cli, frontend), 0 },
 	CLI_OPT("--dry-run", dry_run),
 	CLI_OPT("dry_run", dry_run),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -108,7 +104,6 @@ static void usage(FILE *f)
 "  --dry-run          price every prompt, send nothing (-o dry_run)\n"
 "  -o KEY=VALUE       any bananafs.conf(5) key, e.g. -o max_inflight=2,budget_daily_usd=5\n"
 "  -o allow_other     let other users see the mount (FUSE option)\n"
-"  -o frontend=hl     serve through libfuse's path API (default ll: the inode API)\n"
 "\n"
 "The API key comes from GOOGLE_API_KEY or GEMINI_API_KEY, or api_key_file /\n"
 "api_key_command in the config; never from the command line.\n"
@@ -240,56 +235,13 @@ bad:
 	return -1;
 }
 
-/* The frontend: libfuse's high-level (path) API, or the low-level one (fs/ll.h). */
-struct frontend {
-	struct fuse *fuse;		/* high-level only */
-	struct fuse_session *se;	/* both */
-};
-
-static int fe_new(struct frontend *f, const char *name, struct fuse_args *args, struct bfs *b)
-{
-	if (!strcmp(name, "ll")) {
-		f->se = ll_new(args, b);
-	} else {
-		f->fuse = fuse_new(args, &bfs_ops, sizeof(bfs_ops), b);
-		f->se = f->fuse ? fuse_get_session(f->fuse) : NULL;
-	}
-	return f->se ? 0 : -1;
-}
-
-static int fe_mount(struct frontend *f, const char *mp)
-{
-	return f->fuse ? fuse_mount(f->fuse, mp) : fuse_session_mount(f->se, mp);
-}
-
-static int fe_loop(struct frontend *f, int single)
+/* The session's request loop: one thread, or libfuse's pool. */
+static int serve(struct fuse_session *se, int single)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	int rc;
-	if (f->fuse)
-		rc = single ? fuse_loop(f->fuse) : fuse_loop_mt(f->fuse, lc);
-	else
-		rc = single ? fuse_session_loop(f->se) : fuse_session_loop_mt(f->se, lc);
+	int rc = single ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	return rc;
-}
-
-static void fe_unmount(struct frontend *f)
-{
-	if (f->fuse)
-		fuse_unmount(f->fuse);
-	else
-		fuse_session_unmount(f->se);
-}
-
-static void fe_destroy(struct frontend *f)
-{
-	if (f->fuse) {
-		fuse_destroy(f->fuse);
-	} else if (f->se) {
-		fuse_session_destroy(f->se);
-		ll_free();
-	}
 }
 
 static int is_loopback(const char *url)
@@ -303,7 +255,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = { 0 };
 	static struct bfs b;
-	struct frontend fe = { 0 };
+	struct fuse_session *se = NULL;
 	char err[1024];
 	int rc = 1;
 
@@ -331,11 +283,6 @@ int main(int argc, char *argv[])
 	}
 	if (!c.mountpoint) {
 		usage(stderr);
-		goto out_args;
-	}
-	if (c.frontend && strcmp(c.frontend, "ll") && strcmp(c.frontend, "hl")) {
-		fprintf(stderr, "bananafs: -o frontend=%s: use ll (low-level, inode API) or hl (path API)\n",
-			c.frontend);
 		goto out_args;
 	}
 	log_init("bananafs", c.foreground, c.debug);
@@ -415,11 +362,11 @@ int main(int argc, char *argv[])
 	/* Shared with other users: let the kernel check permissions against the store's modes. */
 	if (b.cfg.allow_other)
 		fuse_opt_add_arg(&args, "-oallow_other,default_permissions");
-	if (fe_new(&fe, c.frontend ? c.frontend : "ll", &args, &b) < 0) {
+	if (!(se = ll_new(&args, &b))) {
 		fprintf(stderr, "bananafs: FUSE refused the options\n");
 		goto out_jobs;
 	}
-	if (fe_mount(&fe, mp) != 0) {
+	if (fuse_session_mount(se, mp) != 0) {
 		fprintf(stderr, "bananafs: cannot mount on %s (is /dev/fuse available? is it mounted already?)\n", mp);
 		goto out_destroy;
 	}
@@ -437,7 +384,7 @@ int main(int argc, char *argv[])
 	/* Not /: a core (if one were made) or a relative path lands in the store, not elsewhere. */
 	if (chdir(b.store.dir) < 0)
 		log_warn("cannot change to the store %s", b.store.dir);
-	if (fuse_set_signal_handlers(fe.se) != 0)
+	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
 	if (b.cfg.team_db && team_db_start(&b.team, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
@@ -456,7 +403,7 @@ int main(int argc, char *argv[])
 	if (resumed > 0)
 		log_info("resumed %d journaled job(s) from an earlier run", resumed);
 
-	rc = fe_loop(&fe, c.single) ? 1 : 0;
+	rc = serve(se, c.single) ? 1 : 0;
 	b.mounted = 0;
 	{
 		int busy = 0;
@@ -465,8 +412,8 @@ int main(int argc, char *argv[])
 			log_info("unmounted with %d job(s) pending; they stay journaled and resume at the next mount", left);
 		if (busy) {
 			/* Workers are still inside requests: end without freeing what they use. */
-			fuse_remove_signal_handlers(fe.se);
-			fe_unmount(&fe);
+			fuse_remove_signal_handlers(se);
+			fuse_session_unmount(se);
 			_exit(rc);
 		}
 		/* Workers are gone; the batcher may still report into the jobs until it stops. */
@@ -476,11 +423,12 @@ int main(int argc, char *argv[])
 		b.jobs = NULL;
 	}
 out_signals:
-	fuse_remove_signal_handlers(fe.se);
+	fuse_remove_signal_handlers(se);
 out_unmount:
-	fe_unmount(&fe);
+	fuse_session_unmount(se);
 out_destroy:
-	fe_destroy(&fe);
+	fuse_session_destroy(se);
+	ll_free();
 out_jobs:
 	if (b.jobs) {
 		int busy = 0;
@@ -507,7 +455,6 @@ out_args:
 	free(c.store);
 	free(c.endpoint);
 	free(c.config);
-	free(c.frontend);
 	free(c.mountpoint);
 	free(c.source);
 	fuse_opt_free_args(&args);

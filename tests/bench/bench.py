@@ -71,14 +71,11 @@ def group1(cfg, work, emu, notes):
     if not cold_ok:
         notes.append("1: not root, caches not dropped: 'cold' rows are warm")
     bfs = Bananafs(work, emu.url, tag="fs")
-    # The path (high-level) frontend on the same store, for its own rows.
-    hl = Bananafs(work, emu.url, tag="fshl", opts=("-o", "frontend=hl"), store=bfs.store)
-    lib = [hl]
+    lib = []
     try:
         native = bfs.backing("gemini-3-pro-image", "1K", "bench")
         os.makedirs(native)
-        targets = [("native", native), ("bananafs", bfs.path("gemini-3-pro-image", "1K", "bench")),
-                   ("bananafs hl", hl.path("gemini-3-pro-image", "1K", "bench"))]
+        targets = [("native", native), ("bananafs", bfs.path("gemini-3-pro-image", "1K", "bench"))]
         for kind, opts in (("passthrough", ()), ("passthrough_ll", ()),
                            ("passthrough_ll", ("cache=always",))):
             if libfuse_available(kind):

@@ -18,9 +18,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("BANANAFS_BUILD", "build"))
-# The frontend under test: hl (libfuse's path API) or ll (inode API); bananafs's default when unset.
-DEFAULT_FRONTEND = "ll"
-FRONTEND = os.environ.get("BANANAFS_FRONTEND", DEFAULT_FRONTEND)
 KEY = "emulator-key-0123456789abcdef"
 
 
@@ -103,10 +100,8 @@ class Mount:
         # asks for it: most tests write a prompt and want the request at once.
         if "settle_s" not in config_text and not any("settle_s" in o for o in opts):
             opts = ("-o", "settle_s=0", *opts)
-        frontend = os.environ.get("BANANAFS_FRONTEND")	# ll or hl: run a suite on one frontend
-        fe = ("-o", "frontend=" + frontend) if frontend else ()
         args = [binary("bananafs"), "-f", "--store", store, "--endpoint", endpoint,
-                "--config", self.config, *fe, *opts, mnt]
+                "--config", self.config, *opts, mnt]
         self.proc = subprocess.Popen(args, stdout=self.err, stderr=self.err, env=e)
         deadline = time.time() + 10
         while not is_mounted(mnt):

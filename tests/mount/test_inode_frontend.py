@@ -1,5 +1,5 @@
-"""The inode (low-level) frontend: what long kernel caches must not break,
-and what the path API could not do (issue 15).
+"""The inode frontend (libfuse's low-level API): what long kernel caches
+must not break, and what the path API could not do (issue 15).
 
 Each test mounts a real bananafs against the real emulator and uses real
 tools (inotifywait, dd, ls) from outside.
@@ -13,11 +13,9 @@ import time
 
 import pytest
 
-from conftest import FRONTEND, wait_done, wait_for
+from conftest import wait_done, wait_for
 
 PRO1K = ("gemini-3-pro-image", "1K")
-
-inode_only = pytest.mark.skipif(FRONTEND != "ll", reason="the path frontend cannot")
 
 
 def moved_to_events(folder, action):
@@ -97,7 +95,6 @@ def test_listing_follows_changes(mount):
     assert (st.st_mode & 0o777, st.st_mtime) == (0o700, 2)
 
 
-@inode_only
 def test_hard_links_are_one_inode(mount):
     d = mount.path(*PRO1K)
     a, b = os.path.join(d, "a"), os.path.join(d, "b")
@@ -108,7 +105,6 @@ def test_hard_links_are_one_inode(mount):
     assert os.stat(a).st_nlink == 2
 
 
-@inode_only
 def test_o_direct_reads_and_writes(mount, tmp_path):
     src = tmp_path / "src"
     src.write_bytes(os.urandom(1 << 20))
@@ -123,7 +119,6 @@ def test_o_direct_reads_and_writes(mount, tmp_path):
         assert f.read() == src.read_bytes()
 
 
-@inode_only
 def test_path_longer_than_path_max_from_the_callers_folder(mount):
     """Each component is sent on its own: only the store's limits apply."""
     script = r"""
@@ -151,7 +146,6 @@ print(open("/".join(["d" * 200] * 2) + "/deep.txt").read())
     assert r.stdout.strip() == "deep"
 
 
-@inode_only
 @pytest.mark.parametrize("name", ["security.selinux", "system.posix_acl_access"])
 def test_xattrs_the_drive_does_not_carry(mount, name):
     """ls -l asks these per file; EOPNOTSUPP makes GNU ls stop asking."""

@@ -10,8 +10,8 @@ in a folder inside the mount and once in a folder of the store itself
   - both runs must give the POSIX values written next to the case, and
   - the mount's observation must equal the store's (the local disk's).
 
-The categories follow pjdfstest's.  Known differences are strict xfails on
-the mount side only, with the reason.
+The categories follow pjdfstest's.  A known difference would be a strict
+xfail on the mount side only, with the reason (there is none today).
 """
 import collections
 import ctypes
@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import FRONTEND, Emulator, Mount
+from conftest import Emulator, Mount
 
 PRO2K = ("gemini-3-pro-image", "2K")
 
@@ -607,14 +607,8 @@ def c_rename_exchange(c):
 # ------------------------------------------------------------------ #
 # link
 
-# Hard links through libfuse's high-level API: every name gets its own
-# kernel inode, so what one name caches (attributes for attr_timeout = 1 s,
-# pages until the attributes change) does not see a change made through
-# another name at once.
-HARDLINK = ("high-level libfuse gives each hard-link name its own kernel inode: a change made "
-            "through one name shows through the others only after attr_timeout (1 s)")
-
-
+# Hard links are one inode through the mount too (its inode frontend): a
+# change made through one name shows through the others at once.
 @case("link", {"new_nlink": 2, "existing": "EEXIST", "dir": "EPERM", "missing": "ENOENT",
                "dst_parent_missing": "ENOENT", "content": b"orig", "backing_nlink": 2,
                "after_unlink_backing": 1, "content_after_unlink": b"orig"})
@@ -698,7 +692,7 @@ LINK_COHERENT = {"src_nlink_after_link": 2, "src_ctime_after_link": True, "t_nli
                  "nlink_after_rename_over": 3}
 
 
-@case("link", LINK_COHERENT, xfail=HARDLINK)
+@case("link", LINK_COHERENT)
 def c_link_coherence_at_once(c):
     return link_coherence(c, 0)
 
@@ -745,11 +739,7 @@ def c_unlink_open_file(c):
     return out
 
 
-HIDDEN = ("high-level libfuse (hard_remove off) keeps an unlinked or replaced open file as "
-          ".fuse_hiddenXXX in its folder until the last close")
-
-
-@case("unlink", {"listing": [], "rmdir_parent": "ok"}, xfail=HIDDEN)
+@case("unlink", {"listing": [], "rmdir_parent": "ok"})
 def c_unlink_open_file_folder(c):
     os.mkdir(c.p("sub"))
     f = c.p("sub", "a.dat")
@@ -761,7 +751,7 @@ def c_unlink_open_file_folder(c):
     return out
 
 
-@case("rename", {"listing": ["a.dat"]}, xfail=HIDDEN)
+@case("rename", {"listing": ["a.dat"]})
 def c_rename_over_open_file_folder(c):
     put(c.p("a.dat"), b"old")
     put(c.p("b.dat"), b"new")
@@ -783,7 +773,7 @@ def c_unlink_times(c):
             "parent_ctime_changed": p1.st_ctime_ns > p0.st_ctime_ns}
 
 
-@case("unlink", {"other_link_ctime_changed": True}, xfail=HARDLINK)
+@case("unlink", {"other_link_ctime_changed": True})
 def c_unlink_other_link_ctime(c):
     put(c.p("a.dat"))
     os.link(c.p("a.dat"), c.p("b.dat"))
@@ -1460,7 +1450,7 @@ def params():
     for c in CASES:
         for side in SIDES:
             marks = []
-            if side == "mount" and c.xfail and FRONTEND == "hl":
+            if side == "mount" and c.xfail:
                 marks.append(pytest.mark.xfail(reason=c.xfail, strict=True))
             if c.root:
                 marks.append(pytest.mark.skipif(os.geteuid() != 0, reason="needs root"))
