@@ -105,15 +105,6 @@ static const char *resv_id(const char *key, char *buf)
 	return buf;
 }
 
-static void outcome_init(struct fetch_outcome *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->cost_usd = -1;
-	out->res.quota_value = -1;
-	out->res.retry_after_s = -1;
-	out->res.in_tokens = out->res.out_tokens = out->res.thought_tokens = -1;
-}
-
 /* The path part of a job_ref "gen/i/n:path" (the prompt's path for the ledger), or NULL. */
 static const char *ref_path(const char *job_ref)
 {
@@ -368,7 +359,7 @@ static void finish_key(struct batcher *b, const char *key, const char *batch_nam
 		.origin = k->refs ? ref_path(k->refs->job_ref) : NULL,
 	};
 
-	outcome_init(&out);
+	fetch_outcome_init(&out);
 	key_from_hex(k->key, &out.key);
 	memcpy(out.key_hex, k->key, KEY_HEX_LEN);
 	snprintf(out.model_used, sizeof(out.model_used), "%s", k->model);

@@ -836,7 +836,7 @@ static void batch_walk(struct walk *w, struct fetch_ctx *f, const struct gen_req
 	w->lease_s = FETCH_BATCH_LEASE_S;
 }
 
-static void outcome_init(struct fetch_outcome *out)
+void fetch_outcome_init(struct fetch_outcome *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->cost_usd = -1;
@@ -860,7 +860,7 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 		named.origin = strchr(job_ref, ':') + 1;
 		rq = &named;
 	}
-	outcome_init(out);
+	fetch_outcome_init(out);
 	key_compute(rq, &out->key);
 	key_hex(&out->key, out->key_hex);
 	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);

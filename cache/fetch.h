@@ -113,6 +113,8 @@ typedef int (*fetch_status_fn)(void *arg, const char *status);
 enum fetch_result fetch_image(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
 			      const char *reason, fetch_status_fn status, void *arg,
 			      struct fetch_outcome *out);
+/* Empties *out, with every "unknown" field at -1: the start of every route's outcome. */
+void fetch_outcome_init(struct fetch_outcome *out);
 void fetch_outcome_free(struct fetch_outcome *out);
 
 /*
