@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/keycheck.h"
+#include "api/redact.h"
 
 /* Error details of a Google error body: status and the ErrorInfo reason. */
 static void error_reason(const char *body, char *status, size_t slen, char *reason, size_t rlen)
@@ -98,6 +99,9 @@ void api_key_check(const struct http_opts *o, const struct api_endpoint *ep, con
 		fail(out, "check endpoint, api_version and the model id in the config",
 		     "%s answered HTTP %ld%s%s%s%s for models/%s", base, rs.status, status[0] ? " " : "", status,
 		     reason[0] ? " " : "", reason, model);
+	/* The status and reason are the server's words: a hostile one may quote the key. */
+	const char *keys[] = { ep->api_key, NULL };
+	redact_buf(out->what, sizeof(out->what), keys);
 	http_req_free(&rq);
 	http_resp_free(&rs);
 }

@@ -429,3 +429,37 @@ def test_a_slow_drawing_is_not_a_stall(mount_factory, emulator):
     assert wait_done(p, 30) == "done"
     assert emulator.stats()["requests"] == 1
     stop(m)
+
+
+def test_doctor_never_shows_a_key_the_server_quotes(mount_factory):
+    """bananactl doctor prints the endpoint's error words (status, reason):
+    a server that puts the key there gets "[key]" printed instead."""
+    import http.server
+    import json
+    from conftest import KEY, binary
+
+    class Quoting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"error": {"code": 400, "message": "bad", "status": f"BAD_{KEY}",
+                                         "details": [{"reason": f"KEY_{KEY}"}]}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quoting)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        m = mount_factory(config_text=CONFIG, endpoint=f"http://127.0.0.1:{srv.server_port}")
+        r = subprocess.run([binary("bananactl"), "doctor", "-m", m.mnt], capture_output=True,
+                           text=True, timeout=60)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and "FAIL" in out, out
+        assert "[key]" in out and KEY not in out, out
+        stop(m)
+    finally:
+        srv.shutdown()
