@@ -31,6 +31,13 @@ struct bfs {
 	 * mount.  NULL when nothing needs telling.  Not from a FUSE request.
 	 */
 	void (*dir_changed)(struct bfs *b, int dirfd, const char *name);
+	/*
+	 * FUSE passthrough as the frontend negotiated it at mount: "on", or
+	 * why it is off (for .bananafs/stats); and how many store files the
+	 * kernel reads and writes itself right now (backing files open).
+	 */
+	const char *passthrough;
+	atomic_int passthrough_files;
 };
 
 #endif

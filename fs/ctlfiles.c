@@ -143,6 +143,8 @@ static char *render_stats(struct bfs *b, const struct writer *caller)
 	cJSON_AddStringToObject(o, "endpoint", b->cfg.endpoint);
 	cJSON_AddBoolToObject(o, "offline", b->offline);
 	cJSON_AddBoolToObject(o, "dry_run", b->cfg.dry_run);
+	cJSON_AddStringToObject(o, "fuse_passthrough", b->passthrough ? b->passthrough : "");
+	cJSON_AddNumberToObject(o, "passthrough_files", atomic_load(&b->passthrough_files));
 	cJSON_AddNumberToObject(o, "hits", st.hits);
 	cJSON_AddNumberToObject(o, "misses", st.misses);
 	cJSON_AddNumberToObject(o, "coalesced", st.coalesced);

@@ -189,6 +189,7 @@ static void passthrough_open(fuse_req_t req, struct ll_inode *n, const char *rel
 			n->backing_id = id;
 			n->backing_dev = h->dev;
 			n->backing_ino = h->ino;
+			atomic_fetch_add(&ll_b->passthrough_files, 1);
 		}
 	}
 	if (n->backing_id) {
@@ -208,6 +209,7 @@ static void passthrough_release(fuse_req_t req, struct ll_inode *n, struct fh *h
 	if (--n->backing_opens == 0) {
 		fuse_passthrough_close(req, n->backing_id);
 		n->backing_id = 0;
+		atomic_fetch_sub(&ll_b->passthrough_files, 1);
 	}
 	pthread_mutex_unlock(&passthrough_mu);
 }
@@ -220,11 +222,16 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* libfuse >= 3.17 takes flags in want_ext only: setting want too fails the mount. */
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	passthrough = fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH);
-	log_info("FUSE passthrough %s", passthrough ? "on" : "not offered by the kernel");
+	ll_b->passthrough = passthrough ? "on" : "off: the kernel does not offer it";
 #else
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+#define LL_STR_(x) #x
+#define LL_STR(x) LL_STR_(x)
+	ll_b->passthrough = "off: built against libfuse " LL_STR(FUSE_MAJOR_VERSION) "."
+			    LL_STR(FUSE_MINOR_VERSION) ", passthrough needs 3.17";
 #endif
+	log_info("FUSE passthrough %s", ll_b->passthrough);
 	/*
 	 * The kernel has already applied the caller's umask to every mode it
 	 * sends; ours would apply a second time.  Everything the daemon

@@ -5,7 +5,10 @@ Each test mounts a real bananafs against the real emulator and uses real
 tools (inotifywait, dd, ls) from outside.
 """
 import errno
+import gzip
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import wait_done, wait_for
+from conftest import binary, wait_done, wait_for
 
 PRO1K = ("gemini-3-pro-image", "1K")
 
@@ -154,3 +157,64 @@ def test_xattrs_the_drive_does_not_carry(mount, name):
     with pytest.raises(OSError) as e:
         os.getxattr(p, name)
     assert e.value.errno == errno.EOPNOTSUPP
+
+
+def built_fuse_version():
+    """(major, minor) of the libfuse bananafs was built against, from --version."""
+    out = subprocess.run([binary("bananafs"), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    m = re.search(r"\(FUSE (\d+)\.(\d+)\)", out)
+    assert m, out
+    return int(m[1]), int(m[2])
+
+
+def kernel_has_fuse_passthrough():
+    """CONFIG_FUSE_PASSTHROUGH of the running kernel; None when its config is not readable."""
+    for path in ("/proc/config.gz", "/boot/config-" + os.uname().release):
+        try:
+            with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+                return any(line.strip() == "CONFIG_FUSE_PASSTHROUGH=y" for line in f)
+        except OSError:
+            continue
+    return None
+
+
+def test_passthrough_when_available(mount):
+    """Built against libfuse >= 3.17 (Debian 13) on a kernel with FUSE
+    passthrough, an open ordinary file is handed to the kernel (a backing
+    file, reads and writes skip the daemon) and a prompt is not; on
+    libfuse 3.14 (Debian 12) the daemon says why it is off."""
+    def stats():
+        with open(mount.path(".bananafs", "stats")) as f:
+            return json.load(f)
+    mode = stats()["fuse_passthrough"]
+    version = built_fuse_version()
+    if version < (3, 17):
+        assert mode.startswith("off: built against libfuse %d.%d" % version), mode
+        pytest.skip("built against libfuse %d.%d: FUSE passthrough needs 3.17 (Debian 13)" % version)
+    kernel = kernel_has_fuse_passthrough()
+    if kernel is False:
+        pytest.skip(f"kernel {os.uname().release} is built without CONFIG_FUSE_PASSTHROUGH ({mode})")
+    if kernel is None and mode != "on":
+        pytest.skip(f"kernel {os.uname().release}: config not readable, the daemon says {mode!r}")
+    if os.geteuid() != 0:
+        pytest.skip("FUSE passthrough needs the daemon to run as root (CAP_SYS_ADMIN)")
+    assert mode == "on"
+
+    d = mount.path(*PRO1K)
+    data = os.urandom(1024 * 1024 + 5)
+    with open(os.path.join(d, "data.bin"), "wb") as f:
+        f.write(data)
+        assert stats()["passthrough_files"] == 1
+    wait_for(lambda: stats()["passthrough_files"] == 0, 5, "the backing file closed")
+    with open(os.path.join(d, "data.bin"), "rb") as f, open(os.path.join(d, "data.bin"), "rb") as g:
+        assert stats()["passthrough_files"] == 1, "two opens of one inode share one backing file"
+        assert f.read() == data and g.read(5) == data[:5]
+    with open(os.path.join(mount.store, "tree", *PRO1K, "data.bin"), "rb") as f:
+        assert f.read() == data
+    wait_for(lambda: stats()["passthrough_files"] == 0, 5, "the backing files closed")
+    # A prompt's writes must reach the daemon (the trigger): never passed through.
+    with open(os.path.join(d, "cat.txt"), "w") as f:
+        f.write("a cat")
+        assert stats()["passthrough_files"] == 0
+    assert wait_done(os.path.join(d, "cat.txt")) == "done"
