@@ -127,6 +127,14 @@ double price_usd(const char *model, const char *size, enum route route)
 	return lookup(model, size, route, &source, &checked);
 }
 
+double price_entered_usd(const char *model, const char *size, enum route route)
+{
+	const char *source, *checked;
+	double usd = lookup(model, size, route, &source, &checked);
+
+	return usd >= 0 && strcmp(source, "config") == 0 ? usd : -1;
+}
+
 int price_set(const char *model, const char *size, enum route route, double usd)
 {
 	return price_set_dated(model, size, route, usd, NULL);

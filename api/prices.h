@@ -9,6 +9,12 @@
 
 /* USD for one image, or -1 when unknown.  Batch and flex are half of standard. */
 double price_usd(const char *model, const char *size, enum route route);
+/*
+ * The per-image price the user entered in [prices] for model/size on route
+ * (batch and flex: their own entry, else half the standard one); -1 when
+ * the price is the built-in table's or unknown.
+ */
+double price_entered_usd(const char *model, const char *size, enum route route);
 /* Override or add one price (config [prices]); 0 or -1. */
 int price_set(const char *model, const char *size, enum route route, double usd);
 /* The same, with the date the user entered it ("YYYY-MM-DD", shown as the row's CHECKED). */

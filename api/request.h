@@ -105,7 +105,10 @@ struct gen_result {
 	size_t image_len;		/* bytes */
 	char mime[32];			/* "image/png", ... from the answer, checked against magic */
 	int width, height;		/* pixels, read from the image header; 0 when unknown */
-	long in_tokens, out_tokens, thought_tokens; /* usage as reported; -1 when absent */
+	long in_tokens, out_tokens, thought_tokens; /* usage as reported; -1 when absent.  out_tokens
+					 * leaves thinking out (Google reports it apart) */
+	long in_image_tokens, out_image_tokens;	/* the image part of in_tokens / out_tokens ... */
+	bool in_by_modality, out_by_modality;	/* ... valid when the answer split them by modality */
 	int search_queries;		/* Google Search queries the answer reports; 0 when none */
 	unsigned char *lifted;		/* an image decoded out of the answer before parsing
 					 * (wire_lift_image); wire_take_image takes it; owned */
