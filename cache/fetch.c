@@ -240,20 +240,19 @@ static void walk_name(struct walk *w)
 	w->lease_s = cfg->connect_timeout_s + cfg->timeout_s + cfg->backoff_cap_s + 120;
 }
 
-static int status_say(const struct walk *w, const char *what)
+static int status_say(const struct walk *w, enum prompt_state st)
 {
-	return w->status ? w->status(w->arg, what) : 0;
+	return w->status ? w->status(w->arg, st, 0) : 0;
 }
 
-/* "waiting-quota", with the wall time the pause ends (clock `now` seconds until). */
+/* PS_WAITING_QUOTA, with the wall time the pause ends (clock `now` seconds until). */
 static void say_quota_wait(const struct walk *w, double until)
 {
 	const struct clock_ops *c = w->f->clk;
-	char at[64];
+	double at = c->wall(c->ctx) + (until - c->now(c->ctx));
 
-	snprintf(at, sizeof(at), FETCH_RETRY_AT "%.0f", c->wall(c->ctx) + (until - c->now(c->ctx)));
-	status_say(w, at);
-	status_say(w, "waiting-quota");
+	if (w->status)
+		w->status(w->arg, PS_WAITING_QUOTA, at > 0 ? (time_t)(at + 0.5) : 0);
 }
 
 static void rec_init(const struct walk *w, struct ledger_rec *r, const char *outcome)
@@ -497,7 +496,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			if (paused > 0)
 				say_quota_wait(w, f->clk->now(f->clk->ctx) + paused);
 			else
-				status_say(w, "waiting-slot");
+				status_say(w, PS_WAITING_SLOT);
 		}
 		waited = false;
 		limiter_acquire(&f->limiter, w->owner, &waited);
@@ -508,7 +507,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			break;
 		}
 		budget_renew(&f->budget, w->owner, w->lease_s);
-		if (status_say(w, "running") != 0) {
+		if (status_say(w, PS_RUNNING) != 0) {
 			limiter_release(&f->limiter, w->owner);
 			gen_result_fail(res, ERR_NONE, "superseded by a newer version of the prompt; "
 					"nothing was sent");

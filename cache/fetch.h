@@ -25,6 +25,7 @@
 #include "cache/inflight.h"
 #include "cache/key.h"
 #include "cache/ledger.h"
+#include "cache/prompt_state.h"
 #include "cache/store.h"
 
 struct batcher;		/* cache/batcher.h */
@@ -81,22 +82,17 @@ struct fetch_outcome {
 };
 
 /*
- * Called when the request changes state: "waiting-slot" (a local
- * max_inflight/rpm slot), "waiting-quota" (after a 429), and "running"
- * just before each attempt is sent.  Non-zero means the job was rewritten
- * or cancelled ("bananactl cancel") since: from "running" it abandons the
+ * Called when the request changes state: PS_WAITING_SLOT (a local
+ * max_inflight/rpm slot), PS_WAITING_QUOTA (after a 429, with retry_at the
+ * wall time, seconds since the epoch, its pause ends; 0 with any other
+ * state), and PS_RUNNING just before each attempt is sent.  Non-zero means the job was rewritten
+ * or cancelled ("bananactl cancel") since: from PS_RUNNING it abandons the
  * request before it is sent (nothing is ledgered as sent, nothing is paid,
  * and the outcome is FETCH_FAILED with res.message saying so).  A loop
  * that polls a background request asks again between polls and cancels
  * the remote request on non-zero: that is the job's cancel hook.
  */
-typedef int (*fetch_status_fn)(void *arg, const char *status);
-/*
- * Also passed to the status function, before "waiting-quota": "retry-at T"
- * with T the wall time (seconds since the epoch) the 429's pause ends; a
- * separate field beside the status word, until the next status.
- */
-#define FETCH_RETRY_AT "retry-at "
+typedef int (*fetch_status_fn)(void *arg, enum prompt_state st, time_t retry_at);
 
 /*
  * The reason of a send asked for with "bananactl run": deliberate and

@@ -364,12 +364,12 @@ int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem 
 int journal_outcome_put(struct store *s, const struct journal_outcome *o)
 {
 	struct store_val v[7] = {
-		SV_TXT(o->relpath), SV_TXT(o->status), SV_TXT(o->key && *o->key ? o->key : NULL),
+		SV_TXT(o->relpath), SV_TXT(prompt_state_name(o->state)), SV_TXT(o->key && *o->key ? o->key : NULL),
 		o->cost_usd >= 0 ? SV_REAL(o->cost_usd) : SV_TXT(NULL),
 		SV_TXT(o->model && *o->model ? o->model : NULL), SV_TXT(o->error), SV_INT(wall_now(s)),
 	};
 
-	if (!o->relpath || !o->status)
+	if (!o->relpath)
 		return -1;
 	return store_sql(s, "INSERT INTO outcomes(relpath, status, key, cost_usd, model, error, updated)"
 			 " VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(relpath) DO UPDATE SET"
@@ -389,16 +389,15 @@ int journal_outcome_get(struct store *s, const char *relpath, struct journal_out
 	if (select_rows(s, "SELECT status, key, typeof(cost_usd), cost_usd, model, error FROM outcomes"
 			" WHERE relpath = ?;", &v, 1, 6, &rs) < 0)
 		return -1;
-	if (rs.n > 0 && rs.r[0].txt[0]) {
+	if (rs.n > 0 && rs.r[0].txt[0] && prompt_state_parse(rs.r[0].txt[0], &o->state) == 0) {
 		struct crow *r = &rs.r[0];
 
-		o->status = r->txt[0];
 		o->key = r->txt[1];
 		if (r->txt[2] && strcmp(r->txt[2], "real") == 0)
 			o->cost_usd = r->d[3];
 		o->model = r->txt[4];
 		o->error = r->txt[5];
-		r->txt[0] = r->txt[1] = r->txt[4] = r->txt[5] = NULL;	/* now o's */
+		r->txt[1] = r->txt[4] = r->txt[5] = NULL;	/* now o's */
 		rc = 1;
 	}
 	crows_free(&rs);
@@ -407,7 +406,6 @@ int journal_outcome_get(struct store *s, const char *relpath, struct journal_out
 
 void journal_outcome_free(struct journal_outcome *o)
 {
-	free((char *)o->status);
 	free((char *)o->key);
 	free((char *)o->model);
 	free((char *)o->error);

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include "cache/jobid.h"
+#include "cache/prompt_state.h"
 #include "cache/store.h"
 #include "cache/writer.h"
 
@@ -75,12 +76,14 @@ int journal_bitem_foreach(struct store *s, int (*fn)(const struct journal_bitem 
  * How each prompt's last job ended (table outcomes, one row per path), so
  * its xattrs still show status, key, cost, model and error after a
  * remount, when the in-memory job table starts empty.  put replaces the
- * row; relpath and status must be set, the rest may be NULL/"" (cost < 0:
- * unknown).  get: 1 and *o filled with malloc'd strings (free with
- * journal_outcome_free), 0 when absent, -1 on error.
+ * row; relpath must be set, the rest may be NULL/"" (cost < 0:
+ * unknown).  The state is kept as its word (prompt_state.h).  get: 1 and
+ * *o filled with malloc'd strings (free with journal_outcome_free), 0 when
+ * absent or its word is unknown, -1 on error.
  */
 struct journal_outcome {
-	const char *relpath, *status, *key, *model, *error;
+	const char *relpath, *key, *model, *error;
+	enum prompt_state state;
 	double cost_usd;
 };
 int journal_outcome_put(struct store *s, const struct journal_outcome *o);

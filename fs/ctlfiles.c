@@ -66,7 +66,7 @@ static void job_line(struct prompt_status *s, void *arg)
 	if (!o)
 		return;
 	cJSON_AddStringToObject(o, "path", s->path);
-	cJSON_AddStringToObject(o, "status", s->status);
+	cJSON_AddStringToObject(o, "status", prompt_state_name(s->state));
 	if (s->key[0])
 		cJSON_AddStringToObject(o, "key", s->key);
 	else
@@ -113,7 +113,7 @@ struct dry_total {
 static void add_dry(struct prompt_status *s, void *arg)
 {
 	struct dry_total *t = arg;
-	if (strcmp(s->status, "dry-run") != 0)
+	if (s->state != PS_DRY_RUN)
 		return;
 	t->prompts++;
 	if (s->cost_usd >= 0)

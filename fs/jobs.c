@@ -155,7 +155,7 @@ static void enqueue(struct jobs *j, const char *relpath, int64_t id, const char 
 		s->job_id = id;
 		s->run = run;
 		set_owner(s, w, names);
-		status_set(s, "queued");
+		status_set(s, PS_QUEUED);
 		status_set_error(s, NULL);
 		s->store_held = false;
 		if (!s->queued) {
@@ -185,7 +185,7 @@ void jobs_written(struct jobs *j, const char *relpath, const struct writer *w)
 		if (id > 0)
 			s->job_id = id;
 		s->run = false;
-		status_set(s, "queued");
+		status_set(s, PS_QUEUED);
 		status_set_error(s, NULL);
 	}
 	status_unlock();
@@ -202,7 +202,7 @@ struct moved {
 static void collect_moved(struct prompt_status *s, void *arg)
 {
 	struct moved *m = arg;
-	if (!status_unfinished(s) || strncmp(s->path, m->from, m->len) != 0)
+	if (!prompt_state_unfinished(s->state) || strncmp(s->path, m->from, m->len) != 0)
 		return;
 	if (m->n == m->cap) {
 		int cap = m->cap ? m->cap * 2 : 16;
@@ -260,7 +260,7 @@ void jobs_trigger(struct jobs *j, const char *relpath, const struct writer *w)
 static void remember(struct bfs *b, const struct prompt_status *s)
 {
 	struct journal_outcome o = {
-		.relpath = s->path, .status = s->status, .key = s->key, .model = s->model,
+		.relpath = s->path, .state = s->state, .key = s->key, .model = s->model,
 		.error = s->error, .cost_usd = s->cost_usd,
 	};
 	if (journal_outcome_put(&b->store, &o) < 0)
@@ -289,7 +289,7 @@ int jobs_resume(struct jobs *j)
 	return rc.n;
 }
 
-const char *jobs_status_on_disk(struct bfs *b, const char *relpath)
+bool jobs_status_on_disk(struct bfs *b, const char *relpath, enum prompt_state *st)
 {
 	/*
 	 * A success removes NAME.error, so NAME.error beside an older image
@@ -300,17 +300,21 @@ const char *jobs_status_on_disk(struct bfs *b, const char *relpath)
 	char stem[PATH_MAX], p[PATH_MAX + 8];
 	size_t len = strlen(relpath);
 	if (len < 4 || len - 4 >= sizeof(stem))
-		return NULL;
+		return false;
 	snprintf(stem, sizeof(stem), "%.*s", (int)(len - 4), relpath);
 	snprintf(p, sizeof(p), "%s.error", stem);
-	if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return "failed";
+	if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		*st = PS_FAILED;
+		return true;
+	}
 	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", stem, outs[i]);
-		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			return "done";
+		if (faccessat(b->tree_fd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			*st = PS_DONE;
+			return true;
+		}
 	}
-	return NULL;
+	return false;
 }
 
 int jobs_run(struct jobs *j, const char *relpath, const struct writer *w)
@@ -320,14 +324,14 @@ int jobs_run(struct jobs *j, const char *relpath, const struct writer *w)
 	status_lock();
 	struct prompt_status *s = status_get(relpath);
 	/* Unknown (after a remount) counts as ended well: the files beside it decide. */
-	ended_well = !s || !strcmp(s->status, "done") || !strcmp(s->status, "cached");
-	if (s && status_unfinished(s))
+	ended_well = !s || s->state == PS_DONE || s->state == PS_CACHED;
+	if (s && prompt_state_unfinished(s->state))
 		rc = -EBUSY;
 	status_unlock();
 	/* Its image is there: nothing to send.  Deleted since: run places it again (from the cache). */
 	if (!rc && ended_well) {
-		const char *st = jobs_status_on_disk(j->b, relpath);
-		if (st && !strcmp(st, "done"))
+		enum prompt_state st;
+		if (jobs_status_on_disk(j->b, relpath, &st) && st == PS_DONE)
 			rc = -EEXIST;
 	}
 	if (rc)
@@ -344,7 +348,7 @@ int jobs_cancel(struct jobs *j, const char *relpath)
 {
 	status_lock();
 	struct prompt_status *s = status_get(relpath);
-	if (!s || !status_unfinished(s)) {
+	if (!s || !prompt_state_unfinished(s->state)) {
 		status_unlock();
 		return -EALREADY;
 	}
@@ -358,7 +362,7 @@ int jobs_cancel(struct jobs *j, const char *relpath)
 	 */
 	s->gen = ++last_gen;
 	s->run = false;
-	status_set(s, "cancelled");
+	status_set(s, PS_CANCELLED);
 	status_set_error(s, "cancelled with bananactl cancel; bananactl run sends it again");
 	if (s->job_id > 0)
 		journal_finish(&j->b->store, s->job_id);
@@ -535,12 +539,16 @@ static void settle(struct job_ctx *c, bool paid)
 	}
 }
 
-static void set_status(struct job_ctx *c, const char *st)
+/* retry_at: when a 429's pause ends, with PS_WAITING_QUOTA (0: not said). */
+static void set_status(struct job_ctx *c, enum prompt_state st, time_t retry_at)
 {
 	status_lock();
 	struct prompt_status *s = status_get(c->path);
-	if (s && s->gen == c->gen)
+	if (s && s->gen == c->gen) {
 		status_set(s, st);
+		if (st == PS_WAITING_QUOTA)
+			s->retry_at = retry_at;
+	}
 	status_unlock();
 }
 
@@ -549,22 +557,12 @@ static void set_status(struct job_ctx *c, const char *st)
  * cancelled since the job read it (fetch.h), and, after the settle wait, for an output name a copy tool
  * filled meanwhile (the image that came along is kept, nothing is paid).
  */
-static int on_fetch_status(void *arg, const char *st)
+static int on_fetch_status(void *arg, enum prompt_state st, time_t retry_at)
 {
 	struct job_ctx *c = arg;
 	if (!current(c))
 		return 1;
-	if (!strncmp(st, FETCH_RETRY_AT, strlen(FETCH_RETRY_AT))) {
-		/* a field beside the status word: when the 429's pause ends */
-		double at = strtod(st + strlen(FETCH_RETRY_AT), NULL);
-		status_lock();
-		struct prompt_status *s = status_get(c->path);
-		if (s && s->gen == c->gen)
-			s->retry_at = at > 0 ? (time_t)at : 0;
-		status_unlock();
-		return 0;
-	}
-	if (!strcmp(st, "running")) {
+	if (st == PS_RUNNING) {
 		settle(c, true);
 		if (!current(c) || !prompt_present(c->j->b, c->path))
 			return 1;
@@ -572,12 +570,12 @@ static int on_fetch_status(void *arg, const char *st)
 				  sizeof(c->taken)) < 0)
 			return 1;
 	}
-	set_status(c, st);
+	set_status(c, st, retry_at);
 	return 0;
 }
 
 /* Ends the job: final status, error line, journal row (only if still current). */
-static void finish(struct job_ctx *c, const char *st, const char *error, const char *key, double cost,
+static void finish(struct job_ctx *c, enum prompt_state st, const char *error, const char *key, double cost,
 		   const char *made_by)
 {
 	status_lock();
@@ -617,7 +615,7 @@ static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const
 	    publish_text(b, dir, name, text, &c->owner) < 0)
 		log_warn("cannot write %s/%s", dir, name);
 	first_line(text, line, sizeof(line));
-	finish(c, "failed", line, NULL, -1, NULL);
+	finish(c, PS_FAILED, line, NULL, -1, NULL);
 }
 
 /* NAME.EXT, or NAME-i.EXT for n > 1. */
@@ -668,7 +666,7 @@ static char *taken_text(const char *why)
  */
 static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const char *error)
 {
-	status_set(s, s->batch_failed ? "failed" : "done");
+	status_set(s, s->batch_failed ? PS_FAILED : PS_DONE);
 	status_set_error(s, s->batch_failed ? error : NULL);
 	if (s->job_id > 0)
 		journal_finish(&b->store, s->job_id);
@@ -752,7 +750,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	status_lock();
 	struct prompt_status *s = status_get(relpath);
 	int64_t jid = -1;
-	if (s && !strcmp(s->status, "cancelled")) {
+	if (s && s->state == PS_CANCELLED) {
 		/* Cancelled while it waited in the queue. */
 		s->queued = false;
 		status_unlock();
@@ -777,7 +775,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		s->batch_pending = 0;
 		s->batch_failed = 0;
 		s->batch_loop_done = 0;
-		status_set(s, "running");
+		status_set(s, PS_RUNNING);
 	}
 	status_unlock();
 	if (!s)
@@ -795,7 +793,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	tree_classify(abs, &n);
 	/* Everything read for the prompt is read with its writer's rights. */
 	if (creds_enter(&c.owner) < 0) {
-		finish(&c, "failed", "cannot act with the rights of the prompt's writer", NULL, -1, NULL);
+		finish(&c, PS_FAILED, "cannot act with the rights of the prompt's writer", NULL, -1, NULL);
 		return;
 	}
 	size_t len = 0, file_size = 0;
@@ -804,7 +802,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		creds_leave();
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
 		log_debug("prompt %s vanished before it ran", relpath);
-		finish(&c, "failed", "prompt file vanished before it ran", NULL, -1, NULL);
+		finish(&c, PS_FAILED, "prompt file vanished before it ran", NULL, -1, NULL);
 		status_lock();
 		if (status_get(relpath) && status_get(relpath)->gen == c.gen)
 			status_drop(relpath);
@@ -991,7 +989,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		status_lock();
 		struct prompt_status *ps = status_get(relpath);
 		if (ps && ps->gen == c.gen) {
-			status_set(ps, "batch-pending");
+			status_set(ps, PS_BATCH_PENDING);
 			ps->batch_failed |= errtext != NULL;
 			ps->batch_loop_done = 1;
 			snprintf(ps->key, sizeof(ps->key), "%s", lastkey);
@@ -1007,15 +1005,15 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		if (errtext && ename_fits && current(&c))
 			publish_text(b, dir, ename, errtext, &c.owner);
 	} else if (dry) {
-		finish(&c, "dry-run", NULL, lastkey, cost, NULL);
+		finish(&c, PS_DRY_RUN, NULL, lastkey, cost, NULL);
 	} else if (errtext) {
 		fail_job(&c, dir, stem, errtext);
 	} else if (ok) {
 		if (current(&c) && ename_fits)
 			publish_remove(b, dir, ename, &c.owner);
-		finish(&c, cached == ok ? "cached" : "done", NULL, lastkey, cost, made_by);
+		finish(&c, cached == ok ? PS_CACHED : PS_DONE, NULL, lastkey, cost, made_by);
 	} else {
-		finish(&c, "failed", "superseded", lastkey, cost, NULL);
+		finish(&c, PS_FAILED, "superseded", lastkey, cost, NULL);
 	}
 	free(errtext);
 }
@@ -1139,7 +1137,7 @@ static void collect_held(struct prompt_status *s, void *arg)
 {
 	struct held_prompts *h = arg;
 
-	if (!s->store_held || strcmp(s->status, "failed") != 0)
+	if (!s->store_held || s->state != PS_FAILED)
 		return;
 	if (h->n == h->cap) {
 		int cap = h->cap ? h->cap * 2 : 8;
@@ -1271,17 +1269,14 @@ struct counts {
 static void count_one(struct prompt_status *s, void *arg)
 {
 	struct counts *c = arg;
-	if (!strcmp(s->status, "queued"))
-		c->queued++;
-	else if (!strcmp(s->status, "running"))
-		c->running++;
-	else if (!strcmp(s->status, "waiting-slot") || !strcmp(s->status, "waiting-quota") ||
-		 !strcmp(s->status, "batch-pending"))
-		c->waiting++;
-	else if (!strcmp(s->status, "done") || !strcmp(s->status, "cached"))
-		c->done++;
-	else if (!strcmp(s->status, "failed"))
-		c->failed++;
+	switch (s->state) {
+	case PS_QUEUED: c->queued++; break;
+	case PS_RUNNING: c->running++; break;
+	case PS_WAITING_SLOT: case PS_WAITING_QUOTA: case PS_BATCH_PENDING: c->waiting++; break;
+	case PS_DONE: case PS_CACHED: c->done++; break;
+	case PS_FAILED: c->failed++; break;
+	case PS_DRY_RUN: case PS_CANCELLED: case PS_COUNT: break;	/* not counted */
+	}
 }
 
 void jobs_counts(struct jobs *j, int *queued, int *running, int *waiting, int *done, int *failed)

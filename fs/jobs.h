@@ -39,9 +39,10 @@ int jobs_run(struct jobs *j, const char *relpath, const struct writer *w);
 int jobs_cancel(struct jobs *j, const char *relpath);
 /*
  * What the files beside a prompt say when no job state is known (after a
- * remount): "failed" (NAME.error), "done" (an output), or NULL.
+ * remount): PS_FAILED (NAME.error) or PS_DONE (an output) in *st and true;
+ * false when they say nothing.
  */
-const char *jobs_status_on_disk(struct bfs *b, const char *relpath);
+bool jobs_status_on_disk(struct bfs *b, const char *relpath, enum prompt_state *st);
 /*
  * A changed prompt was closed (FLUSH): journal it and mark it queued, so it
  * survives kill -9 before RELEASE and a job running for its old text stops

@@ -90,11 +90,11 @@ void status_rename(const char *from, const char *to)
 	*b = s;
 }
 
-void status_set(struct prompt_status *s, const char *status)
+void status_set(struct prompt_status *s, enum prompt_state st)
 {
-	snprintf(s->status, sizeof(s->status), "%s", status);
+	s->state = st;
 	s->updated = time(NULL);
-	if (strcmp(status, "waiting-quota") != 0)
+	if (st != PS_WAITING_QUOTA)
 		s->retry_at = 0;
 }
 
@@ -102,7 +102,7 @@ bool status_retry_at(const struct prompt_status *s, char *buf, size_t len)
 {
 	struct tm tm;
 
-	if (!s->retry_at || strcmp(s->status, "waiting-quota") != 0)
+	if (!s->retry_at || s->state != PS_WAITING_QUOTA)
 		return false;
 	gmtime_r(&s->retry_at, &tm);
 	return strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
@@ -112,15 +112,6 @@ void status_set_error(struct prompt_status *s, const char *error)
 {
 	free(s->error);
 	s->error = error ? strdup(error) : NULL;
-}
-
-bool status_unfinished(const struct prompt_status *s)
-{
-	static const char *const words[] = { "queued", "running", "waiting-slot", "waiting-quota", "batch-pending" };
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (!strcmp(s->status, words[i]))
-			return true;
-	return false;
 }
 
 void status_foreach(void (*fn)(struct prompt_status *s, void *arg), void *arg)

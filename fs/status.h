@@ -9,12 +9,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include "cache/prompt_state.h"
 #include "cache/writer.h"
 
 struct prompt_status {
 	char *path;			/* relative to the tree; owned */
-	char status[16];		/* queued running waiting-slot waiting-quota batch-pending
-					   done failed cached dry-run cancelled */
+	enum prompt_state state;	/* its word only where it is shown (prompt_state.h) */
 	char key[33];			/* cache key hex, "" when not known */
 	double cost_usd;		/* estimated or settled; < 0 unknown */
 	char *error;			/* one line, owned; NULL when none */
@@ -47,13 +47,11 @@ struct prompt_status *status_make(const char *path);
 void status_drop(const char *path);
 /* Moves an entry to a new path (rename of a prompt). */
 void status_rename(const char *from, const char *to);
-/* Sets the status word; any other word than waiting-quota clears retry_at. */
-void status_set(struct prompt_status *s, const char *status);
+/* Sets the state; any other state than waiting-quota clears retry_at. */
+void status_set(struct prompt_status *s, enum prompt_state st);
 /* "2026-12-02T10:31:05Z" of s->retry_at into buf; false when there is none. */
 bool status_retry_at(const struct prompt_status *s, char *buf, size_t len);
 void status_set_error(struct prompt_status *s, const char *error);
-/* True while the job is not finished: queued, running, waiting-*, batch-pending. */
-bool status_unfinished(const struct prompt_status *s);
 /* Calls fn for each entry, under the lock. */
 void status_foreach(void (*fn)(struct prompt_status *s, void *arg), void *arg);
 

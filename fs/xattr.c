@@ -44,7 +44,7 @@ static bool after_remount(struct bfs *b, const char *rel, const char *field, cha
 	bool found = false;
 	if (journal_outcome_get(&b->store, rel, &o) == 1) {
 		if (!strcmp(field, "status"))
-			v = o.status;
+			v = prompt_state_name(o.state);
 		else if (!strcmp(field, "key"))
 			v = o.key;
 		else if (!strcmp(field, "model"))
@@ -62,8 +62,9 @@ static bool after_remount(struct bfs *b, const char *rel, const char *field, cha
 		journal_outcome_free(&o);
 		return found;
 	}
-	if (!strcmp(field, "status") && (v = jobs_status_on_disk(b, rel)) != NULL) {
-		snprintf(out, len, "%s", v);
+	enum prompt_state st;
+	if (!strcmp(field, "status") && jobs_status_on_disk(b, rel, &st)) {
+		snprintf(out, len, "%s", prompt_state_name(st));
 		found = true;
 	}
 	return found;
@@ -80,7 +81,7 @@ static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char 
 	if (s) {
 		found = true;
 		if (!strcmp(field, "status"))
-			snprintf(out, sizeof(out), "%s", s->status);
+			snprintf(out, sizeof(out), "%s", prompt_state_name(s->state));
 		else if (!strcmp(field, "key") && s->key[0])
 			snprintf(out, sizeof(out), "%s", s->key);
 		else if (!strcmp(field, "cost_usd") && s->cost_usd >= 0)

@@ -456,26 +456,31 @@ static bool file_has(const char *path, const char *needle)
 struct statuses {
 	pthread_mutex_t mu;
 	int running, waiting;
+	time_t retry_at;	/* the last one said with PS_WAITING_QUOTA */
 };
 
-static int on_status(void *arg, const char *s)
+static int on_status(void *arg, enum prompt_state s, time_t retry_at)
 {
 	struct statuses *st = arg;
 
 	pthread_mutex_lock(&st->mu);
-	if (strcmp(s, "running") == 0)
+	if (s == PS_RUNNING)
 		st->running++;
-	else if (strcmp(s, "waiting-quota") == 0)
+	else if (s == PS_WAITING_QUOTA) {
 		st->waiting++;
+		st->retry_at = retry_at;
+	} else
+		assert_int_equal(retry_at, 0);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }
 
 /* A caller whose prompt was rewritten while the request waited for a slot. */
-static int superseded(void *arg, const char *s)
+static int superseded(void *arg, enum prompt_state s, time_t retry_at)
 {
 	(void)arg;
-	return strcmp(s, "running") == 0;
+	(void)retry_at;
+	return s == PS_RUNNING;
 }
 
 /* --- tests ----------------------------------------------------------------- */
@@ -551,6 +556,9 @@ static void test_429_retryinfo_then_ok(void **state)
 	/* the server-named delay was honoured, on the fake clock */
 	assert_true(x->clk_state.slept >= 7.0 - 1e-9);
 	assert_true(sts.waiting >= 1);
+	/* the pause's end, on the fake clock's wall: about 7 s after the 429 (before the sleeps) */
+	assert_true((double)sts.retry_at >= x->clk_state.wall0 + x->clk_state.t - x->clk_state.slept + 6.5);
+	assert_true((double)sts.retry_at <= x->clk_state.wall0 + x->clk_state.t + 1);
 	assert_int_equal(sts.running, 2);
 	fetch_outcome_free(&out);
 

@@ -142,7 +142,7 @@ static void test_survives_reopen(void **state)
 static void test_outcomes_survive_reopen(void **state)
 {
 	struct store s;
-	struct journal_outcome o = { .relpath = "p/1K/x.txt", .status = "done", .key = "0123abcd",
+	struct journal_outcome o = { .relpath = "p/1K/x.txt", .state = PS_DONE, .key = "0123abcd",
 				     .model = "gemini-3-pro-image", .error = NULL, .cost_usd = 0.134 };
 	struct journal_outcome got;
 
@@ -151,7 +151,7 @@ static void test_outcomes_survive_reopen(void **state)
 	assert_int_equal(journal_outcome_get(&s, "p/1K/x.txt", &got), 0);
 	assert_int_equal(journal_outcome_put(&s, &o), 0);
 	o.relpath = "p/1K/y.txt";
-	o.status = "failed";
+	o.state = PS_FAILED;
 	o.key = "";
 	o.error = "quota";
 	o.cost_usd = -1;
@@ -160,24 +160,24 @@ static void test_outcomes_survive_reopen(void **state)
 
 	open_store(&s);
 	assert_int_equal(journal_outcome_get(&s, "p/1K/x.txt", &got), 1);
-	assert_string_equal(got.status, "done");
+	assert_int_equal(got.state, PS_DONE);
 	assert_string_equal(got.key, "0123abcd");
 	assert_string_equal(got.model, "gemini-3-pro-image");
 	assert_null(got.error);
 	assert_true(got.cost_usd > 0.1339 && got.cost_usd < 0.1341);
 	journal_outcome_free(&got);
 	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 1);
-	assert_string_equal(got.status, "failed");
+	assert_int_equal(got.state, PS_FAILED);
 	assert_null(got.key);
 	assert_string_equal(got.error, "quota");
 	assert_true(got.cost_usd < 0);
 	journal_outcome_free(&got);
 	/* put replaces; delete removes */
-	o.status = "done";
+	o.state = PS_DONE;
 	o.error = NULL;
 	assert_int_equal(journal_outcome_put(&s, &o), 0);
 	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 1);
-	assert_string_equal(got.status, "done");
+	assert_int_equal(got.state, PS_DONE);
 	assert_null(got.error);
 	journal_outcome_free(&got);
 	assert_int_equal(journal_outcome_delete(&s, "p/1K/y.txt"), 0);

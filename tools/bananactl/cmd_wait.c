@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/prompt_state.h"
 #include "tools/bananactl/ctl.h"
 #include "tools/bananactl/parse.h"
 
@@ -28,22 +29,26 @@ struct target {
 	char status[32];		/* last status word seen; "" when none yet */
 };
 
-/* Maps a status word (DESIGN.md section 1) to where the prompt stands. */
+/*
+ * Maps a status word (DESIGN.md section 1) to where the prompt stands: the
+ * word becomes a prompt_state here, once, through bananafs's own name table.
+ */
 static enum state
 state_of(const char *status)
 {
-	static const char *const ok[] = { "done", "cached", "dry-run" };
-	static const char *const bad[] = { "failed", "refused", "cancelled" };
+	enum prompt_state ps;
 
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strcmp(status, ok[i]) == 0)
-			return SUCCEEDED;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (strcmp(status, bad[i]) == 0)
-			return FAILED;
-	if (strcmp(status, "running") == 0)
-		return RUNNING;
-	return PENDING;		/* queued, waiting-slot, waiting-quota, batch-pending, or none yet */
+	if (prompt_state_parse(status, &ps) < 0)
+		return PENDING;		/* none yet, or a word this bananactl does not know */
+	switch (prompt_state_end(ps)) {
+	case PS_END_OK:
+		return SUCCEEDED;
+	case PS_END_FAILED:
+		return FAILED;
+	case PS_END_NONE:
+		break;
+	}
+	return ps == PS_RUNNING ? RUNNING : PENDING;	/* queued, waiting-*, batch-pending */
 }
 
 /* Reads one xattr into buf; the length, 0 when absent, -1 on another error. */
