@@ -174,6 +174,7 @@ int http_url_allowed(const char *url)
 
 struct sink {
 	struct http_resp *resp;
+	const struct clock_ops *clk;	/* the wall time a Retry-After date is counted from */
 	CURL *h;
 	size_t cap;		/* allocated bytes of resp->body */
 	size_t max;		/* answer cap */
@@ -317,7 +318,7 @@ static bool header_is(const char *line, size_t n, const char *name, const char *
 	return true;
 }
 
-static double parse_retry_after(const char *v)
+static double parse_retry_after(const char *v, const struct clock_ops *clk)
 {
 	char *end;
 	if (!*v)
@@ -329,13 +330,14 @@ static double parse_retry_after(const char *v)
 	time_t t = curl_getdate(v, NULL);	/* HTTP date form */
 	if (t < 0)
 		return -1;
-	double d = difftime(t, time(NULL));
+	double d = (double)t - clk->wall(clk->ctx);
 	return d > 0 ? d : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct http_resp *r = arg;
+	struct sink *sk = arg;
+	struct http_resp *r = sk->resp;
 	size_t n = size * nmemb;
 	const char *v;
 	size_t vlen;
@@ -355,7 +357,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		r->simulated = true;
 	} else if (header_is(data, n, "retry-after", &v, &vlen)) {
 		if (header_value(v, vlen, buf, sizeof(buf)))
-			r->retry_after_s = parse_retry_after(buf);
+			r->retry_after_s = parse_retry_after(buf, sk->clk);
 	} else if (header_is(data, n, "x-request-id", &v, &vlen) ||
 		   header_is(data, n, "x-goog-request-id", &v, &vlen)) {
 		header_value(v, vlen, r->request_id, sizeof(r->request_id));
@@ -399,6 +401,7 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 		return HTTP_FAIL_TRANSFER;
 	}
 	sink.resp = resp;
+	sink.clk = o && o->clk ? o->clk : &clock_real;
 	sink.h = h;
 	sink.cap = 1;
 	sink.max = o && o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
@@ -427,7 +430,7 @@ enum http_fail http_perform(const struct http_opts *o, const struct http_req *re
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "bananafs/1");
 	if (o) {
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout_s));

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "api/clock.h"
 
 struct http_opts {
 	double connect_timeout_s;	/* seconds; 0 = libcurl default */
@@ -15,6 +16,7 @@ struct http_opts {
 	size_t max_body;		/* answer cap in bytes; above it the call fails */
 	long low_speed_bps;		/* an answer slower than this (bytes/s) ... */
 	double low_speed_time_s;	/* ... for this long is ended; 0 = off */
+	const struct clock_ops *clk;	/* reads a Retry-After date; NULL: clock_real */
 };
 
 struct http_req {

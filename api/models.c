@@ -95,10 +95,17 @@ static bool is_ymd(const char *s)
 	return s[10] == '\0';
 }
 
+static const struct clock_ops *today_clk = &clock_real;	/* set before threads start */
+
+void models_use_clock(const struct clock_ops *clk)
+{
+	today_clk = clk ? clk : &clock_real;
+}
+
 void models_today(char out[11])
 {
 	const char *fake = getenv("BANANAFS_TODAY");	/* tests only: see models.h */
-	time_t now = time(NULL);
+	time_t now = (time_t)today_clk->wall(today_clk->ctx);
 	struct tm tm;
 
 	if (fake && is_ymd(fake)) {

@@ -7,6 +7,7 @@
 #ifndef BANANAFS_API_MODELS_H
 #define BANANAFS_API_MODELS_H
 
+#include "api/clock.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,10 +28,13 @@ struct model_info {
 extern const char models_checked[];
 
 /*
- * Today as "YYYY-MM-DD" (UTC).  For tests only, BANANAFS_TODAY=YYYY-MM-DD
- * in the environment sets the date the catalogue compares shutdowns with.
+ * Today as "YYYY-MM-DD" (UTC), by the clock given to models_use_clock
+ * (clock_real until then).  For tests only, BANANAFS_TODAY=YYYY-MM-DD in
+ * the environment sets the date the catalogue compares shutdowns with.
  */
 void models_today(char out[11]);
+/* The clock models_today reads; NULL: clock_real.  Call before threads start. */
+void models_use_clock(const struct clock_ops *clk);
 /* True from the model's shutdown date on: its folder is not shown, prompts and config naming it are refused. */
 bool model_retired(const struct model_info *m);
 /* "gemini-2.5-flash-image was shut down by Google on 2026-10-02; ..." for an error message. */

@@ -102,7 +102,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 		errbuf_set(err, errlen, "fetch: out of memory");
 		return -1;
 	}
-	if (ledger_open(&f->ledger, path, err, errlen) < 0)
+	if (ledger_open(&f->ledger, path, f->clk, err, errlen) < 0)
 		goto out_free_path;
 	/* Requests a crash left without an outcome count as billed until shown otherwise. */
 	if (ledger_settle_hidden(&f->ledger, interaction_journaled, s) < 0) {
@@ -135,6 +135,7 @@ int fetch_open(struct fetch_ctx *f, const struct config *cfg, struct store *s,
 	f->http.max_body = cfg->max_response_bytes;
 	f->http.low_speed_bps = cfg->low_speed_limit;
 	f->http.low_speed_time_s = cfg->low_speed_time_s;
+	f->http.clk = f->clk;
 	http_set_answer_memory((size_t)cfg->answer_memory_mb << 20);
 	f->google.base_url = cfg->endpoint;
 	f->google.api_version = cfg->api_version;

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <sys/random.h>
-#include <time.h>
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -40,11 +39,11 @@ void jobid_format(uint64_t ms, const unsigned char random[10], char out[JOBID_LE
 	out[26] = '\0';
 }
 
-int jobid_make(char out[JOBID_LEN])
+int jobid_make(const struct clock_ops *clk, char out[JOBID_LEN])
 {
 	unsigned char r[10];
 	size_t got = 0;
-	struct timespec ts;
+	double wall = clk->wall(clk->ctx);
 
 	while (got < sizeof(r)) {
 		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
@@ -56,7 +55,6 @@ int jobid_make(char out[JOBID_LEN])
 		}
 		got += (size_t)n;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	jobid_format((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, r, out);
+	jobid_format(wall > 0 ? (uint64_t)(wall * 1000) : 0, r, out);
 	return 0;
 }

@@ -72,7 +72,7 @@ int64_t journal_add(struct store *s, const char *relpath, int regen, const struc
 	int64_t id = -1;
 	char groups[WRITER_MAX_GROUPS * 11 + 1], job_id[JOBID_LEN];
 
-	if (!relpath || !*relpath || jobid_make(job_id) < 0)
+	if (!relpath || !*relpath || jobid_make(s->clk, job_id) < 0)
 		return -1;
 	v[0] = SV_TXT(relpath);
 	v[1] = SV_INT(regen ? 1 : 0);
@@ -111,7 +111,7 @@ int journal_job_uid(struct store *s, int64_t id, char out[JOBID_LEN])
 	struct store_val v[2];
 	char fresh[JOBID_LEN];
 
-	if (jobid_make(fresh) < 0)
+	if (jobid_make(s->clk, fresh) < 0)
 		return -1;
 	v[0] = (struct store_val){ .t = SVT_TEXT, .s = fresh };
 	v[1] = SV_INT(id);

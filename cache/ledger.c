@@ -41,9 +41,10 @@ static int end_torn_line(int fd)
 	return 0;
 }
 
-int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen)
+int ledger_open(struct ledger *l, const char *path, const struct clock_ops *clk, char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
+	l->clk = clk ? clk : &clock_real;
 	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (l->fd < 0) {
 		errbuf_set(err, errlen, "ledger: cannot open %s: %s", path, strerror(errno));
@@ -108,11 +109,11 @@ static double usd_round(double v)
 	return (double)(long long)(v * 1e6 + (v < 0 ? -0.5 : 0.5)) / 1e6;
 }
 
-static char *render(const struct ledger_rec *r)
+static char *render(const struct ledger *l, const struct ledger_rec *r)
 {
 	char when[32];
 	struct tm tm;
-	time_t t = r->time ? r->time : time(NULL);
+	time_t t = r->time ? r->time : (time_t)l->clk->wall(l->clk->ctx);
 	cJSON *o = cJSON_CreateObject();
 	char *line = NULL;
 	int bad = 0;
@@ -171,7 +172,7 @@ int ledger_append(struct ledger *l, const struct ledger_rec *r)
 
 	if (!l->path || l->fd < 0)
 		return -1;
-	json = render(r);
+	json = render(l, r);
 	if (!json)
 		return -1;
 	len = strlen(json);

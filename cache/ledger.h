@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
+#include "api/clock.h"
 
 struct ledger_rec;
 
@@ -18,11 +19,12 @@ struct ledger {
 	/* Told every line once it is on disk (team mode: cache/team_ledger.c); may be NULL. */
 	void (*mirror)(void *arg, const struct ledger_rec *r, const char *json_line);
 	void *mirror_arg;
+	const struct clock_ops *clk;	/* the time of a line that has none */
 };
 
 /* One line.  NULL strings and negative numbers are left out of the JSON. */
 struct ledger_rec {
-	time_t time;			/* filled with now when 0 */
+	time_t time;			/* filled with the ledger clock's wall time when 0 */
 	const char *job;		/* job id */
 	const char *path;		/* the prompt, relative to the mount root; NULL = none.  Lets the
 					   mount show each user only the lines of prompts they may read */
@@ -48,8 +50,8 @@ struct ledger_rec {
 	bool simulated;			/* answered by the bundled emulator: "billed" is simulated spend */
 };
 
-/* Opens (creating 0600) for appending.  0 or -1 with err. */
-int ledger_open(struct ledger *l, const char *path, char *err, size_t errlen);
+/* Opens (creating 0600) for appending; clk NULL: clock_real.  0 or -1 with err. */
+int ledger_open(struct ledger *l, const char *path, const struct clock_ops *clk, char *err, size_t errlen);
 void ledger_close(struct ledger *l);
 /* Appends one line and fdatasyncs.  0, or -1 (the caller must not send the request). */
 int ledger_append(struct ledger *l, const struct ledger_rec *r);

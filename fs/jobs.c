@@ -893,7 +893,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	key_hash_bytes(p.text, p.len, ph);
 	key_hex((const struct cache_key *)ph, prompt_hash);
 	/* Unique across mounts and machines, and the same for a resumed job. */
-	if ((jid <= 0 || journal_job_uid(&b->store, jid, job_id) < 0) && jobid_make(job_id) < 0)
+	if ((jid <= 0 || journal_job_uid(&b->store, jid, job_id) < 0) && jobid_make(b->fetch.clk, job_id) < 0)
 		snprintf(job_id, sizeof(job_id), "-");
 
 	int ok = 0, cached = 0, dry = 0, pending = 0;

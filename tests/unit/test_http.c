@@ -136,6 +136,37 @@ static void test_exchange_and_headers(void **state)
 	free(reply);
 }
 
+static double wall_before_date(void *ctx)
+{
+	(void)ctx;
+	return 1795600800.0 - 30;	/* 30 s before 2026-11-25T10:00:00Z */
+}
+
+/* A Retry-After date is counted from the injected clock's wall time. */
+static void test_retry_after_date(void **state)
+{
+	const struct clock_ops fake = { .wall = wall_before_date };
+	struct server s;
+	char *reply = reply_json(429, "Retry-After: Wed, 25 Nov 2026 10:00:00 GMT\r\n", "{}");
+	struct http_req q;
+	struct http_opts o = { .connect_timeout_s = 2, .timeout_s = 5, .max_body = 1 << 20, .clk = &fake };
+	struct http_resp r;
+	char err[256];
+
+	(void)state;
+	server_start(&s, reply, strlen(reply), 0);
+	memset(&q, 0, sizeof(q));
+	q.method = "GET";
+	assert_true(asprintf(&q.url, "http://127.0.0.1:%d/", s.port) > 0);
+	assert_int_equal(http_perform(&o, &q, &r, err, sizeof(err)), HTTP_OK);
+	server_stop(&s);
+	assert_int_equal(r.status, 429);
+	assert_true(r.retry_after_s > 29.999 && r.retry_after_s < 30.001);
+	http_resp_free(&r);
+	http_req_free(&q);
+	free(reply);
+}
+
 static void test_too_big_and_redirect(void **state)
 {
 	(void)state;
@@ -266,6 +297,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exchange_and_headers),
 		cmocka_unit_test(test_too_big_and_redirect),
+		cmocka_unit_test(test_retry_after_date),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_attempt_end_to_end),
 	};

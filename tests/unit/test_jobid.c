@@ -35,9 +35,9 @@ static void test_unique_and_sorted(void **state)
 	char a[JOBID_LEN], b[JOBID_LEN];
 
 	(void)state;
-	assert_int_equal(jobid_make(a), 0);
+	assert_int_equal(jobid_make(&clock_real, a), 0);
 	usleep(2000);
-	assert_int_equal(jobid_make(b), 0);
+	assert_int_equal(jobid_make(&clock_real, b), 0);
 	assert_int_equal(strlen(a), 26);
 	assert_string_not_equal(a, b);
 	assert_true(strcmp(a, b) < 0);
@@ -72,10 +72,29 @@ static void test_journal_keeps_the_id(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static double wall_ulid_example(void *ctx)
+{
+	(void)ctx;
+	return 1469918176.385;	/* the ULID spec's example time */
+}
+
+/* The time part comes from the injected clock. */
+static void test_time_from_clock(void **state)
+{
+	const struct clock_ops fake = { .wall = wall_ulid_example };
+	char id[JOBID_LEN];
+
+	(void)state;
+	assert_int_equal(jobid_make(&fake, id), 0);
+	assert_memory_equal(id, "01ARYZ6S41", 10);
+	assert_int_equal(strlen(id), 26);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_known_values),
+		cmocka_unit_test(test_time_from_clock),
 		cmocka_unit_test(test_unique_and_sorted),
 		cmocka_unit_test(test_journal_keeps_the_id),
 	};

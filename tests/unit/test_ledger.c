@@ -82,7 +82,7 @@ static void test_append_fields_and_mode(void **state)
 	mode_t old = umask(0);
 
 	(void)state;
-	assert_int_equal(ledger_open(&l, path, err, sizeof(err)), 0);
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
 	umask(old);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -123,6 +123,32 @@ static void test_append_fields_and_mode(void **state)
 	cJSON_Delete(o);
 }
 
+static double wall_fixed(void *ctx)
+{
+	(void)ctx;
+	return 1795600800.5;	/* 2026-11-25T10:00:00Z */
+}
+
+/* A line without a time takes the ledger's clock's wall time, not the system's. */
+static void test_time_from_clock(void **state)
+{
+	const struct clock_ops fake = { .wall = wall_fixed };
+	struct ledger l;
+	struct ledger_rec r;
+	char err[256];
+	cJSON *o;
+
+	(void)state;
+	assert_int_equal(ledger_open(&l, path, &fake, err, sizeof(err)), 0);
+	rec(&r, "unknown", 0.134, true, 0);
+	assert_int_equal(ledger_append(&l, &r), 0);
+	ledger_close(&l);
+	o = line_at(0);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItem(o, "time")->valuestring, "2026-11-25T10:00:00Z");
+	cJSON_Delete(o);
+}
+
 static void test_totals_today_and_torn(void **state)
 {
 	struct ledger l;
@@ -133,7 +159,7 @@ static void test_totals_today_and_torn(void **state)
 	FILE *fp;
 
 	(void)state;
-	assert_int_equal(ledger_open(&l, path, err, sizeof(err)), 0);
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
 	rec(&r, "ok", 0.134, true, now - 3 * 86400);	/* days ago: total only */
 	assert_int_equal(ledger_append(&l, &r), 0);
 	rec(&r, "sent", 0.134, false, now);		/* not billed: not counted */
@@ -157,7 +183,7 @@ static void test_totals_today_and_torn(void **state)
 	assert_true(fabs(t.spent_today_usd - (0.24 + 0.05)) < 1e-9);
 
 	/* appending after a torn line still works and is still counted */
-	assert_int_equal(ledger_open(&l, path, err, sizeof(err)), 0);
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
 	rec(&r, "ok", 0.1, true, now);
 	assert_int_equal(ledger_append(&l, &r), 0);
 	ledger_close(&l);
@@ -184,7 +210,7 @@ static void test_no_dir_fails(void **state)
 	char err[256] = "";
 
 	(void)state;
-	assert_int_equal(ledger_open(&l, "/nonexistent-bananafs/ledger.jsonl", err, sizeof(err)), -1);
+	assert_int_equal(ledger_open(&l, "/nonexistent-bananafs/ledger.jsonl", NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "ledger"));
 }
 
@@ -206,7 +232,7 @@ static void test_settle_hidden(void **state)
 	cJSON *o;
 
 	(void)state;
-	assert_int_equal(ledger_open(&l, path, err, sizeof(err)), 0);
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
 	/* job A: sent, retried, ok: closed */
 	rec(&r, "sent", 0.134, false, now), r.job = "A", r.attempt = 1;
 	assert_int_equal(ledger_append(&l, &r), 0);
@@ -247,6 +273,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_fields_and_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_totals_today_and_torn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_from_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_dir_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_hidden, setup, teardown),

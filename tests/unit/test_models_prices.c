@@ -199,6 +199,28 @@ static void test_render_marks_and_user_dates(void **state)
 	free(t);
 }
 
+static double wall_2026_10_01_noon(void *ctx)
+{
+	(void)ctx;
+	return 1790856000.0;	/* 2026-10-01T12:00:00Z */
+}
+
+/* Today comes from the injected clock: a day before the shutdown the model is offered. */
+static void test_today_from_clock(void **state)
+{
+	const struct clock_ops fake = { .wall = wall_2026_10_01_noon };
+	char today[11];
+
+	(void)state;
+	unsetenv("BANANAFS_TODAY");
+	models_use_clock(&fake);
+	models_today(today);
+	assert_string_equal(today, "2026-10-01");
+	assert_false(model_retired(models_find("gemini-2.5-flash-image")));
+	models_use_clock(NULL);
+	assert_true(model_retired(models_find("gemini-2.5-flash-image")));	/* the real date is later */
+}
+
 /* Google's dates: past its shutdown (by BANANAFS_TODAY) a model is retired; names from a server are checked. */
 static void test_catalogue_dates(void **state)
 {
@@ -238,6 +260,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builtin_table),
 		cmocka_unit_test(test_catalogue_dates),
+		cmocka_unit_test(test_today_from_clock),
 		cmocka_unit_test(test_pixels),
 		cmocka_unit_test(test_prices),
 		cmocka_unit_test(test_render),
