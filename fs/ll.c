@@ -570,6 +570,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, errno);
 	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
 		return (void)fuse_reply_err(req, rc);
+	/*
+	 * close() of a read-only open has nothing to tell the trigger (the
+	 * writers' own FLUSH does): the kernel skips that round trip.
+	 */
+	fi->noflush = !writing;
 	struct fh *h = fh_of(fi);
 #ifdef FUSE_CAP_PASSTHROUGH
 	char rel[PATH_MAX];

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import binary, wait_done, wait_for
+from conftest import binary, ledger, wait_done, wait_for
 
 PRO1K = ("gemini-3-pro-image", "1K")
 
@@ -157,6 +157,26 @@ def test_xattrs_the_drive_does_not_carry(mount, name):
     with pytest.raises(OSError) as e:
         os.getxattr(p, name)
     assert e.value.errno == errno.EOPNOTSUPP
+
+
+def test_prompt_runs_when_a_reader_closes_last(mount):
+    """A read-only open is closed without a FLUSH (the kernel skips it):
+    a prompt rewritten and closed while a reader still has it open is
+    generated again, for the writer's text, once the reader closes."""
+    p = mount.path(*PRO1K, "late.txt")
+    with open(p, "w") as f:
+        f.write("a heron at dawn")
+    assert wait_done(p) == "done"
+    reader = open(p, "rb")
+    with open(p, "w") as f:
+        f.write("a heron at dusk")
+    assert reader.read() == b"a heron at dusk"
+    reader.close()
+    def keys_sent():
+        return {e["key"] for e in ledger(mount.store)
+                if e["path"].endswith("/late.txt") and e["outcome"] == "sent"}
+    wait_for(lambda: len(keys_sent()) == 2, 10, "the rewritten prompt sent")
+    assert wait_done(p) == "done"
 
 
 def built_fuse_version():
