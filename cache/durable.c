@@ -55,34 +55,62 @@ int durable_journaled(struct store *s, const char *key_hex, char id[BG_ID_MAX])
 	return journal_ia_get(s, key_hex, id) == 1 ? 1 : 0;
 }
 
+int durable_resume(struct store *s, const struct durable_claim *c, const char *key_hex,
+		   const char *job_id, const char *model, char id[BG_ID_MAX])
+{
+	if (durable_journaled(s, key_hex, id) == 1)
+		return 1;
+	if (inflight_noted(c->inflight, c->key, c->owner, id, BG_ID_MAX) != 1)
+		return 0;
+	/* A dead machine's interaction, ours to poll now: journaled like our own. */
+	log_info("interaction %s: taken over from a machine that stopped; polling it, not sending", id);
+	if (journal_ia_put(s, key_hex, id, job_id, model) < 0)
+		log_warnx("cannot journal interaction %s: a crash now would send the request again", id);
+	return 1;
+}
+
+void durable_forget(struct store *s, const char *key_hex)
+{
+	char id[BG_ID_MAX];
+
+	if (durable_journaled(s, key_hex, id) == 1)
+		journal_ia_delete(s, key_hex);
+}
+
 struct journal_arg {
 	struct store *s;
+	const struct durable_claim *c;
 	const char *key_hex, *job_id, *model;
 };
 
 static int journal_id(void *varg, const char *id)
 {
 	struct journal_arg *a = varg;
+	int rc = 0;
 
 	if (journal_ia_put(a->s, a->key_hex, id, a->job_id, a->model) < 0) {
 		log_warnx("cannot journal interaction %s: a crash now would send the request again", id);
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	/* With the claim too: whoever takes the key over from a dead us polls it. */
+	inflight_note(a->c->inflight, a->c->key, a->c->owner, id);
+	return rc;
 }
 
 void durable_attempt(struct durable *d, const struct config *cfg, struct store *s,
 		     const struct http_opts *ho, const struct api_endpoint *ep,
 		     const struct gen_request *rq, const struct clock_ops *clk,
-		     const char *key_hex, const char *job_id, struct gen_result *res,
-		     char id_out[BG_ID_MAX])
+		     const struct durable_claim *c, const char *key_hex, const char *job_id,
+		     struct gen_result *res, char id_out[BG_ID_MAX])
 {
-	struct journal_arg ja = { .s = s, .key_hex = key_hex, .job_id = job_id, .model = rq->model };
+	struct journal_arg ja = { .s = s, .c = c, .key_hex = key_hex, .job_id = job_id, .model = rq->model };
 	char resume[BG_ID_MAX] = "";
 	bool journaled = durable_journaled(s, key_hex, resume) == 1;
 	enum bg_state st;
 
 	id_out[0] = '\0';
+	if (journaled)
+		inflight_note(c->inflight, c->key, c->owner, resume);
 	if (!journaled && (!cfg->durable_requests || (rq->route != ROUTE_STANDARD && rq->route != ROUTE_FLEX) ||
 			   refused(d, rq->model))) {
 		api_attempt(ho, ep, rq, res);

@@ -54,7 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/errbuf.h"
 #include "api/errors.h"
@@ -223,20 +225,34 @@ struct walk {
 	char prompt_hash[KEY_HEX_LEN];
 	const char *fallback;		/* "MODEL SIZE" on a fallback walk, else NULL */
 	const char *end_reason;		/* reason on the outcome line ("batch NAME"), or NULL */
-	char owner[96];			/* "<job id>.<n>": in-flight owner and budget reservation id */
+	char owner[96];			/* "<job id>.<life>.<n>": in-flight owner and budget reservation id */
 	double lease_s;			/* in-flight claim and reservation lifetime, renewed per attempt */
 };
 
 /* Walk numbers: with the job id they name a walk's claim and reservation. */
 static atomic_ulong walk_seq;
+/*
+ * This process's mark in every walk name: a resumed job's walks after a
+ * restart never take the name of a walk of the run before, whose claim and
+ * reservation may still be in a shared backend.
+ */
+static unsigned int walk_life;
+static pthread_once_t walk_life_once = PTHREAD_ONCE_INIT;
 
-/* Names the walk for the in-flight table and the budget; sets its lease. */
+static void walk_life_init(void)
+{
+	if (getrandom(&walk_life, sizeof(walk_life), 0) != (ssize_t)sizeof(walk_life))
+		walk_life = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+}
+
+/* Names the walk for the in-flight table and the budget ("<job>.<life>.<n>"); sets its lease. */
 static void walk_name(struct walk *w)
 {
 	const struct config *cfg = w->f->cfg;
 
-	snprintf(w->owner, sizeof(w->owner), "%s.%lu", w->job_id && *w->job_id ? w->job_id : "walk",
-		 (unsigned long)atomic_fetch_add(&walk_seq, 1) + 1);
+	pthread_once(&walk_life_once, walk_life_init);
+	snprintf(w->owner, sizeof(w->owner), "%s.%08x.%lu", w->job_id && *w->job_id ? w->job_id : "walk",
+		 walk_life, (unsigned long)atomic_fetch_add(&walk_seq, 1) + 1);
 	/* one attempt and its back-off, with room: renewed before every attempt */
 	w->lease_s = cfg->connect_timeout_s + cfg->timeout_s + cfg->backoff_cap_s + 120;
 }
@@ -476,6 +492,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	double t0 = 0, latency = -1, d, unknown_usd = 0;
 	bool waited, abandoned = false, lost = false, resuming;
 	char ia_id[BG_ID_MAX] = "";
+	const struct durable_claim claim = { .inflight = &f->inflight, .key = &out->key, .owner = w->owner };
 	int attempt, unnamed_429s = 0;
 	double until;
 
@@ -517,8 +534,9 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		}
 
 		/* The intent is on disk before the request leaves, or it does not leave.
-		 * A journaled interaction (a crash hid its answer) is polled, not sent. */
-		resuming = durable_journaled(f->store, w->key_hex, ia_id) == 1;
+		 * A journaled interaction (a crash hid its answer), or one a dead machine
+		 * left with the claim we took over, is polled, not sent. */
+		resuming = durable_resume(f->store, &claim, w->key_hex, w->job_id, rq->model, ia_id) == 1;
 		rec_init(w, &r, resuming ? "polled" : "sent");
 		r.attempt = attempt;
 		r.reason = resuming ? "resume after crash: polling the journaled interaction, not sending"
@@ -534,7 +552,7 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		STAT_INC(f, sent);
 		t0 = f->clk->now(f->clk->ctx);
 		durable_attempt(&f->durable, f->cfg, f->store, &f->http, endpoint_for(f, rq->route), rq,
-				f->clk, w->key_hex, w->job_id, res, ia_id);
+				f->clk, &claim, w->key_hex, w->job_id, res, ia_id);
 		latency = f->clk->now(f->clk->ctx) - t0;
 		limiter_release(&f->limiter, w->owner);
 		if (res->outcome_unknown) {
@@ -626,6 +644,8 @@ static enum fetch_result walk_one(struct walk *w, struct fetch_outcome *out)
 again:
 	while (!inflight_begin(&f->inflight, &out->key, w->owner, w->lease_s, &owner_ok)) {
 		if (store_lookup(f->store, &out->key, &out->obj) == 1) {
+			/* An interaction our crashed run left for the key was polled by its taker. */
+			durable_forget(f->store, w->key_hex);
 			out->source = SRC_COALESCED;
 			out->cost_usd = 0;
 			ledger_note(w, "coalesced", 0);

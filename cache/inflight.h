@@ -15,9 +15,10 @@
  * was taken over cannot end its successor's claim.  Claiming a key one
  * already owns succeeds (a restarted batcher claims its items again).
  *
- * Leases.  A claim carries an owner id (unique per request walk:
- * "<job id>.<n>" or "batch.<key>") and a lease in seconds (<= 0: until
- * done).  A claim whose lease ended is dead: the next claim takes it over.
+ * Leases.  A claim carries an owner id (unique per request walk and
+ * never reused by a later run of the daemon: "<job id>.<life>.<n>"; or
+ * "batch.<key>", the same for every run, so a restarted batcher owns its
+ * items again) and a lease in seconds (<= 0: until done).  A claim whose lease ended is dead: the next claim takes it over.
  * Owners that run long (a batch job waits for hours) renew() their lease.
  *
  * Who calls it.  cache/fetch.c's gate 2 (inflight_begin: claim, else wait,
@@ -40,6 +41,7 @@
 #define BANANAFS_CACHE_INFLIGHT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "api/clock.h"
 #include "cache/key.h"
 
@@ -53,6 +55,15 @@ struct inflight_ops {
 	void (*done)(void *st, const struct cache_key *k, const char *owner, bool ok);
 	int (*count)(void *st);
 	void (*destroy)(void *st);
+	/*
+	 * Optional (NULL in the local table, whose owners die with the process):
+	 * note keeps with owner's claim the background interaction its request
+	 * became, as soon as the create call returned; noted gives it back (1)
+	 * to whoever owns the claim now, e.g. the owner that took it over from
+	 * a dead machine, which then polls it instead of paying again; else 0.
+	 */
+	void (*note)(void *st, const struct cache_key *k, const char *owner, const char *interaction);
+	int (*noted)(void *st, const struct cache_key *k, const char *owner, char *interaction, size_t len);
 };
 
 struct inflight {
@@ -90,6 +101,19 @@ static inline int inflight_renew(struct inflight *f, const struct cache_key *k, 
 static inline void inflight_done(struct inflight *f, const struct cache_key *k, const char *owner, bool ok)
 {
 	f->ops->done(f->state, k, owner, ok);
+}
+
+static inline void inflight_note(struct inflight *f, const struct cache_key *k, const char *owner,
+				 const char *interaction)
+{
+	if (f->ops->note)
+		f->ops->note(f->state, k, owner, interaction);
+}
+
+static inline int inflight_noted(struct inflight *f, const struct cache_key *k, const char *owner,
+				 char *interaction, size_t len)
+{
+	return f->ops->noted ? f->ops->noted(f->state, k, owner, interaction, len) : 0;
 }
 
 /* Number of live claims now. */

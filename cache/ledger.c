@@ -60,6 +60,7 @@ int ledger_open(struct ledger *l, const char *path, const struct clock_ops *clk,
 		errbuf_set(err, errlen, "ledger: cannot repair the last line of %s: %s", path, strerror(errno));
 		goto out_close;
 	}
+	l->opened_at = lseek(l->fd, 0, SEEK_END);
 	l->path = strdup(path);
 	if (!l->path) {
 		errbuf_set(err, errlen, "ledger: out of memory");
@@ -365,4 +366,48 @@ int ledger_settle_hidden(struct ledger *l, bool (*pending)(const char *job, cons
 	}
 	free(open_reqs);
 	return written;
+}
+
+/* --- a mirror set after the first lines ------------------------------------ */
+
+int ledger_set_mirror(struct ledger *l, void (*mirror)(void *arg, const struct ledger_rec *r,
+							const char *json_line), void *arg)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&l->mu);
+	l->mirror = mirror;
+	l->mirror_arg = arg;
+	fp = l->path && l->opened_at >= 0 ? fopen(l->path, "re") : NULL;
+	if (!fp || fseeko(fp, l->opened_at, SEEK_SET) < 0)
+		rc = -1;
+	while (fp && rc == 0 && (n = getline(&buf, &cap, fp)) > 0) {
+		cJSON *o = cJSON_ParseWithLength(buf, (size_t)n);
+		const cJSON *cost = cJSON_GetObjectItemCaseSensitive(o, "cost_usd");
+		const cJSON *att = cJSON_GetObjectItemCaseSensitive(o, "attempt");
+		struct ledger_rec r = {
+			.job = jstr(o, "job"), .path = jstr(o, "path"), .key = jstr(o, "key"),
+			.model = jstr(o, "model"), .route = jstr(o, "route"), .size = jstr(o, "size"),
+			.aspect = jstr(o, "aspect"), .outcome = jstr(o, "outcome"), .reason = jstr(o, "reason"),
+			.http_status = -1, .latency_s = -1, .in_tokens = -1, .out_tokens = -1,
+			.billed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "billed")),
+			.cost_usd = cJSON_IsNumber(cost) ? cost->valuedouble : -1,
+			.attempt = cJSON_IsNumber(att) ? (int)att->valuedouble : 0,
+		};
+
+		if (o && r.outcome) {
+			buf[strcspn(buf, "\n")] = '\0';
+			mirror(arg, &r, buf);
+		}
+		cJSON_Delete(o);
+	}
+	free(buf);
+	if (fp)
+		fclose(fp);
+	pthread_mutex_unlock(&l->mu);
+	return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <time.h>
 #include "api/clock.h"
 
@@ -20,6 +21,7 @@ struct ledger {
 	void (*mirror)(void *arg, const struct ledger_rec *r, const char *json_line);
 	void *mirror_arg;
 	const struct clock_ops *clk;	/* the time of a line that has none */
+	off_t opened_at;		/* the file's size at ledger_open */
 };
 
 /* One line.  NULL strings and negative numbers are left out of the JSON. */
@@ -55,6 +57,14 @@ int ledger_open(struct ledger *l, const char *path, const struct clock_ops *clk,
 void ledger_close(struct ledger *l);
 /* Appends one line and fdatasyncs.  0, or -1 (the caller must not send the request). */
 int ledger_append(struct ledger *l, const struct ledger_rec *r);
+
+/*
+ * Sets the mirror, and tells it every line written since ledger_open (the
+ * "unknown" lines of ledger_settle_hidden), so it misses none.  0, or -1
+ * when those lines could not be read (the mirror is set anyway).
+ */
+int ledger_set_mirror(struct ledger *l, void (*mirror)(void *arg, const struct ledger_rec *r,
+							const char *json_line), void *arg);
 
 /*
  * Run once at mount, before any request: every real-time request whose

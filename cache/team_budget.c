@@ -6,8 +6,8 @@
  * under an advisory lock it checks spent + live reservations + this one
  * against each limit and inserts the row keyed by the reservation id.  A
  * retried statement finds its row and succeeds without counting twice.
- * Reservation ids are the pipeline's walk ids prefixed with this mount's
- * id, so two machines' "job 3" never meet.  Leases: the row lives
+ * Reservation ids are the pipeline's walk ids prefixed with this store's
+ * id (team_db_id), so two machines' names never meet.  Leases: the row lives
  * team_lease_s and the background thread of team_db.c renews every row of
  * this mount; a mount that dies stops renewing and its reservations stop
  * counting (a takeover of its claim counts them as spent, see claim()).
@@ -37,17 +37,11 @@ struct team_budget {
 	double last_today, last_total, last_reserved;	/* the last snapshot that reached the server */
 };
 
-static void
-full_id(const struct team_db *db, const char *id, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s", db->owner, id);
-}
-
 static int
 tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t whylen)
 {
 	struct team_budget *b = st;
-	char gid[256], usd_s[32], day[16], lease[32], daily[32], total[32], err[256];
+	char gid[TEAM_ID_LEN], usd_s[32], day[16], lease[32], daily[32], total[32], err[256];
 	const char *p[7] = { gid, b->db->owner, usd_s, day, lease, daily, total };
 	double waited = 0;
 	struct tm tm;
@@ -68,7 +62,7 @@ tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t
 			   "save the prompt again when the team database is back");
 		return -1;
 	}
-	full_id(b->db, id, gid, sizeof(gid));
+	team_db_id(b->db, id, gid);
 	snprintf(usd_s, sizeof(usd_s), "%.6f", usd);
 	localtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
@@ -99,13 +93,13 @@ static int
 tb_renew(void *st, const char *id, double ttl_s)
 {
 	struct team_budget *b = st;
-	char gid[256], lease[32], err[256];
+	char gid[TEAM_ID_LEN], lease[32], err[256];
 	const char *p[2] = { gid, lease };
 	PGresult *r;
 	int rc;
 
 	(void)ttl_s;
-	full_id(b->db, id, gid, sizeof(gid));
+	team_db_id(b->db, id, gid);
 	snprintf(lease, sizeof(lease), "%g", b->db->lease_s);
 	r = team_db_exec(b->db, "UPDATE bananafs.reservations SET expires = now() + make_interval(secs "
 			 "=> $2::float8) WHERE id = $1 AND NOT settled", 2, p, err, sizeof(err));
@@ -123,11 +117,11 @@ static void
 tb_settle(void *st, const char *id, double actual)
 {
 	struct team_budget *b = st;
-	char gid[256], usd[32], err[256];
+	char gid[TEAM_ID_LEN], usd[32], err[256];
 	const char *p[2] = { gid, usd };
 	PGresult *r;
 
-	full_id(b->db, id, gid, sizeof(gid));
+	team_db_id(b->db, id, gid);
 	snprintf(usd, sizeof(usd), "%.6f", actual > 0 ? actual : 0);
 	r = team_db_exec(b->db, settle_sql, 2, p, err, sizeof(err));
 	if (r == NULL)

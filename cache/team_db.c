@@ -64,17 +64,33 @@ static const char schema_v1[] =
 	"  PRIMARY KEY (request_id, outcome, attempt));";
 
 /*
- * The functions of version 1, replaced at every mount (under the schema
+ * Version 2: a claim keeps the background interaction its request became
+ * (cache/team_inflight.c: a machine taking the claim over from a dead one
+ * polls it instead of paying again), and a takeover finds the dead
+ * owner's "sent" rows by mount and key.  Run on a version 1 database too.
+ */
+static const char upgrade_v2[] =
+	"ALTER TABLE bananafs.claims ADD COLUMN IF NOT EXISTS interaction text;"
+	"CREATE INDEX IF NOT EXISTS ledger_mount_key ON bananafs.ledger (mount, key);"
+	"DELETE FROM bananafs.schema_version;"
+	"INSERT INTO bananafs.schema_version VALUES (2);";
+
+/*
+ * The functions of version 2, replaced at every mount (under the schema
  * lock), so a fix to one reaches a database made by an earlier build of
  * the same schema version.
  */
-static const char functions_v1[] =
+static const char functions_v2[] =
 	/*
 	 * claim: one statement.  A new claim, or a takeover of a claim whose
-	 * lease ended (its owner's mount stopped renewing), or the caller's own
-	 * claim again.  A restart of the server gives every lease a full term
-	 * from the restart: nobody could renew while it was down.  A takeover
-	 * remembers the dead owner in taken_from; reserve() settles that.
+	 * lease ended (its owner's mount stopped renewing), or of a claim of an
+	 * earlier run of the caller's own store (same store id before the '/',
+	 * another run in mount: that run is dead, a store is mounted once), or
+	 * the caller's own claim again.  A restart of the server gives every
+	 * lease a full term from the restart: nobody could renew while it was
+	 * down.  A takeover remembers the dead owner in taken_from (reserve()
+	 * settles its reservation) and keeps the interaction it noted, for the
+	 * new owner to poll.
 	 */
 	"CREATE OR REPLACE FUNCTION bananafs.claim(p_key text, p_owner text, p_mount text,"
 	"  p_lease float8) RETURNS integer LANGUAGE plpgsql AS $$\n"
@@ -87,6 +103,8 @@ static const char functions_v1[] =
 	"    taken_from = CASE WHEN c.owner = EXCLUDED.owner THEN c.taken_from ELSE c.owner END\n"
 	"    WHERE greatest(c.expires, pg_postmaster_start_time() + make_interval(secs => p_lease))\n"
 	"      < now() OR c.owner = EXCLUDED.owner\n"
+	"      OR (split_part(c.owner, '/', 1) = split_part(EXCLUDED.owner, '/', 1)\n"
+	"          AND c.mount <> EXCLUDED.mount)\n"
 	"  RETURNING owner INTO got;\n"
 	"  IF got IS NULL THEN RETURN 0; END IF;\n"
 	"  DELETE FROM bananafs.claim_done WHERE key = p_key;\n"
@@ -106,35 +124,59 @@ static const char functions_v1[] =
 
 	/*
 	 * reserve: one statement, atomic and idempotent.  The advisory lock
-	 * serialises the team's reservations; an id already present is a no-op
-	 * success; reservations whose lease ended no longer count.  Returns ''
-	 * when allowed, else why not.  When the caller's claim was taken over
-	 * from a dead owner whose reservation was never settled, that request
-	 * may have reached Google before its mount died: it is counted as
-	 * spent and recorded as an "unknown" ledger row, once, now that the
-	 * caller is about to pay for the key again.  (When the dead owner's
-	 * mount came back and settled it, or the key turned out cached, nothing
-	 * is recorded.)
+	 * serialises the team's reservations; an id already held is a no-op
+	 * success (now renewed by the caller's mount); reservations whose lease
+	 * ended no longer count.  An id settled earlier (a batch key asked for
+	 * again) is kept under another id and reserved afresh.  Returns '' when
+	 * allowed, else why not.
+	 *
+	 * When the caller's claim was taken over from a dead owner whose
+	 * reservation was never settled, that reservation is settled now:
+	 *   - the claim names the interaction the dead owner created: the
+	 *     caller polls it and pays its price under its own reservation, so
+	 *     the dead one is released (0);
+	 *   - else, when the dead owner's mount has a "sent" row for the key with
+	 *     no outcome after it, the request may have reached Google: counted
+	 *     as spent, with an "unknown" ledger row under that "sent" row's
+	 *     request id and attempt (the row the dead store's own next run
+	 *     writes from its local ledger is then the same row);
+	 *   - else nothing was sent: released (0).
 	 */
 	"CREATE OR REPLACE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
 	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
-	"DECLARE today float8; total float8; prev text; k text; r record;\n"
+	"DECLARE today float8; total float8; prev text; k text; ia text; r record; s record;\n"
+	"  paid boolean := false;\n"
 	"  grace interval := greatest(pg_postmaster_start_time() + make_interval(secs => p_lease)\n"
 	"    - now(), '0'::interval);\n"
 	"BEGIN\n"
 	"  PERFORM pg_advisory_xact_lock(7242001);\n"
-	"  IF EXISTS (SELECT 1 FROM bananafs.reservations WHERE id = p_id) THEN RETURN ''; END IF;\n"
-	"  SELECT taken_from, key INTO prev, k FROM bananafs.claims WHERE owner = p_id;\n"
+	"  UPDATE bananafs.reservations SET mount = p_mount,\n"
+	"    expires = now() + make_interval(secs => p_lease) WHERE id = p_id AND NOT settled;\n"
+	"  IF FOUND THEN RETURN ''; END IF;\n"
+	"  UPDATE bananafs.reservations SET id = id || '~' || extract(epoch FROM clock_timestamp())\n"
+	"    WHERE id = p_id;\n"
+	"  SELECT taken_from, key, interaction INTO prev, k, ia FROM bananafs.claims WHERE owner = p_id;\n"
 	"  IF prev IS NOT NULL THEN\n"
 	"    UPDATE bananafs.claims SET taken_from = NULL WHERE owner = p_id;\n"
 	"    SELECT * INTO r FROM bananafs.reservations WHERE id = prev AND NOT settled;\n"
 	"    IF FOUND THEN\n"
-	"      UPDATE bananafs.reservations SET settled = true, actual_usd = usd WHERE id = prev;\n"
-	"      INSERT INTO bananafs.ledger VALUES (prev, 'unknown', 0, now(), p_mount, k,\n"
-	"        NULL, NULL, NULL, r.usd, true, jsonb_build_object('outcome', 'unknown', 'key', k,\n"
-	"        'reason', 'the mount holding this request stopped renewing its claim; '\n"
-	"        || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
-	"        ON CONFLICT DO NOTHING;\n"
+	"      IF ia IS NULL THEN\n"
+	"        SELECT * INTO s FROM bananafs.ledger WHERE mount = r.mount AND key = k\n"
+	"          AND outcome = 'sent' ORDER BY time DESC LIMIT 1;\n"
+	"        paid := FOUND AND NOT EXISTS (SELECT 1 FROM bananafs.ledger t\n"
+	"          WHERE t.request_id = s.request_id AND t.outcome IN ('ok', 'failed')\n"
+	"          AND t.time >= s.time);\n"
+	"      END IF;\n"
+	"      UPDATE bananafs.reservations SET settled = true,\n"
+	"        actual_usd = CASE WHEN paid THEN usd ELSE 0 END WHERE id = prev;\n"
+	"      IF paid THEN\n"
+	"        INSERT INTO bananafs.ledger VALUES (s.request_id, 'unknown', s.attempt, now(), s.mount,\n"
+	"          k, s.model, s.route, s.size, r.usd, true, jsonb_build_object('outcome', 'unknown',\n"
+	"          'job', s.line->'job', 'key', k, 'attempt', s.attempt,\n"
+	"          'reason', 'the mount holding this request stopped renewing its claim; '\n"
+	"          || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
+	"          ON CONFLICT DO NOTHING;\n"
+	"      END IF;\n"
 	"    END IF;\n"
 	"  END IF;\n"
 	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() - grace\n"
@@ -327,8 +369,8 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 				"CREATE TABLE bananafs.schema_version (version integer NOT NULL);",
 				err, errlen) < 0 ||
 		    exec_simple(c, schema_v1, err, errlen) < 0 ||
-		    exec_simple(c, functions_v1, err, errlen) < 0 ||
-		    exec_simple(c, "INSERT INTO bananafs.schema_version VALUES (1)", err, errlen) < 0) {
+		    exec_simple(c, upgrade_v2, err, errlen) < 0 ||
+		    exec_simple(c, functions_v2, err, errlen) < 0) {
 			char m[400];
 
 			snprintf(m, sizeof(m), "%s", err);
@@ -336,12 +378,24 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 				   "CREATE on the database)", m);
 			goto out_rollback;
 		}
+	} else if (v == 1) {
+		/* Made by an earlier bananafs: upgraded in place; that bananafs then asks for an upgrade. */
+		if (exec_simple(c, upgrade_v2, err, errlen) < 0 ||
+		    exec_simple(c, functions_v2, err, errlen) < 0) {
+			char m[400];
+
+			snprintf(m, sizeof(m), "%s", err);
+			errbuf_set(err, errlen, "%s (while upgrading the team schema from version 1 to 2: "
+				   "the user who created it must mount once with this bananafs)", m);
+			goto out_rollback;
+		}
+		log_info("team_db: the team schema was upgraded from version 1 to 2");
 	} else if (v != TEAM_SCHEMA_VERSION) {
 		version_error(v, err, errlen);
 		goto out_rollback;
 	} else if (exec_simple(c, "SAVEPOINT functions", err, errlen) < 0) {
 		goto out_rollback;
-	} else if (exec_simple(c, functions_v1, err, errlen) < 0) {
+	} else if (exec_simple(c, functions_v2, err, errlen) < 0) {
 		/* Another team member's role owns them: theirs are as good as ours. */
 		log_debug("%s", err);
 		if (exec_simple(c, "ROLLBACK TO SAVEPOINT functions", err, errlen) < 0)
@@ -488,6 +542,18 @@ team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const 
 	     char *err, size_t errlen)
 {
 	return team_db_execb(t, sql, nparams, params, NULL, NULL, 0, err, errlen);
+}
+
+void
+team_db_set_store(struct team_db *t, const char *store_id)
+{
+	snprintf(t->store_id, sizeof(t->store_id), "%s", store_id);
+}
+
+void
+team_db_id(const struct team_db *t, const char *name, char out[TEAM_ID_LEN])
+{
+	snprintf(out, TEAM_ID_LEN, "%s/%s", t->store_id[0] ? t->store_id : t->owner, name ? name : "");
 }
 
 bool
@@ -777,6 +843,7 @@ team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow
 	     char *err, size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
+	t->lock_fd = -1;
 	t->lease_s = lease_s > 0 ? lease_s : 30;
 	make_owner(t);
 	t->conninfo = strdup(conninfo);
@@ -868,4 +935,7 @@ team_db_close(struct team_db *t)
 	t->conn = NULL;
 	free(t->conninfo);
 	t->conninfo = NULL;
+	if (t->lock_fd >= 0)
+		close(t->lock_fd);
+	t->lock_fd = -1;
 }

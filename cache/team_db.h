@@ -33,15 +33,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TEAM_SCHEMA_VERSION 1
+#define TEAM_SCHEMA_VERSION 2
 #define TEAM_OWNER_LEN 64
+#define TEAM_ID_LEN 256
 
 struct team_deferred;
 struct team_unclaimed;
 
 struct team_db {
 	char *conninfo;			/* from the config; no password */
-	char owner[TEAM_OWNER_LEN];	/* this mount: "host.pid.random", in every row it owns */
+	char owner[TEAM_OWNER_LEN];	/* this run of the mount: "host.pid.random", the mount column
+					   of every row it renews */
+	char store_id[TEAM_OWNER_LEN];	/* this store, the same in every run (team_db_set_store) */
 	double lease_s;			/* team_lease_s */
 
 	pthread_mutex_t mu;		/* protects conn, online, last_try */
@@ -59,6 +62,8 @@ struct team_db {
 	int ndeferred;
 
 	struct team_unclaimed *unclaimed;	/* protected by defer_mu */
+
+	int lock_fd;			/* STORE/team.lock, flock'd while mounted (cache/team.c); -1 */
 
 	pthread_t bg;			/* listener and lease renewer; owns its own connection */
 	bool bg_started;
@@ -127,6 +132,20 @@ int team_db_deferred(struct team_db *t);
 void team_db_mark_unclaimed(struct team_db *t, const char *owner);
 /* True (and forgets it) when owner was marked. */
 bool team_db_take_unclaimed(struct team_db *t, const char *owner);
+
+/*
+ * The store's own id (kept in its state.db) for team_db_id; before it is
+ * set, ids carry the run's owner.  Call before any request.
+ */
+void team_db_set_store(struct team_db *t, const char *store_id);
+/*
+ * The team-wide id of a claim owner, reservation or limiter slot of this
+ * mount: "<store id>/<name>".  The store id is the same in every run of
+ * the mount, so after a restart bananafs.claim() knows a claim of the run
+ * before as this store's (that run is dead: it takes it over at once), and
+ * a name that is the same in every run ("batch.<key>") is the same row.
+ */
+void team_db_id(const struct team_db *t, const char *name, char out[TEAM_ID_LEN]);
 
 /* Whether the last statement reached the server. */
 bool team_db_online(struct team_db *t);

@@ -6,11 +6,15 @@
  * by it) and team_db.c's background thread renews every row of this mount
  * each third of that time.  So a mount that dies (kill -9, power, network)
  * loses its claims after at most team_lease_s, and the next claim() takes
- * the key over; bananafs.claim() then records the dead owner's request as
- * an "unknown" ledger row and counts its reservation as spent, because it
- * may have reached Google before the mount died.  While the database is
- * unreachable nobody renews, but nobody can take a claim over either: the
- * clock that decides is the database's.
+ * the key over (the mount's own next run takes its earlier run's claims at
+ * once: same store id, another run).  When the dead owner's request had
+ * become a background interaction, its id is in the claim row (note(),
+ * written as soon as the create call returned): the new owner polls it
+ * instead of paying again.  Otherwise bananafs.reserve() records the dead
+ * owner's request as an "unknown" ledger row and counts its reservation as
+ * spent when it may have reached Google (a "sent" row with no outcome).
+ * While the database is unreachable nobody renews, but nobody can take a
+ * claim over either: the clock that decides is the database's.
  *
  * Waiting.  wait() looks at the claim, then sleeps until a notification
  * (bananafs.claim_done() notifies) or a bounded poll, because
@@ -28,12 +32,6 @@
 struct team_inflight {
 	struct team_db *db;
 };
-
-static void
-full_owner(const struct team_db *db, const char *owner, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s", db->owner, owner);
-}
 
 /* Seconds between two looks at a claim we wait for. */
 static double
@@ -55,14 +53,14 @@ static int
 ti_claim(void *st, const struct cache_key *k, const char *owner, double lease_s)
 {
 	struct team_inflight *f = st;
-	char hex[KEY_HEX_LEN], gid[256], lease[32], err[256];
+	char hex[KEY_HEX_LEN], gid[TEAM_ID_LEN], lease[32], err[256];
 	const char *p[4] = { hex, gid, f->db->owner, lease };
 	PGresult *r;
 	int rc;
 
 	(void)lease_s;
 	key_hex(k, hex);
-	full_owner(f->db, owner, gid, sizeof(gid));
+	team_db_id(f->db, owner, gid);
 	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
 	/* A short outage (a restarted server) is waited out: owning the key alone could pay twice. */
 	for (double away = 0;; away += 0.5) {
@@ -85,14 +83,14 @@ static int
 ti_renew(void *st, const struct cache_key *k, const char *owner, double lease_s)
 {
 	struct team_inflight *f = st;
-	char hex[KEY_HEX_LEN], gid[256], lease[32], err[256];
+	char hex[KEY_HEX_LEN], gid[TEAM_ID_LEN], lease[32], err[256];
 	const char *p[3] = { hex, gid, lease };
 	PGresult *r;
 	int rc;
 
 	(void)lease_s;
 	key_hex(k, hex);
-	full_owner(f->db, owner, gid, sizeof(gid));
+	team_db_id(f->db, owner, gid);
 	snprintf(lease, sizeof(lease), "%g", f->db->lease_s);
 	r = team_db_exec(f->db, "UPDATE bananafs.claims SET expires = now() + make_interval(secs => "
 			 "$3::float8) WHERE key = $1 AND owner = $2", 3, p, err, sizeof(err));
@@ -148,16 +146,56 @@ static void
 ti_done(void *st, const struct cache_key *k, const char *owner, bool ok)
 {
 	struct team_inflight *f = st;
-	char hex[KEY_HEX_LEN], gid[256], err[256];
+	char hex[KEY_HEX_LEN], gid[TEAM_ID_LEN], err[256];
 	const char *p[3] = { hex, gid, ok ? "true" : "false" };
 	PGresult *r;
 
 	key_hex(k, hex);
-	full_owner(f->db, owner, gid, sizeof(gid));
+	team_db_id(f->db, owner, gid);
 	r = team_db_exec(f->db, done_sql, 3, p, err, sizeof(err));
 	if (r == NULL)
 		team_db_defer(f->db, done_sql, 3, p);
 	PQclear(r);
+}
+
+static const char note_sql[] =
+	"UPDATE bananafs.claims SET interaction = $3 WHERE key = $1 AND owner = $2";
+
+static void
+ti_note(void *st, const struct cache_key *k, const char *owner, const char *interaction)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], gid[TEAM_ID_LEN], err[256];
+	const char *p[3] = { hex, gid, interaction };
+	PGresult *r;
+
+	key_hex(k, hex);
+	team_db_id(f->db, owner, gid);
+	r = team_db_exec(f->db, note_sql, 3, p, err, sizeof(err));
+	if (r == NULL)
+		team_db_defer(f->db, note_sql, 3, p);
+	PQclear(r);
+}
+
+static int
+ti_noted(void *st, const struct cache_key *k, const char *owner, char *interaction, size_t len)
+{
+	struct team_inflight *f = st;
+	char hex[KEY_HEX_LEN], gid[TEAM_ID_LEN], err[256];
+	const char *p[2] = { hex, gid };
+	PGresult *r;
+	int rc = 0;
+
+	key_hex(k, hex);
+	team_db_id(f->db, owner, gid);
+	r = team_db_exec(f->db, "SELECT interaction FROM bananafs.claims WHERE key = $1 AND owner = $2 "
+			 "AND interaction IS NOT NULL", 2, p, err, sizeof(err));
+	if (r != NULL && PQntuples(r) == 1 && strlen(PQgetvalue(r, 0, 0)) < len) {
+		memcpy(interaction, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)) + 1);
+		rc = 1;
+	}
+	PQclear(r);
+	return rc;
 }
 
 static int
@@ -191,6 +229,8 @@ static const struct inflight_ops team_inflight_ops = {
 	.done = ti_done,
 	.count = ti_count,
 	.destroy = ti_destroy,
+	.note = ti_note,
+	.noted = ti_noted,
 };
 
 int

@@ -5,8 +5,11 @@
  * The local STORE/ledger.jsonl stays the file users read, and it is
  * written first (fsynced) by cache/ledger.c; this mirror runs after.  A
  * row is unique by (request id, outcome, attempt): the request id is this
- * mount's id, the job id and the cache key, so a line mirrored twice (a
- * deferred statement run again) is one row.  When the database is away the
+ * store's team id, the job id and the cache key, the same in every run of
+ * the mount, so a line mirrored twice (a deferred statement run again) is
+ * one row, and so is the "unknown" line a crash leaves in the local ledger
+ * and the row bananafs.reserve() writes when another machine takes the
+ * crashed request's claim over.  The mount column is the run's (owner).  When the database is away the
  * row is deferred (team_db_defer) and written when it is back.
  */
 #include <stdio.h>
@@ -28,7 +31,8 @@ team_ledger_mirror(void *arg, const struct ledger_rec *r, const char *json_line)
 	const char *p[11];
 	PGresult *res;
 
-	snprintf(rid, sizeof(rid), "%s/%s/%s", db->owner, r->job ? r->job : "", r->key ? r->key : "");
+	snprintf(rid, sizeof(rid), "%s/%s/%s", db->store_id[0] ? db->store_id : db->owner,
+		 r->job ? r->job : "", r->key ? r->key : "");
 	snprintf(attempt, sizeof(attempt), "%d", r->attempt);
 	snprintf(cost, sizeof(cost), "%.6f", r->cost_usd);
 	p[0] = rid;

@@ -34,12 +34,6 @@ struct team_limiter {
 	struct quota_share share;	/* one model's 429 (api/retry.h), spread to the team */
 };
 
-static void
-full_owner(const struct team_db *db, const char *owner, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s", db->owner, owner ? owner : "");
-}
-
 /* bananafs.slot_take: 0 taken (or free when !take), > 0 seconds, -1 all taken, -2 unreachable. */
 static double
 slot_take(struct team_limiter *l, const char *gid, bool take)
@@ -78,12 +72,12 @@ static void
 tl_acquire(void *st, const char *owner, bool *waited)
 {
 	struct team_limiter *l = st;
-	char gid[256];
+	char gid[TEAM_ID_LEN];
 	double w;
 	unsigned long gen;
 
 	limiter_acquire(&l->local, owner, waited);
-	full_owner(l->db, owner, gid, sizeof(gid));
+	team_db_id(l->db, owner, gid);
 	for (;;) {
 		gen = team_db_wake_gen(l->db);
 		w = slot_take(l, gid, true);
@@ -103,11 +97,11 @@ static void
 tl_release(void *st, const char *owner)
 {
 	struct team_limiter *l = st;
-	char gid[256], err[256];
+	char gid[TEAM_ID_LEN], err[256];
 	const char *p[1] = { gid };
 	PGresult *r;
 
-	full_owner(l->db, owner, gid, sizeof(gid));
+	team_db_id(l->db, owner, gid);
 	r = team_db_exec(l->db, release_sql, 1, p, err, sizeof(err));
 	if (r == NULL)
 		team_db_defer(l->db, release_sql, 1, p);

@@ -85,9 +85,20 @@ def start_fails(workdir, emulator, config_text, env):
 
 def test_schema_is_created_and_versioned_on_first_mount(machines, pg):
     machines("a")
-    assert pg.psql("SELECT version FROM bananafs.schema_version") == "1"
+    assert pg.psql("SELECT version FROM bananafs.schema_version") == "2"
     machines("b")		# the second machine finds it and agrees
     assert pg.psql("SELECT count(*) FROM bananafs.schema_version") == "1"
+
+
+def test_schema_version_1_is_upgraded(machines, pg):
+    a = machines("a")
+    a.unmount()
+    pg.psql("ALTER TABLE bananafs.claims DROP COLUMN interaction; UPDATE bananafs.schema_version "
+            "SET version = 1")
+    machines("b")
+    assert pg.psql("SELECT version FROM bananafs.schema_version") == "2"
+    assert pg.psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'bananafs' "
+                   "AND table_name = 'claims' AND column_name = 'interaction'") == "1"
 
 
 def test_unreachable_database_at_mount_is_a_clear_error(workdir, emulator, pg, tmp_path):
@@ -136,7 +147,7 @@ def ctl(*args, env=None):
 def test_doctor_checks_the_team_database(machines, pg, tmp_path):
     a = machines("a")
     r = ctl("-m", a.mnt, "doctor", env=pg.env())
-    assert "ok   team database reachable, password accepted, schema version 1" in r.stdout
+    assert "ok   team database reachable, password accepted, schema version 2" in r.stdout
     bad = tmp_path / "pgpass"
     bad.write_text("*:*:*:team:not-the-password\n")
     bad.chmod(0o600)
@@ -191,9 +202,32 @@ def test_team_budget_holds_across_machines(machines, emulator, pg):
                 assert "daily limit" in f.read()
 
 
-def test_dead_machine_loses_its_claim_and_another_finishes(machines, emulator, pg):
-    a, b = machines("a"), machines("b")
-    emulator.fault("slow", 1, delay_ms=20000)	# a's request hangs until a dies
+def team_billed(pg):
+    return round(float(pg.psql("SELECT coalesce(sum(cost_usd), 0) FROM bananafs.ledger WHERE billed")), 6)
+
+
+def unknown_rows(pg):
+    return int(pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown'"))
+
+
+def creates(emulator):
+    return emulator.stats()["by_endpoint"].get("interactions", 0)
+
+
+def team_cost_total(m, pg):
+    """`bananactl cost --team`: (total USD, billed rows)."""
+    r = ctl("-m", m.mnt, "cost", "--team", env=pg.env())
+    assert r.returncode == 0, r.stderr
+    total = [l for l in r.stdout.splitlines() if l.startswith("total")][0].split()
+    return float(total[1]), int(total[2])
+
+
+def test_dead_machine_plain_request_is_taken_over_and_recorded_unknown(machines, emulator, pg):
+    """Without background requests a dead machine's request leaves nothing to poll: the
+    other machine pays again after the lease, and the possible double charge is an
+    "unknown" row."""
+    a, b = machines("a", "durable_requests = no\n"), machines("b")
+    emulator.fault("slow", 1, delay_ms=5000)	# a's request hangs until a dies
     pa, pb = a.path(*PRO2K, "job.txt"), b.path(*PRO2K, "job.txt")
     write(pa, "the job a dead machine held")
     wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request")
@@ -208,6 +242,68 @@ def test_dead_machine_loses_its_claim_and_another_finishes(machines, emulator, p
     assert png_size(b.path(*PRO2K, "job.png")) == (2048, 2048)
     # The dead machine's request may have been billed: the ledger says so.
     assert pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown' AND billed") == "1"
+    # It was (the emulator bills a request whose caller died): the team's rows say as much.
+    wait_for(lambda: emulator.stats()["generations"] == 2, 15, "the dead machine's request billed")
+    assert team_cost_total(b, pg) == (pytest.approx(emulator.stats()["billed_usd"]), 2)
+
+
+def test_dead_machine_interaction_is_polled_by_the_next_owner(machines, emulator, pg):
+    """A dead machine's background interaction id is kept with its claim: the machine that
+    takes the claim over polls it, and pays nothing more."""
+    a, b = machines("a"), machines("b")
+    emulator.fault("slow", 1, delay_ms=6000)	# created at once, ready after 6 s
+    pa, pb = a.path(*PRO2K, "job.txt"), b.path(*PRO2K, "job.txt")
+    write(pa, "the job a dead machine created")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.claims WHERE interaction IS NOT NULL")
+             == "1", 10, "a's interaction noted with its claim")
+    write(pb, "the job a dead machine created")
+    time.sleep(0.5)
+    a.kill9()
+    assert wait_done(pb, 30) == "done"
+    assert png_size(b.path(*PRO2K, "job.png")) == (2048, 2048)
+    st = emulator.stats()
+    assert creates(emulator) == 1 and st["generations"] == 1, "b paid again"
+    assert st["by_endpoint"].get("interactions.get", 0) >= 1
+    assert unknown_rows(pg) == 0
+    assert team_cost_total(b, pg) == (pytest.approx(st["billed_usd"]), 1)
+    assert [r["outcome"] for r in ledger(b.store)].count("polled") == 1
+
+
+def journaled(store):
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_kill9_and_remount_records_no_unknown_and_cost_equals_the_bill(machines, emulator, pg):
+    """kill -9 with three requests on the wire and a fourth prompt waiting for one of them on
+    another machine, then the same machine mounted again: the journaled interactions are
+    polled, nothing is paid twice, no row says "unknown", and cost --team == the bill."""
+    a, b = machines("a"), machines("b")
+    emulator.fault("slow", 3, delay_ms=3000)
+    prompts = [a.path(*PRO2K, f"k{i}.txt") for i in range(3)]
+    for i, p in enumerate(prompts):
+        write(p, f"a scene the crash must not pay twice {i}")
+    wait_for(lambda: journaled(a.store) == 3, 15, "three journaled interactions")
+    pb = b.path(*PRO2K, "k0.txt")
+    write(pb, "a scene the crash must not pay twice 0")
+    time.sleep(0.3)
+    a.kill9()
+    a = machines("a")
+    for p in prompts + [pb]:
+        assert wait_done(p, 40) in ("done", "cached")	# k0: whichever machine took it over
+    st = emulator.stats()
+    assert creates(emulator) == 3 and st["generations"] == 3, "a request was paid twice"
+    assert unknown_rows(pg) == 0
+    wait_for(lambda: team_billed(pg) == st["billed_usd"], 10, "the team's rows == the bill")
+    assert team_cost_total(a, pg) == (pytest.approx(st["billed_usd"]), 3)
+    # the dead run's reservations are settled once: spent == billed, nothing left reserved
+    spent = float(pg.psql("SELECT coalesce(sum(actual_usd), 0) FROM bananafs.reservations WHERE settled"))
+    assert round(spent, 6) == st["billed_usd"]
+    assert pg.psql("SELECT count(*) FROM bananafs.reservations WHERE NOT settled") == "0"
 
 
 def test_database_restart_mid_run_pays_nothing_twice(machines, emulator, pg):
