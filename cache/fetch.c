@@ -49,7 +49,6 @@
  */
 #include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1047,47 +1046,7 @@ void fetch_batch_finish(struct fetch_ctx *f, const struct gen_request *rq, const
 	inflight_done(&f->inflight, &out->key, w.owner, ok);
 }
 
-/* --- NAME.error ------------------------------------------------------------ */
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	char *g;
-
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = 1;
-		return;
-	}
-	if (b->len + (size_t)n + 1 > b->cap) {
-		size_t cap = (b->len + (size_t)n + 1) * 2;
-
-		g = realloc(b->p, cap);
-		if (!g) {
-			b->oom = 1;
-			return;
-		}
-		b->p = g;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
+/* --- the failure NAME.error tells of ----------------------------------------- */
 
 /* "budget_daily_usd, set in FILE:LINE" / "..., set with -o budget_daily_usd=": for why's limit. */
 static void budget_origin(const struct config *cfg, const char *why, char *buf, size_t len)
@@ -1106,79 +1065,60 @@ static void budget_origin(const struct config *cfg, const char *why, char *buf, 
 		snprintf(buf, len, "%s", key);
 }
 
-char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq)
+void fetch_failure(const struct fetch_outcome *out, const struct gen_request *rq, struct failure *f)
 {
 	const struct gen_result *res = &out->res;
 	const char *model = out->model_used[0] ? out->model_used : rq->model;
 	const char *size = out->size_used[0] ? out->size_used : rq->size;
-	struct sbuf b = { 0 };
+	const char *aspect = rq->aspect ? rq->aspect : "";
 
 	if (out->result == FETCH_REFUSED_BUDGET && out->cost_usd < 0) {
-		sb_add(&b, "bananafs: request not sent for %s %s %s: its price is unknown\n",
-		       model, size, rq->aspect ? rq->aspect : "");
-		sb_add(&b, "what happened: no price is known for %s %s on route %s, and a budget is set, "
-		       "so bananafs cannot tell whether it fits\n", model, size, route_name(rq->route));
-		sb_add(&b, "whose problem: the price table in your config\n");
-		sb_add(&b, "next move: set the price in the config's [prices] section, e.g. "
-		       "%s.%s.%s = 0.134 (US dollars per image), or remove budget_daily_usd/budget_total_usd\n",
-		       model, size, route_name(rq->route));
-		sb_add(&b, "nothing was sent and nothing was billed\n");
+		failure_init(f, "request not sent for %s %s %s: its price is unknown", model, size, aspect);
+		failure_what(f, "no price is known for %s %s on route %s, and a budget is set, so bananafs "
+			     "cannot tell whether it fits", model, size, route_name(rq->route));
+		f->whose = WHOSE_USER;
+		failure_problem(f, "the price table in your config");
+		failure_next_move(f, "set the price in the config's [prices] section, e.g. %s.%s.%s = 0.134 "
+				  "(US dollars per image), or remove budget_daily_usd/budget_total_usd",
+				  model, size, route_name(rq->route));
+		failure_note(f, "nothing was sent and nothing was billed");
 	} else if (out->result == FETCH_REFUSED_BUDGET) {
-		sb_add(&b, "bananafs: request not sent for %s %s %s: the budget would be passed\n",
-		       model, size, rq->aspect ? rq->aspect : "");
-		sb_add(&b, "what happened: %s\n", out->why[0] ? out->why : "the budget refused it");
 		bool daily = strstr(out->why, "budget_daily_usd") != NULL;
-		sb_add(&b, "whose problem: your budget: %s\n",
-		       out->limit_from[0] ? out->limit_from : "budget_daily_usd or budget_total_usd");
-		if (daily)
-			sb_add(&b, "next move: wait for tomorrow (the daily budget restarts at local midnight), "
-			       "or raise budget_daily_usd where it was set and remount; then save the prompt "
-			       "again or run 'bananactl run PATH'\n");
-		else
-			sb_add(&b, "next move: raise budget_total_usd where it was set and remount (the total "
-			       "budget never restarts); then save the prompt again or run 'bananactl run PATH'\n");
-		sb_add(&b, "nothing was sent and nothing was billed\n");
-	} else if (out->result == FETCH_DRY_RUN) {
-		sb_add(&b, "bananafs: dry run for %s %s %s: nothing sent\n", model, size, rq->aspect ? rq->aspect : "");
-		if (out->cost_usd >= 0)
-			sb_add(&b, "would cost: $%.3f\n", out->cost_usd);
-		else
-			sb_add(&b, "would cost: unknown (no price for this model, size and route)\n");
+
+		failure_init(f, "request not sent for %s %s %s: the budget would be passed", model, size, aspect);
+		f->what = out->why[0] ? out->why : "the budget refused it";
+		f->whose = WHOSE_USER;
+		failure_problem(f, "your budget: %s",
+				out->limit_from[0] ? out->limit_from : "budget_daily_usd or budget_total_usd");
+		f->next_move = daily ?
+			"wait for tomorrow (the daily budget restarts at local midnight), or raise "
+			"budget_daily_usd where it was set and remount; then save the prompt again or run "
+			"'bananactl run PATH'" :
+			"raise budget_total_usd where it was set and remount (the total budget never "
+			"restarts); then save the prompt again or run 'bananactl run PATH'";
+		failure_note(f, "nothing was sent and nothing was billed");
 	} else {
 		if (res->cls == ERR_STORE)	/* made and paid for: the disk, not the generation, failed */
-			sb_add(&b, "bananafs: the image for %s %s %s was made but could not be stored\n", model,
-			       size, rq->aspect ? rq->aspect : "");
+			failure_init(f, "the image for %s %s %s was made but could not be stored", model, size,
+				     aspect);
 		else
-			sb_add(&b, "bananafs: generation failed for %s %s %s\n", model, size,
-			       rq->aspect ? rq->aspect : "");
-		sb_add(&b, "what happened: %s\n", res->message && *res->message ? res->message :
-		       err_class_name(res->cls));
-		if (res->http_status > 0)
-			sb_add(&b, "HTTP status: %ld   API status: %s\n", res->http_status,
-			       res->api_status[0] ? res->api_status : "none");
-		else
-			sb_add(&b, "HTTP status: none (no answer arrived)\n");
-		if (res->finish_reason[0])
-			sb_add(&b, "finish reason: %s\n", res->finish_reason);
-		sb_add(&b, "request id: %s\n",
-		       res->request_id[0] ? res->request_id : "none (the server gave none)");
+			failure_init(f, "generation failed for %s %s %s", model, size, aspect);
+		f->what = res->message && *res->message ? res->message : err_class_name(res->cls);
+		f->exchanged = true;
+		f->http_status = res->http_status > 0 ? res->http_status : 0;
+		f->api_status = res->api_status;
+		f->request_id = res->request_id;
+		f->finish_reason = res->finish_reason;
 		if (res->cls != ERR_NONE) {
-			sb_add(&b, "whose problem: %s\n", errors_whose(res->cls));
-			sb_add(&b, "next move: %s\n", errors_next_move(res->cls));
+			f->whose = failure_whose_of(res->cls);
+			failure_problem(f, "%s", errors_whose(res->cls));
+			f->next_move = errors_next_move(res->cls);
 		}
-		sb_add(&b, "attempts: %d (the ledger shows each)\n", out->attempts);
+		failure_note(f, "attempts: %d (the ledger shows each)", out->attempts);
 		if (out->fallback)
-			sb_add(&b, "fallback: tried %s %s after capacity failures\n", model, size);
+			failure_note(f, "fallback: tried %s %s after capacity failures", model, size);
 		if (out->cost_usd > 0)
-			sb_add(&b, "billed: $%.3f (the route bills failed answers)\n", out->cost_usd);
-		if (res->text && *res->text)
-			sb_add(&b, "model said: %s\n", res->text);
+			failure_note(f, "billed: $%.3f (the route bills failed answers)", out->cost_usd);
+		f->model_said = res->text;
 	}
-	if (b.oom || !b.p) {
-		free(b.p);
-		return NULL;
-	}
-	char *safe = redact(b.p, NULL);	/* server text inside: no key leaves */
-	free(b.p);
-	return safe;
 }

@@ -19,6 +19,7 @@
 #include "api/retry.h"
 #include "api/route.h"
 #include "cache/durable.h"
+#include "cache/failure.h"
 #include "cache/budget.h"
 #include "cache/config.h"
 #include "cache/held.h"
@@ -164,11 +165,12 @@ struct fetch_pub {
 int fetch_write_pub_png(const char *tmp_path, void *arg);
 
 /*
- * The text of NAME.error for a failed or refused outcome: what happened,
- * HTTP and API status, request id, whose problem, next move, the model's
- * own text.  Never the key.  malloc'd.
+ * The failure of a failed or refused outcome (cache/failure.h), for
+ * failure_render: what happened, HTTP and API status, request id, whose
+ * problem and move, the next move, the model's own text.  *f borrows
+ * strings of out and rq: render it before fetch_outcome_free(out).
  */
-char *fetch_render_error(const struct fetch_outcome *out, const struct gen_request *rq);
+void fetch_failure(const struct fetch_outcome *out, const struct gen_request *rq, struct failure *f);
 
 void fetch_stats_get(struct fetch_ctx *f, struct fetch_stats *st);
 

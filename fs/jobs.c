@@ -26,6 +26,7 @@
 #include "api/errors.h"
 #include "api/prices.h"
 #include "cache/beneath.h"
+#include "cache/failure.h"
 #include "cache/folderconf.h"
 #include "cache/journal.h"
 #include "cache/key.h"
@@ -362,8 +363,12 @@ int jobs_cancel(struct jobs *j, const char *relpath)
 	 */
 	s->gen = ++last_gen;
 	s->run = false;
+	struct failure f;
+	failure_init(&f, "cancelled with bananactl cancel; bananactl run sends it again");
+	char *line = failure_render(&f, FAILURE_LINE);
 	status_set(s, PS_CANCELLED);
-	status_set_error(s, "cancelled with bananactl cancel; bananactl run sends it again");
+	status_set_error(s, line ? line : f.headline);
+	free(line);
 	if (s->job_id > 0)
 		journal_finish(&j->b->store, s->job_id);
 	s->job_id = -1;
@@ -574,7 +579,7 @@ static int on_fetch_status(void *arg, enum prompt_state st, time_t retry_at)
 	return 0;
 }
 
-/* Ends the job: final status, error line, journal row (only if still current). */
+/* Ends the job: final state, the failure's line (NULL: none), journal row (only if still current). */
 static void finish(struct job_ctx *c, enum prompt_state st, const char *error, const char *key, double cost,
 		   const char *made_by)
 {
@@ -596,26 +601,77 @@ static void finish(struct job_ctx *c, enum prompt_state st, const char *error, c
 	status_unlock();
 }
 
-/* The first line of a multi-line text, for the xattr and jobs file. */
-static void first_line(const char *text, char *out, size_t len)
+/*
+ * A failure rendered (cache/failure.h) for NAME.error (text) and for the
+ * xattr and jobs file (line); either may be NULL after out of memory.
+ */
+struct told {
+	char *text, *line;
+};
+
+static void tell(struct told *t, const struct failure *f)
 {
-	const char *p = strstr(text, "what happened: ");
-	p = p ? p + 15 : text;
-	size_t n = strcspn(p, "\n");
-	snprintf(out, len, "%.*s", (int)n, p);
+	free(t->text);
+	free(t->line);
+	t->text = failure_render(f, FAILURE_FILE);
+	t->line = failure_render(f, FAILURE_LINE);
+}
+
+static void told_free(struct told *t)
+{
+	free(t->text);
+	free(t->line);
+	t->text = t->line = NULL;
+}
+
+static bool told_any(const struct told *t)
+{
+	return t->text || t->line;
+}
+
+/* The xattr's line; a fixed word when rendering ran out of memory. */
+static const char *told_line(const struct told *t)
+{
+	return t->line ? t->line : "failed (out of memory while saying why)";
+}
+
+/* Ends the job as failed without a NAME.error: nothing beside the prompt to tell it to. */
+static void fail_quietly(struct job_ctx *c, const struct failure *f)
+{
+	struct told t = { 0 };
+	tell(&t, f);
+	finish(c, PS_FAILED, told_line(&t), NULL, -1, NULL);
+	told_free(&t);
 }
 
 /* Writes NAME.error (when the name fits and is not someone else's) and ends the job as failed. */
-static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const char *text)
+static void fail_told(struct job_ctx *c, const char *dir, const char *stem, const struct told *t)
 {
 	struct bfs *b = c->j->b;
-	char name[NAME_MAX + 32], line[512];
+	char name[NAME_MAX + 32];
 	snprintf(name, sizeof(name), "%s.error", stem);
-	if (strlen(name) <= NAME_MAX && current(c) && prompt_present(b, c->path) &&
-	    publish_text(b, dir, name, text, &c->owner) < 0)
+	if (t->text && strlen(name) <= NAME_MAX && current(c) && prompt_present(b, c->path) &&
+	    publish_text(b, dir, name, t->text, &c->owner) < 0)
 		log_warn("cannot write %s/%s", dir, name);
-	first_line(text, line, sizeof(line));
-	finish(c, PS_FAILED, line, NULL, -1, NULL);
+	finish(c, PS_FAILED, told_line(t), NULL, -1, NULL);
+}
+
+static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const struct failure *f)
+{
+	struct told t = { 0 };
+	tell(&t, f);
+	fail_told(c, dir, stem, &t);
+	told_free(&t);
+}
+
+/* A prompt refused before anything was sent: the user's move. */
+static void refusal(struct failure *f, const char *what, const char *next_move)
+{
+	failure_init(f, "the prompt was not sent");
+	f->what = what;
+	f->whose = WHOSE_USER;
+	failure_problem(f, "request");
+	f->next_move = next_move;
 }
 
 /* NAME.EXT, or NAME-i.EXT for n > 1. */
@@ -645,20 +701,26 @@ static int place_image(struct bfs *b, const char *dir, const char *stem, int i, 
 	return 0;
 }
 
-static const char unplaced_text[] =
-	"bananafs: the image was made and cached, but could not be placed beside the prompt.\n"
-	"next move: save the prompt again (the cached image is free).\n";
-
-/* The text of NAME.error when an output name holds a file bananafs did not make. */
-static char *taken_text(const char *why)
+/* An image made (and cached) that could not be published: ours to retry. */
+static void unplaced(struct failure *f)
 {
-	char *t = NULL;
-	if (asprintf(&t, "bananafs: the image was not placed.\nwhat happened: %s\nwhose problem: request\n"
-		     "next move: move that file away (or rename the prompt) and save the prompt again; "
-		     "an image already made is in the cache and costs nothing.\n", why) < 0)
-		return NULL;
-	return t;
+	failure_init(f, "the image was made and cached, but could not be placed beside the prompt");
+	f->whose = WHOSE_BANANAFS;
+	f->next_move = "save the prompt again (the cached image is free)";
 }
+
+/* An output name holds a file bananafs did not make (why says which). */
+static void taken(struct failure *f, const char *why)
+{
+	failure_init(f, "the image was not placed");
+	f->what = why;
+	f->whose = WHOSE_USER;
+	failure_problem(f, "request");
+	f->next_move = "move that file away (or rename the prompt) and save the prompt again; an image "
+		       "already made is in the cache and costs nothing";
+}
+
+#define TAKEN_WHY "an output name is taken by a file bananafs did not make; it was kept"
 
 /*
  * Ends a batch job once every candidate has reported and the job's loop
@@ -744,6 +806,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	char names[MAX_OUT_NAMES][NAME_MAX + 32];
 	const char *name_ptrs[MAX_OUT_NAMES];
 	struct prompt p = { 0 };
+	struct failure f;
 	struct ref_image refs[PROMPT_MAX_INPUTS] = { 0 };
 	int nrefs = 0;
 
@@ -793,7 +856,9 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	tree_classify(abs, &n);
 	/* Everything read for the prompt is read with its writer's rights. */
 	if (creds_enter(&c.owner) < 0) {
-		finish(&c, PS_FAILED, "cannot act with the rights of the prompt's writer", NULL, -1, NULL);
+		failure_init(&f, "cannot act with the rights of the prompt's writer");
+		f.whose = WHOSE_BANANAFS;
+		fail_quietly(&c, &f);
 		return;
 	}
 	size_t len = 0, file_size = 0;
@@ -802,7 +867,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		creds_leave();
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
 		log_debug("prompt %s vanished before it ran", relpath);
-		finish(&c, PS_FAILED, "prompt file vanished before it ran", NULL, -1, NULL);
+		failure_init(&f, "prompt file vanished before it ran");
+		fail_quietly(&c, &f);
 		status_lock();
 		if (status_get(relpath) && status_get(relpath)->gen == c.gen)
 			status_drop(relpath);
@@ -815,27 +881,24 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		prompt_too_big_msg(file_size, err, sizeof(err));
 	if (pe == PROMPT_EMPTY) {
 		creds_leave();
-		fail_job(&c, dir, stem, "bananafs: empty prompt: nothing was sent and nothing was billed.\n"
-			 "next move: write the text of the image you want into the file.\n");
+		failure_init(&f, "empty prompt: nothing was sent and nothing was billed");
+		f.whose = WHOSE_USER;
+		f.next_move = "write the text of the image you want into the file";
+		fail_job(&c, dir, stem, &f);
 		return;
 	}
 	if (pe != PROMPT_OK) {
 		creds_leave();
-		char text[1400];
-		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
-			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
-		fail_job(&c, dir, stem, text);
+		refusal(&f, err, "fix the prompt file and save it again");
+		fail_job(&c, dir, stem, &f);
 		return;
 	}
 	/* The prompt's header wins over the folders' .bananafs.conf, which win over the config. */
 	struct folder_conf fc;
 	if (folder_conf_load(b->tree_fd, dir, &fc, err, sizeof(err)) < 0) {
 		creds_leave();
-		char text[1400];
-		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
-			 "whose problem: request\nnext move: fix the folder's .bananafs.conf and save the "
-			 "prompt again.\n", err);
-		fail_job(&c, dir, stem, text);
+		refusal(&f, err, "fix the folder's .bananafs.conf and save the prompt again");
+		fail_job(&c, dir, stem, &f);
 		prompt_free(&p);
 		return;
 	}
@@ -853,10 +916,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	    inputs_refused(b, dir, &p, &c.owner, err, sizeof(err)) ||
 	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
 		creds_leave();
-		char text[1400];
-		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
-			 "whose problem: request\nnext move: fix the prompt file and save it again.\n", err);
-		fail_job(&c, dir, stem, text);
+		refusal(&f, err, "fix the prompt file and save it again");
+		fail_job(&c, dir, stem, &f);
 		prompt_free(&p);
 		return;
 	}
@@ -866,11 +927,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	/* Before anything is paid: every output name fits, and is free or ours to replace. */
 	int nnames = 0;
 	if (output_names(b, dir, stem, p.n, names, &nnames, err, sizeof(err)) < 0) {
-		char text[1400];
-		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: %s\n"
-			 "whose problem: request\nnext move: shorten the name or the path and save the "
-			 "prompt again.\n", err);
-		fail_job(&c, dir, stem, text);
+		refusal(&f, err, "shorten the name or the path and save the prompt again");
+		fail_job(&c, dir, stem, &f);
 		prompt_free_inputs(refs, nrefs);
 		prompt_free(&p);
 		return;
@@ -880,9 +938,8 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	c.names = name_ptrs;
 	c.nnames = nnames;
 	if (publish_check(b, dir, c.names, c.nnames, &c.owner, err, sizeof(err)) < 0) {
-		char *t = taken_text(err);
-		fail_job(&c, dir, stem, t ? t : unplaced_text);
-		free(t);
+		taken(&f, err);
+		fail_job(&c, dir, stem, &f);
 		prompt_free_inputs(refs, nrefs);
 		prompt_free(&p);
 		return;
@@ -899,7 +956,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	int ok = 0, cached = 0, dry = 0, pending = 0;
 	char batch_name[128] = "";
 	double cost = 0;
-	char *errtext = NULL;
+	struct told told = { 0 };	/* the last failure of a candidate */
 	char lastkey[KEY_HEX_LEN] = "", made_by[64] = "";
 	for (int i = 1; i <= p.n; i++) {
 		struct gen_request rq = {
@@ -940,12 +997,11 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 				break;
 			}
 			if (place_image(b, dir, stem, i, p.n, &out, &c.owner) < 0) {
-				char why[NAME_MAX + 200];
-				bool taken = errno == EEXIST;
-				snprintf(why, sizeof(why), "an output name is taken by a file bananafs did not "
-					 "make; it was kept");
-				free(errtext);
-				errtext = taken ? taken_text(why) : strdup(unplaced_text);
+				if (errno == EEXIST)
+					taken(&f, TAKEN_WHY);
+				else
+					unplaced(&f);
+				tell(&told, &f);
 			} else {
 				ok++;
 				if (out.source != SRC_GENERATED)
@@ -959,13 +1015,13 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 				snprintf(batch_name, sizeof(batch_name), "%s", out.batch_name);
 		} else if (c.taken[0]) {
 			/* Abandoned before sending: a copy tool brought the image along. */
-			free(errtext);
-			errtext = taken_text(c.taken);
+			taken(&f, c.taken);
+			tell(&told, &f);
 			fetch_outcome_free(&out);
 			break;
 		} else {
-			free(errtext);
-			errtext = fetch_render_error(&out, &rq);
+			fetch_failure(&out, &rq, &f);
+			tell(&told, &f);	/* before out is freed: f borrows its strings */
 			if (out.res.cls == ERR_STORE) {
 				/* paid and held in memory: the store watcher retries when there is room */
 				status_lock();
@@ -990,32 +1046,36 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		struct prompt_status *ps = status_get(relpath);
 		if (ps && ps->gen == c.gen) {
 			status_set(ps, PS_BATCH_PENDING);
-			ps->batch_failed |= errtext != NULL;
+			ps->batch_failed |= told_any(&told);
 			ps->batch_loop_done = 1;
 			snprintf(ps->key, sizeof(ps->key), "%s", lastkey);
 			if (batch_name[0])
 				snprintf(ps->batch, sizeof(ps->batch), "%s", batch_name);
 			ps->cost_usd = cost;
 			if (ps->batch_pending <= 0)
-				all_done = batch_finish_locked(b, ps, NULL);
+				all_done = batch_finish_locked(b, ps, told_any(&told) ? told_line(&told) : NULL);
 		}
 		status_unlock();
 		if (all_done && ename_fits)
 			publish_remove(b, dir, ename, &c.owner);
-		if (errtext && ename_fits && current(&c))
-			publish_text(b, dir, ename, errtext, &c.owner);
+		if (told.text && ename_fits && current(&c))
+			publish_text(b, dir, ename, told.text, &c.owner);
 	} else if (dry) {
 		finish(&c, PS_DRY_RUN, NULL, lastkey, cost, NULL);
-	} else if (errtext) {
-		fail_job(&c, dir, stem, errtext);
+	} else if (told_any(&told)) {
+		fail_told(&c, dir, stem, &told);
 	} else if (ok) {
 		if (current(&c) && ename_fits)
 			publish_remove(b, dir, ename, &c.owner);
 		finish(&c, cached == ok ? PS_CACHED : PS_DONE, NULL, lastkey, cost, made_by);
 	} else {
-		finish(&c, PS_FAILED, "superseded", lastkey, cost, NULL);
+		failure_init(&f, "superseded");
+		struct told t = { 0 };
+		tell(&t, &f);
+		finish(&c, PS_FAILED, told_line(&t), lastkey, cost, NULL);
+		told_free(&t);
 	}
-	free(errtext);
+	told_free(&told);
 }
 
 /*
@@ -1045,12 +1105,16 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 
 	char dir[PATH_MAX], stem[NAME_MAX + 1];
 	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
-	char *errtext = NULL;
+	struct failure f;
+	struct told told = { 0 };
 	if (out->result == FETCH_OK) {
-		if (place_image(b, dir, stem, i, n, out, &owner) < 0)
-			errtext = errno == EEXIST ? taken_text("an output name is taken by a file bananafs "
-							       "did not make; it was kept")
-						  : strdup(unplaced_text);
+		if (place_image(b, dir, stem, i, n, out, &owner) < 0) {
+			if (errno == EEXIST)
+				taken(&f, TAKEN_WHY);
+			else
+				unplaced(&f);
+			tell(&told, &f);
+		}
 	} else {
 		struct node nd;
 		char abs[PATH_MAX + 1];
@@ -1060,33 +1124,31 @@ void jobs_batch_done(void *arg, const char *ref, const struct fetch_outcome *out
 			.model = nd.model ? nd.model->id : "", .size = nd.size ? nd.size : "",
 			.aspect = "", .n = n, .index = i, .route = ROUTE_BATCH,
 		};
-		errtext = fetch_render_error(out, &rq);
+		fetch_failure(out, &rq, &f);
+		tell(&told, &f);
 	}
 	char ename[NAME_MAX + 32];
 	snprintf(ename, sizeof(ename), "%s.error", stem);
 	bool ename_fits = strlen(ename) <= NAME_MAX;
-	if (errtext && ename_fits)
-		publish_text(b, dir, ename, errtext, &owner);
+	if (told.text && ename_fits)
+		publish_text(b, dir, ename, told.text, &owner);
 
 	int all_done = 0;
-	char line[512] = "";
-	if (errtext)
-		first_line(errtext, line, sizeof(line));
 	status_lock();
 	struct prompt_status *s = status_get(relpath);
 	if (s && s->gen == gen) {
-		if (errtext)
+		if (told_any(&told))
 			s->batch_failed = 1;
 		if (out->batch_name[0])
 			snprintf(s->batch, sizeof(s->batch), "%s", out->batch_name);
 		s->batch_pending--;
 		if (s->batch_pending <= 0 && s->batch_loop_done)
-			all_done = batch_finish_locked(b, s, errtext ? line : NULL);
+			all_done = batch_finish_locked(b, s, told_any(&told) ? told_line(&told) : NULL);
 	}
 	status_unlock();
 	if (all_done && ename_fits)
 		publish_remove(b, dir, ename, &owner);
-	free(errtext);
+	told_free(&told);
 }
 
 static void *worker(void *arg)

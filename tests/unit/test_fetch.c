@@ -483,6 +483,15 @@ static int superseded(void *arg, enum prompt_state s, time_t retry_at)
 	return s == PS_RUNNING;
 }
 
+/* NAME.error's text for an outcome, as fs/jobs.c renders it. */
+static char *render_failure(const struct fetch_outcome *out, const struct gen_request *rq)
+{
+	struct failure f;
+
+	fetch_failure(out, rq, &f);
+	return failure_render(&f, FAILURE_FILE);
+}
+
 /* --- tests ----------------------------------------------------------------- */
 
 static void test_second_fetch_is_cache_hit(void **state)
@@ -595,13 +604,14 @@ static void test_503_storm_is_bounded(void **state)
 	budget_snapshot(&x->f.budget, &today, &total, &reserved);
 	assert_true(today == 0 && total == 0 && reserved == 0);
 
-	text = fetch_render_error(&out, &rq);
+	text = render_failure(&out, &rq);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "generation failed for gemini-3.1-flash-image 1K 1:1"));
 	assert_non_null(strstr(text, "HTTP status: 503"));
 	assert_non_null(strstr(text, "UNAVAILABLE"));
 	assert_non_null(strstr(text, "attempts: 3"));
 	assert_non_null(strstr(text, "whose problem: "));
+	assert_non_null(strstr(text, "whose move: Google's\n"));	/* a 503: the server's capacity */
 	assert_non_null(strstr(text, "next move: "));
 	assert_null(strstr(text, API_KEY));
 	assert_null(strstr(text, out.key_hex));
@@ -675,7 +685,7 @@ static void test_budget_refusal_sends_nothing(void **state)
 	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_REFUSED_BUDGET);
 	assert_int_equal(requests(), 0);
 	assert_non_null(strstr(out.why, "would pass budget_daily_usd $0.10"));
-	text = fetch_render_error(&out, &rq);
+	text = render_failure(&out, &rq);
 	assert_non_null(text);
 	/* where the limit was set, and what to do */
 	assert_non_null(strstr(text, "whose problem: your budget: budget_daily_usd, set in "
