@@ -865,7 +865,8 @@ void fetch_outcome_init(struct fetch_outcome *out)
 }
 
 enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
-				    const char *job_ref, struct fetch_outcome *out)
+				    const char *job_ref, fetch_status_fn status, void *arg,
+				    struct fetch_outcome *out)
 {
 	struct walk w;
 	struct gen_request named;
@@ -885,6 +886,8 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 	snprintf(out->model_used, sizeof(out->model_used), "%s", rq->model);
 	snprintf(out->size_used, sizeof(out->size_used), "%s", rq->size);
 	batch_walk(&w, f, rq, job_id, &out->key);
+	w.status = status;
+	w.arg = arg;
 
 	/* 1. cached: free, always allowed */
 	rc = store_lookup(f->store, &out->key, &out->obj);
@@ -953,8 +956,13 @@ enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_reques
 		STAT_INC(f, refused);
 		return out->result = FETCH_REFUSED_BUDGET;
 	}
-	/* 6. gathered, durable before we say "pending"; the intent is ledgered at submission */
-	if (!f->batcher || !job_ref || !*job_ref) {
+	/* 6. the job's last word before paying, as on every route; then gathered, durable before
+	 * we say "pending" (the intent is ledgered at submission) */
+	if (status_say(&w, PS_RUNNING) != 0) {
+		gen_result_fail(&out->res, ERR_NONE, "superseded by a newer version of the prompt; "
+				"nothing was sent");
+		rc = -1;
+	} else if (!f->batcher || !job_ref || !*job_ref) {
 		gen_result_fail(&out->res, ERR_NONE, "the batch route is not running; nothing was sent");
 		rc = -1;
 	} else {

@@ -123,11 +123,14 @@ void fetch_outcome_free(struct fetch_outcome *out);
  * batcher gathers the item (state.db row) and FETCH_BATCH_PENDING is
  * returned with out->key_hex (and out->batch_name when already submitted).
  * A key already gathered or submitted only gains this job_ref: one paid
- * request per key.  The batcher later calls its done callback once per
+ * request per key.  status (may be NULL) hears PS_RUNNING just before a new
+ * item is gathered, as fetch_image's before each send; non-zero abandons
+ * it (FETCH_FAILED, nothing gathered or reserved).  The batcher later calls its done callback once per
  * job_ref.
  */
 enum fetch_result fetch_image_batch(struct fetch_ctx *f, const struct gen_request *rq, const char *job_id,
-				    const char *job_ref, struct fetch_outcome *out);
+				    const char *job_ref, fetch_status_fn status, void *arg,
+				    struct fetch_outcome *out);
 
 /*
  * The batch route's other calls into the pipeline (cache/batcher.c only):

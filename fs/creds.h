@@ -9,8 +9,9 @@
  * nobody does not change what a FUSE thread acting for root may do.
  * Changing fsuid away from 0 also drops the file capabilities
  * (CAP_DAC_OVERRIDE, CAP_FOWNER, ...), so the kernel checks modes as it
- * would for the writer.  A daemon that is not root cannot switch and
- * runs everything with its own rights, as before.
+ * would for the writer.  A daemon that is not root cannot switch: it
+ * runs the jobs of its own user (and root's) and refuses other users'
+ * (creds_may_act).
  *
  * Usage: creds_enter(&w); ...open, create, rename...; creds_leave();
  * Not nested: creds_leave returns to the daemon's own rights.  Code that
@@ -37,6 +38,13 @@ bool creds_writer_init(struct writer *w, uid_t uid, gid_t gid);
 /* True when w is the daemon itself (or unset). */
 bool creds_is_daemon(const struct writer *w);
 /*
+ * True when a job for w may run: the daemon can take w's rights, or w is
+ * the daemon's own user, or root (who may read anything the daemon may).
+ * A daemon that is not root never acts for another user with its own
+ * rights: it could read files that user may not (DESIGN.md 6).
+ */
+bool creds_may_act(const struct writer *w);
+/*
  * This thread's file rights become w's (nothing happens for the daemon's
  * own user or an unset w).  0, or -1 with errno when the switch failed: the
  * caller must not go on, and the thread is back to the daemon's rights.
@@ -45,7 +53,8 @@ int creds_enter(const struct writer *w);
 void creds_leave(void);
 /*
  * Could w open rel (below the tree) for reading?  Asked with w's rights
- * when the daemon can switch; otherwise from the file's mode bits alone.
+ * when the daemon can switch; otherwise from the mode bits of the file and
+ * of every folder on the way.
  */
 bool creds_may_read(int tree_fd, const char *rel, const struct writer *w);
 /* The writer this thread acts for, or NULL. */

@@ -36,6 +36,7 @@
 #include "fs/creds.h"
 #include "fs/jobs.h"
 #include "fs/publish.h"
+#include "fs/settle.h"
 #include "fs/status.h"
 #include "fs/tree.h"
 
@@ -105,27 +106,15 @@ static void push(struct jobs *j, const char *path, const char *reason)
  */
 static uint64_t last_gen;
 
-static double wall_clock(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The arrivals count of relpath's folder. */
 static uint64_t folder_names(struct jobs *j, const char *relpath)
 {
 	char dir[PATH_MAX];
+	struct arrivals a;
 	const char *slash = strrchr(relpath, '/');
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - relpath) : 0, relpath);
-	return arrivals_count(j->b->tree_fd, dir);
-}
-
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	arrivals_get(j->b->tree_fd, dir, &a);
+	return a.count;
 }
 
 /* Under status_lock: who wrote the prompt, and when it arrived (names: folder_names then). */
@@ -139,7 +128,7 @@ static void set_owner(struct prompt_status *s, const struct writer *w, uint64_t 
 		s->flushed = false;
 		return;
 	}
-	s->arrived = mono_now();
+	s->arrived = settle_now();
 	s->arrived_names = names;
 }
 
@@ -463,85 +452,19 @@ static bool stopping(struct jobs *j)
 	return stop != 0;
 }
 
-/*
- * Copy tools (cp -r, mv, tar -x) make a folder and then fill it, prompt
- * before image or image before prompt.  A folder born within this many
- * seconds may be being filled.
- */
-#define YOUNG_FOLDER_S 60.0
-/* The longest a job waits for a folder being filled to go quiet. */
-#define SETTLE_CAP_S 30.0
-/*
- * How long after a prompt arrives a cache hit in a young folder looks for
- * a copy tool's next entry: cp writes its next file within microseconds of
- * closing this one, unless the machine is busy.
- */
-#define COPY_GRACE_S 0.025
-
-/* The folder's birth and last change (wall seconds); 0 when not known. */
-static void folder_times(struct bfs *b, const char *dir, double *born, double *changed)
+static bool stopping_cb(void *arg)
 {
-	struct statx sx;
-	*born = *changed = 0;
-	int fd = dir[0] ? open_beneath(b->tree_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC)
-			: fcntl(b->tree_fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	int rc = statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME | STATX_CTIME, &sx);
-	close(fd);
-	if (rc < 0)
-		return;
-	if (sx.stx_mask & STATX_BTIME)
-		*born = (double)sx.stx_btime.tv_sec + (double)sx.stx_btime.tv_nsec / 1e9;
-	*changed = (double)sx.stx_ctime.tv_sec + (double)sx.stx_ctime.tv_nsec / 1e9;
+	return stopping(arg);
 }
 
-static void nap(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/*
- * Waits before a paid request (paid) or the placing of a cache hit: a copy
- * tool may be about to bring the image along.  A paid request waits until
- * settle_s after the prompt arrived.  Then, in a young folder that gained
- * entries since the prompt arrived (a copy in progress), either waits until
- * the folder has been quiet for settle_s.  A cache hit in an older folder
- * is placed at once; in a young one it is placed COPY_GRACE_S after the
- * prompt arrived when nothing else arrived meanwhile, so a script writing
- * prompts into a new folder one by one sees only that delay.
- */
+/* Waits, once per job, while the prompt's folder is receiving a copy (fs/settle.h). */
 static void settle(struct job_ctx *c, bool paid)
 {
-	struct bfs *b = c->j->b;
-	double settle_s = b->cfg.settle_s, start = mono_now(), born, changed;
-	if (settle_s <= 0 || c->settled)
+	struct settle_mark m = { .arrived = c->arrived, .names = c->arrived_names };
+	if (c->settled)
 		return;
 	c->settled = true;
-	if (paid) {
-		double left = c->arrived + settle_s - mono_now();
-		if (left > 0)
-			nap(left);
-	}
-	folder_times(b, c->dir, &born, &changed);
-	if (born <= 0 || wall_clock() - born > YOUNG_FOLDER_S)
-		return;
-	if (!paid && arrivals_count(b->tree_fd, c->dir) == c->arrived_names) {
-		double left = c->arrived + COPY_GRACE_S - mono_now();
-		if (left > 0)
-			nap(left);
-	}
-	if (arrivals_count(b->tree_fd, c->dir) == c->arrived_names)
-		return;
-	while (!stopping(c->j) && mono_now() - start < SETTLE_CAP_S) {
-		folder_times(b, c->dir, &born, &changed);
-		double quiet = wall_clock() - changed;
-		if (quiet >= settle_s)
-			return;
-		nap(settle_s - quiet < 0.05 ? 0.05 : settle_s - quiet);
-	}
+	settle_wait(c->j->b->tree_fd, c->dir, &m, c->j->b->cfg.settle_s, paid, stopping_cb, c->j);
 }
 
 /* retry_at: when a 429's pause ends, with PS_WAITING_QUOTA (0: not said). */
@@ -737,28 +660,6 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 	return !s->batch_failed;
 }
 
-/*
- * A daemon that cannot take the writer's rights (not root, allow_other)
- * judges each input: by the writer's rights from the file's modes, with
- * the words prompt.c uses for a missing file.  True when one is refused.
- */
-static bool inputs_refused(struct bfs *b, const char *dir, const struct prompt *p, const struct writer *w,
-			   char *err, size_t len)
-{
-	if (creds_can_switch() || creds_is_daemon(w))
-		return false;
-	for (int i = 0; i < p->ninputs; i++) {
-		char path[PATH_MAX];
-		int n = snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "", p->inputs[i]);
-		if (n < 0 || (size_t)n >= sizeof(path) || !creds_may_read(b->tree_fd, path, w)) {
-			snprintf(err, len, "input '%s': no such file, or not one you may read (paths are "
-				 "relative to the prompt's folder)", p->inputs[i]);
-			return true;
-		}
-	}
-	return false;
-}
-
 #define MAX_OUT_NAMES (PROMPT_MAX_N * 3)
 
 /*
@@ -854,6 +755,16 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	snprintf(abs, sizeof(abs), "/%s", relpath);
 	struct node n;
 	tree_classify(abs, &n);
+	if (!creds_may_act(&c.owner)) {
+		char text[1024];
+		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: this mount's "
+			 "daemon runs as uid %u, not as root, so it cannot read or write files with your rights "
+			 "(uid %u); nothing was read and nothing was sent\nwhose problem: setup\nnext move: "
+			 "write your prompts in a mount you started yourself, or in one started by root.\n",
+			 (unsigned)geteuid(), (unsigned)c.owner.uid);
+		fail_job(&c, dir, stem, text);
+		return;
+	}
 	/* Everything read for the prompt is read with its writer's rights. */
 	if (creds_enter(&c.owner) < 0) {
 		failure_init(&f, "cannot act with the rights of the prompt's writer");
@@ -913,7 +824,6 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
 	    prompt_check_route(&p, n.model->id, route, b->cfg.gateway_api == GATEWAY_API_IMAGES,
 			       err, sizeof(err)) < 0 ||
-	    inputs_refused(b, dir, &p, &c.owner, err, sizeof(err)) ||
 	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
 		creds_leave();
 		refusal(&f, err, "fix the prompt file and save it again");
@@ -971,7 +881,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 			/* The batcher calls on_batch_done with this reference later. */
 			char ref[PATH_MAX + 64];
 			snprintf(ref, sizeof(ref), "%" PRIu64 "/%d/%d:%s", c.gen, i, p.n, relpath);
-			fetch_image_batch(&b->fetch, &rq, job_id, ref, &out);
+			fetch_image_batch(&b->fetch, &rq, job_id, ref, on_fetch_status, &c, &out);
 			if (out.result == FETCH_BATCH_PENDING) {
 				/* Counted now: the batcher may report before this loop ends. */
 				status_lock();
@@ -989,7 +899,7 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		if (out.result == FETCH_OK) {
 			if (out.fallback || strcmp(out.model_used, rq.model) != 0)
 				snprintf(made_by, sizeof(made_by), "%s", out.model_used);	/* fallback, or Google's routing */
-			/* A cache hit in a folder a copy tool is filling waits for it to go quiet. */
+			/* A cache hit in a folder a copy tool is filling waits for it to finish. */
 			if (out.source != SRC_GENERATED)
 				settle(&c, false);
 			if (!current(&c) || !prompt_present(b, relpath)) {

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include "cache/beneath.h"
 #include "cache/log.h"
+#include "fs/arrivals.h"
 #include "fs/caller.h"
 #include "fs/creds.h"
 #include "fs/ctlfiles.h"
@@ -616,6 +617,8 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return (void)fuse_reply_err(req, errno);
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	caller_take(p->fd, name, c->uid, c->gid);
+	if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
+		arrivals_exclusive(p->fd, c->pid);
 	struct fuse_entry_param e;
 	if ((rc = lli_lookup_store(p, name, &e)) != 0) {
 		close(fd);

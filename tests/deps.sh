@@ -9,7 +9,7 @@ libxxhash-dev libsqlite3-dev libinih-dev libpng-dev libjpeg-dev libwebp-dev zlib
 libmicrohttpd-dev libpq-dev attr"
 if [ "${1:-}" = test ]; then
 	PKGS="$PKGS libcmocka-dev python3 python3-pytest mandoc inotify-tools clang
-libclang-rt-dev valgrind vim nano rsync xvfb pcmanfm imagemagick postgresql"
+libclang-rt-dev valgrind vim nano rsync strace xvfb pcmanfm imagemagick postgresql"
 fi
 missing=""
 for p in $PKGS; do

@@ -83,7 +83,7 @@ def is_mounted(path):
 class Mount:
     """A running `bananafs -f` on a temp folder."""
 
-    def __init__(self, endpoint, store, mnt, config_text="", opts=(), env=None):
+    def __init__(self, endpoint, store, mnt, config_text="", opts=(), env=None, prefix=()):
         self.endpoint, self.store, self.mnt = endpoint, store, mnt
         self.config = os.path.join(os.path.dirname(store), "config")
         with open(self.config, "w") as f:
@@ -100,7 +100,8 @@ class Mount:
         # asks for it: most tests write a prompt and want the request at once.
         if "settle_s" not in config_text and not any("settle_s" in o for o in opts):
             opts = ("-o", "settle_s=0", *opts)
-        args = [binary("bananafs"), "-f", "--store", store, "--endpoint", endpoint,
+        # prefix: a command the daemon runs under (setpriv for a daemon that is not root)
+        args = [*prefix, binary("bananafs"), "-f", "--store", store, "--endpoint", endpoint,
                 "--config", self.config, *opts, mnt]
         self.proc = subprocess.Popen(args, stdout=self.err, stderr=self.err, env=e)
         deadline = time.time() + 10
@@ -168,9 +169,9 @@ def mount_factory(emulator, workdir):
     """mount_factory(config_text="", opts=()) -> Mount; unmounted at teardown."""
     mounts = []
 
-    def make(config_text="", opts=(), env=None, endpoint=None):
+    def make(config_text="", opts=(), env=None, endpoint=None, prefix=()):
         m = Mount(endpoint or emulator.url, os.path.join(workdir, "store"),
-                  os.path.join(workdir, "mnt"), config_text, opts, env)
+                  os.path.join(workdir, "mnt"), config_text, opts, env, prefix)
         mounts.append(m)
         return m
 

@@ -279,3 +279,143 @@ def test_other_uid_creates_as_on_a_local_disk(shared, workdir):
     assert got == want
     assert got["f"][:2] == (65534, 65534) and got["sg/y"][:2] == (65534, 100)
     assert got["rm_own"] == 0 and got["rm_roots"] != 0
+
+
+SLOW_COPIES = {"cp-r": ["cp", "-r"], "cp-a": ["cp", "-a"], "mv": ["mv"]}
+
+
+@pytest.mark.parametrize("tool", sorted(SLOW_COPIES))
+def test_slow_copy_of_cached_prompts_keeps_images(mount_factory, emulator, workdir, tool):
+    """cp and mv create each file of a folder they made with O_EXCL, and the kernel answers
+    EEXIST itself when it already knows the name.  Here every image's create waits 0.4 s after
+    its prompt was written (strace delays that one openat), so each prompt - a cache hit - has
+    time to be placed first: the copy must still exit 0 and keep the user's images."""
+    m = mount_factory(config_text="[bananafs]\nsettle_s = 1\n")
+    d = m.path(*DIR)
+    made = os.path.join(d, "made")
+    os.mkdir(made)
+    stems = ("s1", "s2", "s3")
+    for s in stems:
+        write(os.path.join(made, s + ".txt"), f"a slow copy of {s}\n")
+    for s in stems:
+        assert wait_done(os.path.join(made, s + ".txt"), 30) == "done"
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    # prompts first: lower inode numbers, and cp copies a folder in inode order
+    for s in stems:
+        write(os.path.join(src, s + ".txt"), read(os.path.join(made, s + ".txt")))
+    for s in stems:
+        write(os.path.join(src, s + ".png"), read(os.path.join(made, s + ".png")) + b"edited")
+    want = {n: read(os.path.join(src, n)) for n in os.listdir(src)}
+    paid = requests(emulator)
+    dst = os.path.join(d, "copy")
+    slow = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=openat",
+            "-e", "inject=openat:delay_enter=400000"]
+    for s in stems:
+        slow += ["-P", os.path.join(dst, s + ".png")]
+    r = subprocess.run(slow + SLOW_COPIES[tool] + [src, dst], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    for s in stems:
+        assert wait_done(os.path.join(dst, s + ".txt"), 40) in ("failed", "cached")
+    for name in want:
+        assert read(os.path.join(dst, name)) == want[name], name
+    assert requests(emulator) == paid
+
+
+def test_copy_of_batch_prompts_with_images_pays_nothing(mount_factory, emulator, workdir):
+    """The batch route settles as the others do: prompts copied before their images (each
+    image's create delayed 0.4 s by strace) are not gathered, and the images are kept."""
+    m = mount_factory(config_text="[bananafs]\nsettle_s = 1\nbatch_window_s = 0.2\n"
+                                  "batch_poll_s = 0.2\n")
+    d = m.path(*DIR)
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    stems = ("b1", "b2")
+    for s in stems:
+        write(os.path.join(src, s + ".txt"), f"---\nroute: batch\n---\na batch owl {s}\n")
+    for s in stems:
+        write(os.path.join(src, s + ".png"), b"\x89PNG\r\n\x1a\nbrought along " + s.encode())
+    want = {n: read(os.path.join(src, n)) for n in os.listdir(src)}
+    dst = os.path.join(d, "copy")
+    slow = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=openat",
+            "-e", "inject=openat:delay_enter=400000"]
+    for s in stems:
+        slow += ["-P", os.path.join(dst, s + ".png")]
+    r = subprocess.run(slow + ["cp", "-r", src, dst], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for s in stems:
+        assert wait_done(os.path.join(dst, s + ".txt"), 40) == "failed"
+        assert "taken" in read(os.path.join(dst, s + ".error")).decode()
+    time.sleep(1)	# a gathered item would be submitted by now
+    for name in want:
+        assert read(os.path.join(dst, name)) == want[name], name
+    st = emulator.stats()
+    assert st["by_endpoint"].get("batchGenerateContent") is None
+    assert st["billed_usd"] == 0
+
+
+def as_user(uid, cmd):
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                           "sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def user_allow_other():
+    """Users may mount with allow_other for the test, as on a stock Debian with
+    user_allow_other in /etc/fuse.conf and /dev/fuse 0666 (some containers make it 0600);
+    both restored after."""
+    path = "/etc/fuse.conf"
+    if os.geteuid() != 0 or not os.path.exists(path) or not os.path.exists("/dev/fuse"):
+        pytest.skip("needs root, /etc/fuse.conf and /dev/fuse")
+    old = read(path)
+    mode = os.stat("/dev/fuse").st_mode & 0o7777
+    if not any(line.strip() == b"user_allow_other" for line in old.splitlines()):
+        write(path, old + b"\nuser_allow_other\n")
+    os.chmod("/dev/fuse", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/fuse", mode)
+        write(path, old)
+
+
+def test_daemon_not_root_never_acts_for_others(mount_factory, emulator, workdir, user_allow_other):
+    """A daemon running as user 'daemon' (uid 1) with allow_other cannot take nobody's rights:
+    nobody's prompt is refused before anything is read or sent; its own user's and root's run;
+    the jobs file shows nobody none of the lines of a prompt in the daemon user's 0700 folder."""
+    try:
+        uid = pwd.getpwnam("daemon").pw_uid
+        pwd.getpwuid(65534)
+    except KeyError:
+        pytest.skip("no user daemon or nobody")
+    os.chmod(workdir, 0o755)
+    for sub in ("store", "mnt"):
+        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+        os.chown(os.path.join(workdir, sub), uid, uid)
+    m = mount_factory(opts=("-o", "allow_other"),
+                      prefix=("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"))
+    assert os.stat(f"/proc/{m.proc.pid}").st_uid == uid
+    d = m.path(*DIR)
+    r = as_user(uid, f"chmod 1777 {d} && mkdir -m 700 {d}/private && echo 'a private fox' > "
+                     f"{d}/private/secret.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "private", "secret.txt")) == "done"
+    assert os.stat(os.path.join(d, "private", "secret.png")).st_mode & 0o044	# only the folder hides it
+    r = as_nobody(f"echo 'an owl of nobody' > {d}/owl.txt && "
+                  f"printf -- '---\\ninput: private/secret.png\\n---\\nsteal it\\n' > {d}/fox.txt")
+    assert r.returncode == 0, r.stderr
+    for stem in ("owl", "fox"):
+        assert wait_done(os.path.join(d, stem + ".txt")) == "failed"
+        text = read(os.path.join(d, stem + ".error")).decode()
+        assert f"runs as uid {uid}" in text and "nothing was sent" in text
+        assert not os.path.exists(os.path.join(d, stem + ".png"))
+    assert requests(emulator) == 1
+    # root's prompt runs with the daemon's rights (root may read all it may)
+    write(os.path.join(d, "roots.txt"), "root's own fox\n")
+    assert wait_done(os.path.join(d, "roots.txt")) == "done"
+    assert requests(emulator) == 2
+    r = as_nobody(f"cat {m.path('.bananafs', 'jobs')}")
+    assert r.returncode == 0, r.stderr
+    assert "fox.txt" in r.stdout and "private" not in r.stdout
+    assert "private/secret.txt" in as_user(uid, f"cat {m.path('.bananafs', 'jobs')}").stdout

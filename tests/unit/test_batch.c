@@ -670,7 +670,7 @@ static void submit_ten(struct fx *x, int from)
 		snprintf(prompts[i], sizeof(prompts[i]), "a fox number %d", from + i);
 		struct gen_request rq = req_for(prompts[i]);
 		snprintf(ref, sizeof(ref), "job-%d", i);
-		assert_int_equal(fetch_image_batch(&x->f, &rq, ref, ref, &out), FETCH_BATCH_PENDING);
+		assert_int_equal(fetch_image_batch(&x->f, &rq, ref, ref, NULL, NULL, &out), FETCH_BATCH_PENDING);
 		assert_int_equal(strlen(out.key_hex), 32);
 		fetch_outcome_free(&out);
 	}
@@ -712,7 +712,7 @@ static void test_ten_one_batch(void **state)
 	/* the same prompt again is a free cache hit */
 	struct fetch_outcome out;
 	struct gen_request rq = req_for(prompts[3]);
-	assert_int_equal(fetch_image_batch(&x->f, &rq, "again", "again", &out), FETCH_OK);
+	assert_int_equal(fetch_image_batch(&x->f, &rq, "again", "again", NULL, NULL, &out), FETCH_OK);
 	assert_int_equal(out.source, SRC_CACHE);
 	fetch_outcome_free(&out);
 	assert_int_equal((int)emu_num("by_endpoint.batchGenerateContent"), 1);
@@ -760,13 +760,13 @@ static void test_coalesce_one_key(void **state)
 
 	NEED_EMULATOR(x);
 	fx_open(x);
-	assert_int_equal(fetch_image_batch(&x->f, &rq, "a", "ref-a", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &rq, "a", "ref-a", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
-	assert_int_equal(fetch_image_batch(&x->f, &rq, "b", "ref-b", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &rq, "b", "ref-b", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	assert_int_equal(out.source, SRC_COALESCED);
 	fetch_outcome_free(&out);
 	/* the same job_ref again (a re-run) adds nothing */
-	assert_int_equal(fetch_image_batch(&x->f, &rq, "a", "ref-a", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &rq, "a", "ref-a", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
 	assert_int_equal(wait_done(x, 2, 30), 2);
 	usleep(300 * 1000);
@@ -791,10 +791,10 @@ static void test_budget_and_dry_run(void **state)
 	NEED_EMULATOR(x);
 	x->cfg.budget_total_usd = p * 1.5;	/* room for one batch image */
 	fx_open(x);
-	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	assert_true(fabs(out.cost_usd - p) < 1e-9);
 	fetch_outcome_free(&out);
-	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", &out), FETCH_REFUSED_BUDGET);
+	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", NULL, NULL, &out), FETCH_REFUSED_BUDGET);
 	assert_non_null(strstr(out.why, "budget"));
 	fetch_outcome_free(&out);
 	assert_int_equal(wait_done(x, 1, 30), 1);
@@ -804,7 +804,7 @@ static void test_budget_and_dry_run(void **state)
 	x->cfg.dry_run = true;
 	x->cfg.budget_total_usd = -1;
 	fx_open(x);
-	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", &out), FETCH_DRY_RUN);
+	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", NULL, NULL, &out), FETCH_DRY_RUN);
 	assert_true(fabs(out.cost_usd - p) < 1e-9);
 	fetch_outcome_free(&out);
 	usleep(500 * 1000);
@@ -822,7 +822,7 @@ static void test_create_failures(void **state)
 	fx_open(x);
 	/* a transient 503 at create: gathered again, sent again, then made */
 	cJSON_Delete(emu_ctl("POST", "fault", "{\"kind\":\"503\",\"count\":1}"));
-	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
 	assert_int_equal(wait_done(x, 1, 30), 1);
 	assert_int_equal(x->done[0].result, FETCH_OK);
@@ -832,7 +832,7 @@ static void test_create_failures(void **state)
 
 	/* a permanent 403: the item fails with the classification, nothing billed */
 	cJSON_Delete(emu_ctl("POST", "fault", "{\"kind\":\"403\",\"count\":1}"));
-	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
 	assert_int_equal(wait_done(x, 2, 30), 2);
 	assert_int_equal(x->done[1].result, FETCH_FAILED);
@@ -880,9 +880,9 @@ static void test_large_goes_by_file(void **state)
 	a.nrefs = b.nrefs = 1;
 	x->cfg.batch_window_s = 3;	/* building an 8 MB request takes longer than 0.2 s */
 	fx_open(x);
-	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &a, "a", "a", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
-	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", &out), FETCH_BATCH_PENDING);
+	assert_int_equal(fetch_image_batch(&x->f, &b, "b", "b", NULL, NULL, &out), FETCH_BATCH_PENDING);
 	fetch_outcome_free(&out);
 	assert_int_equal(wait_done(x, 2, 60), 2);
 	assert_int_equal(x->done[0].result, FETCH_OK);
