@@ -756,13 +756,12 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 	struct node n;
 	tree_classify(abs, &n);
 	if (!creds_may_act(&c.owner)) {
-		char text[1024];
-		snprintf(text, sizeof(text), "bananafs: the prompt was not sent.\nwhat happened: this mount's "
-			 "daemon runs as uid %u, not as root, so it cannot read or write files with your rights "
-			 "(uid %u); nothing was read and nothing was sent\nwhose problem: setup\nnext move: "
-			 "write your prompts in a mount you started yourself, or in one started by root.\n",
+		snprintf(err, sizeof(err), "this mount's daemon runs as uid %u, not as root, so it cannot "
+			 "read or write files with your rights (uid %u); nothing was read and nothing was sent",
 			 (unsigned)geteuid(), (unsigned)c.owner.uid);
-		fail_job(&c, dir, stem, text);
+		refusal(&f, err, "write your prompts in a mount you started yourself, or in one started by root");
+		failure_problem(&f, "setup");
+		fail_job(&c, dir, stem, &f);
 		return;
 	}
 	/* Everything read for the prompt is read with its writer's rights. */
