@@ -97,8 +97,11 @@ def group23(cfg, work, emu0, notes):
     ok = True
     conf = f"max_inflight = {cfg.inflight}\n"
     emul = Emulator(cfg.latency)
+    # Cache hits and lone uncached prompts as a user meets them (the default
+    # settle_s); bursts without the copy wait (pipeline.BURST_CONF).
     m0 = Bananafs(work, emu0.url, conf, tag="pipe0")
-    ml = Bananafs(work, emul.url, conf, tag="pipeL")
+    mb = Bananafs(work, emu0.url, conf + pipeline.BURST_CONF, tag="pipe0b")
+    ml = Bananafs(work, emul.url, conf + pipeline.BURST_CONF, tag="pipeL")
     rows = []
     try:
         if cfg.wants("2"):
@@ -109,9 +112,10 @@ def group23(cfg, work, emu0, notes):
             rows += r
             ok &= good
         if cfg.wants("3"):
-            rows += pipeline.throughput(ml, m0, emu0, cfg, cfg.latency)
+            rows += pipeline.throughput(ml, mb, emu0, cfg, cfg.latency)
     finally:
         m0.stop()
+        mb.stop()
         ml.stop()
         emul.stop()
     return rows, ok
