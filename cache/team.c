@@ -104,7 +104,10 @@ team_attach(struct fetch_ctx *f, struct team_db *db, char *err, size_t errlen)
 
 	if (lock_store(db, f->store, err, errlen) < 0 || store_team_id(f->store, sid, err, errlen) < 0)
 		return -1;
-	team_db_set_store(db, sid);
+	if (team_db_set_store(db, f->store, sid) < 0) {
+		errbuf_set(err, errlen, "team: cannot keep deferred team statements in state.db");
+		return -1;
+	}
 	if (budget_team_open(&b, db, cfg->budget_daily_usd, cfg->budget_total_usd) < 0 ||
 	    inflight_team_open(&fl, db) < 0 ||
 	    limiter_team_open(&l, db, cfg->max_inflight > 0 ? cfg->max_inflight : 1,

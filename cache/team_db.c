@@ -22,8 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "api/errbuf.h"
 #include "cache/log.h"
+#include "cache/store.h"
 
 #define TEAM_RETRY_S 1.0		/* least time between two reconnect attempts */
 #define TEAM_CHANNEL "bananafs_claims"
@@ -545,12 +548,6 @@ team_db_exec(struct team_db *t, const char *sql, int nparams, const char *const 
 }
 
 void
-team_db_set_store(struct team_db *t, const char *store_id)
-{
-	snprintf(t->store_id, sizeof(t->store_id), "%s", store_id);
-}
-
-void
 team_db_id(const struct team_db *t, const char *name, char out[TEAM_ID_LEN])
 {
 	snprintf(out, TEAM_ID_LEN, "%s/%s", t->store_id[0] ? t->store_id : t->owner, name ? name : "");
@@ -571,46 +568,70 @@ team_db_online(struct team_db *t)
 
 #define TEAM_MAX_PARAMS 16
 
-struct team_deferred {
-	struct team_deferred *next;
-	char *sql;
-	int n;
-	char *params[TEAM_MAX_PARAMS];
-};
+/*
+ * The deferred statements live in the store's state.db, not in memory: a
+ * mount killed while the database is away still writes its settlements,
+ * ledger rows and claim ends when it (or its next run) is back.  Each row
+ * is one statement and its parameters as a JSON array (null = SQL NULL).
+ */
+static const char deferred_table[] =
+	"CREATE TABLE IF NOT EXISTS team_deferred(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" sql TEXT NOT NULL, params TEXT NOT NULL);";
 
-static void
-deferred_free(struct team_deferred *d)
+static int
+count_row(const struct store_val *cols, int ncols, void *arg)
 {
-	for (int i = 0; i < d->n; i++)
-		free(d->params[i]);
-	free(d->sql);
-	free(d);
+	if (ncols >= 1 && cols[0].t == SVT_INT)
+		*(int *)arg = (int)cols[0].i;
+	return 0;
+}
+
+int
+team_db_set_store(struct team_db *t, struct store *s, const char *store_id)
+{
+	int n = 0;
+
+	snprintf(t->store_id, sizeof(t->store_id), "%s", store_id);
+	if (store_sql(s, deferred_table, NULL, 0, NULL, NULL, NULL) != 0 ||
+	    store_sql(s, "SELECT count(*) FROM team_deferred;", NULL, 0, count_row, &n, NULL) != 0)
+		return -1;
+	pthread_mutex_lock(&t->defer_mu);
+	t->store = s;
+	t->ndeferred = n;
+	pthread_mutex_unlock(&t->defer_mu);
+	if (n > 0)
+		log_info("team_db: %d statement(s) an earlier run could not write wait for the team database", n);
+	return 0;
 }
 
 void
 team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params)
 {
-	struct team_deferred *d = calloc(1, sizeof(*d));
-	bool oom = d == NULL || nparams > TEAM_MAX_PARAMS;
+	cJSON *a = cJSON_CreateArray();
+	char *js = NULL;
+	struct store_val v[2];
+	bool kept = false;
 
-	if (!oom) {
-		d->n = nparams;
-		oom = (d->sql = strdup(sql)) == NULL;
-		for (int i = 0; i < nparams && !oom; i++)
-			if (params[i] != NULL && (d->params[i] = strdup(params[i])) == NULL)
-				oom = true;
-	}
-	if (oom) {
-		log_warnx("team_db: out of memory: a statement for the team database is lost");
-		if (d != NULL)
-			deferred_free(d);
-		return;
-	}
+	for (int i = 0; a != NULL && i < nparams; i++)
+		if (!cJSON_AddItemToArray(a, params[i] ? cJSON_CreateString(params[i]) : cJSON_CreateNull()))
+			break;
+	if (a != NULL && cJSON_GetArraySize(a) == nparams && nparams <= TEAM_MAX_PARAMS)
+		js = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	v[0] = SV_TXT(sql);
+	v[1] = SV_TXT(js);
 	pthread_mutex_lock(&t->defer_mu);
-	*t->deferred_tail = d;
-	t->deferred_tail = &d->next;
-	t->ndeferred++;
+	if (js != NULL && t->store != NULL &&
+	    store_sql(t->store, "INSERT INTO team_deferred(sql, params) VALUES(?, ?);", v, 2, NULL, NULL,
+		      NULL) == 0) {
+		t->ndeferred++;
+		kept = true;
+	}
 	pthread_mutex_unlock(&t->defer_mu);
+	cJSON_free(js);
+	if (!kept)
+		log_warnx("team_db: a statement for the team database could not be kept for later and "
+			  "is lost (the local ledger has the line)");
 }
 
 int
@@ -624,36 +645,91 @@ team_db_deferred(struct team_db *t)
 	return n;
 }
 
-/* Runs the queue on c, oldest first, until one fails with the connection lost. */
+struct deferred_row {
+	long long seq;
+	char *sql, *params;
+};
+
+static int
+oldest_row(const struct store_val *cols, int ncols, void *arg)
+{
+	struct deferred_row *d = arg;
+
+	if (ncols < 3 || cols[0].t != SVT_INT || cols[1].t != SVT_TEXT || cols[2].t != SVT_TEXT)
+		return 0;
+	d->seq = cols[0].i;
+	d->sql = strdup(cols[1].s);
+	d->params = strdup(cols[2].s);
+	return 0;
+}
+
+/*
+ * Runs the queue on c, oldest first, until one fails with the connection
+ * lost.  One consumer at a time: the background thread, or team_db_close
+ * after it stopped.
+ */
 static void
 run_deferred(struct team_db *t, PGconn *c)
 {
-	struct team_deferred *d;
+	struct deferred_row d;
+	const char *p[TEAM_MAX_PARAMS];
+	struct store_val v;
+	struct store *s;
+	cJSON *a;
 	PGresult *r;
 	ExecStatusType st;
+	int n;
 
 	for (;;) {
 		pthread_mutex_lock(&t->defer_mu);
-		d = t->deferred;
+		s = t->ndeferred > 0 ? t->store : NULL;
 		pthread_mutex_unlock(&t->defer_mu);
-		if (d == NULL)
+		if (s == NULL)
 			return;
-		r = PQexecParams(c, d->sql, d->n, NULL, (const char *const *)d->params, NULL, NULL, 0);
-		st = PQresultStatus(r);
-		PQclear(r);
-		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			if (PQstatus(c) != CONNECTION_OK)
-				return;		/* still away: keep it for the next turn */
-			log_warnx("team_db: a deferred statement failed and is dropped: %s",
-				  PQerrorMessage(c));
+		memset(&d, 0, sizeof(d));
+		if (store_sql(s, "SELECT seq, sql, params FROM team_deferred ORDER BY seq LIMIT 1;", NULL, 0,
+			      oldest_row, &d, NULL) != 0 || d.sql == NULL || d.params == NULL) {
+			free(d.sql);
+			free(d.params);
+			if (d.seq == 0) {	/* none left (or unreadable): recount next time */
+				pthread_mutex_lock(&t->defer_mu);
+				t->ndeferred = 0;
+				pthread_mutex_unlock(&t->defer_mu);
+			}
+			return;
 		}
+		a = cJSON_Parse(d.params);
+		n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+		for (int i = 0; i < n && i < TEAM_MAX_PARAMS; i++) {
+			const cJSON *e = cJSON_GetArrayItem(a, i);
+
+			p[i] = cJSON_IsString(e) ? e->valuestring : NULL;
+		}
+		if (n < 0 || n > TEAM_MAX_PARAMS) {
+			log_warnx("team_db: a deferred statement is damaged and is dropped");
+		} else {
+			r = PQexecParams(c, d.sql, n, NULL, p, NULL, NULL, 0);
+			st = PQresultStatus(r);
+			PQclear(r);
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+				if (PQstatus(c) != CONNECTION_OK) {
+					cJSON_Delete(a);
+					free(d.sql);
+					free(d.params);
+					return;		/* still away: keep it for the next turn */
+				}
+				log_warnx("team_db: a deferred statement failed and is dropped: %s",
+					  PQerrorMessage(c));
+			}
+		}
+		cJSON_Delete(a);
+		free(d.sql);
+		free(d.params);
+		v = SV_INT(d.seq);
+		store_sql(s, "DELETE FROM team_deferred WHERE seq = ?;", &v, 1, NULL, NULL, NULL);
 		pthread_mutex_lock(&t->defer_mu);
-		t->deferred = d->next;
-		if (t->deferred == NULL)
-			t->deferred_tail = &t->deferred;
 		t->ndeferred--;
 		pthread_mutex_unlock(&t->defer_mu);
-		deferred_free(d);
 	}
 }
 
@@ -869,7 +945,6 @@ team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow
 	t->online = true;
 out_init:
 	pthread_mutex_init(&t->defer_mu, NULL);
-	t->deferred_tail = &t->deferred;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->wake_mu, NULL);
 	pthread_cond_init(&t->wake_cv, NULL);
@@ -906,20 +981,15 @@ team_db_close(struct team_db *t)
 		t->bg_started = false;
 	}
 	if (t->ndeferred > 0) {
-		/* One last try on the request connection, then say what is lost. */
+		/* One last try on the request connection; what is left waits in state.db. */
 		pthread_mutex_lock(&t->mu);
 		if (ensure_conn(t))
 			run_deferred(t, t->conn);
 		pthread_mutex_unlock(&t->mu);
 		if (t->ndeferred > 0)
 			log_warnx("team_db: %d statement(s) could not reach the team database before "
-				  "unmount; the local ledger has every line", t->ndeferred);
-	}
-	while (t->deferred != NULL) {
-		struct team_deferred *d = t->deferred;
-
-		t->deferred = d->next;
-		deferred_free(d);
+				  "unmount; they are kept in the store and written at the next mount",
+				  t->ndeferred);
 	}
 	while (t->unclaimed != NULL) {
 		struct team_unclaimed *u = t->unclaimed;

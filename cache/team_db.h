@@ -37,7 +37,7 @@
 #define TEAM_OWNER_LEN 64
 #define TEAM_ID_LEN 256
 
-struct team_deferred;
+struct store;
 struct team_unclaimed;
 
 struct team_db {
@@ -57,9 +57,9 @@ struct team_db {
 	pthread_cond_t wake_cv;		/* broadcast on every notification and reconnect */
 	unsigned long wake_gen;
 
-	pthread_mutex_t defer_mu;	/* protects the deferred list */
-	struct team_deferred *deferred, **deferred_tail;	/* oldest first */
-	int ndeferred;
+	pthread_mutex_t defer_mu;	/* protects store and ndeferred */
+	struct store *store;		/* the deferred statements' table (team_db_set_store) */
+	int ndeferred;			/* rows in it */
 
 	struct team_unclaimed *unclaimed;	/* protected by defer_mu */
 
@@ -116,9 +116,10 @@ PGresult *team_db_execb(struct team_db *t, const char *sql, int nparams, const c
 
 /*
  * Queues an idempotent statement that could not reach the server (a
- * settlement, a ledger row, the end of a claim): the background thread
- * runs the queue in order once the server is back.  Money already spent
- * is thus recorded late, never lost while the mount runs.
+ * settlement, a ledger row, the end of a claim) in the store's state.db:
+ * the background thread runs the queue in order once the server is back,
+ * and a queue left by a run that was killed is run by the next.  Money
+ * already spent is thus recorded late, never lost.
  */
 void team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params);
 /* Statements still queued. */
@@ -134,10 +135,12 @@ void team_db_mark_unclaimed(struct team_db *t, const char *owner);
 bool team_db_take_unclaimed(struct team_db *t, const char *owner);
 
 /*
- * The store's own id (kept in its state.db) for team_db_id; before it is
- * set, ids carry the run's owner.  Call before any request.
+ * The store: its own id (kept in its state.db) for team_db_id, and its
+ * state.db for the deferred statements (team_db_defer), counting those an
+ * earlier run left.  Before it is set, ids carry the run's owner.  Call
+ * before any request.  0, or -1 when state.db refused the table.
  */
-void team_db_set_store(struct team_db *t, const char *store_id);
+int team_db_set_store(struct team_db *t, struct store *s, const char *store_id);
 /*
  * The team-wide id of a claim owner, reservation or limiter slot of this
  * mount: "<store id>/<name>".  The store id is the same in every run of

@@ -329,6 +329,39 @@ def test_database_restart_mid_run_pays_nothing_twice(machines, emulator, pg):
              20, "the ledger rows of the outage")
 
 
+def deferred(store):
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM team_deferred").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_rows_deferred_while_the_database_is_away_survive_kill9(machines, emulator, pg):
+    """A request finishes while the database is down; the daemon is killed before it is
+    back: its settlement and ledger rows wait in the store and are written by the next run."""
+    a = machines("a")
+    emulator.fault("slow", 1, delay_ms=2500)
+    pa = a.path(*PRO2K, "late.txt")
+    write(pa, "paid while the team database was away")
+    wait_for(lambda: creates(emulator) == 1, 10, "a's request on the wire")
+    pg.stop()
+    try:
+        assert wait_done(pa, 30) == "done"
+        wait_for(lambda: deferred(a.store) > 0, 10, "statements kept for the database")
+        a.kill9()
+    finally:
+        pg.start()
+    assert team_billed(pg) == 0, "the rows were written before the kill"
+    machines("a")
+    wait_for(lambda: team_billed(pg) == emulator.stats()["billed_usd"], 20,
+             "the killed run's rows written by the next run")
+    wait_for(lambda: deferred(a.store) == 0, 10, "the queue emptied")
+    assert pg.psql("SELECT count(*) FROM bananafs.reservations WHERE settled AND actual_usd > 0") == "1"
+    assert pg.psql("SELECT count(*) FROM bananafs.claims") == "0"
+
+
 def test_cache_only_serves_hits_and_refuses_paid_requests(machines, emulator, pg, tmp_path):
     a = machines("a")
     pa = a.path(*PRO2K, "old.txt")
