@@ -17,6 +17,7 @@ from pg import pg, pg_cluster  # noqa: F401 (fixtures)
 
 LEASE = 2
 PRO2K = ("gemini-3-pro-image", "2K")
+FLASH512 = ("gemini-3.1-flash-image", "512")
 
 
 @pytest.fixture
@@ -183,6 +184,31 @@ def test_same_prompt_on_two_machines_is_paid_once(machines, emulator, pg):
     assert r.returncode == 0, r.stderr
     assert "team budget" in r.stdout
     assert "team: 0 requests in flight on 0 mounts; spent $0.1340 today" in r.stdout
+
+
+def test_team_objects_in_a_shared_folder(machines, emulator, pg, workdir):
+    """team_objects = PATH: the bytes go to a folder both machines mount, the database keeps
+    the row only; the other machine's hit is read from the folder."""
+    shared = os.path.join(workdir, "shared-objects")
+    os.makedirs(shared)
+    a = machines("a", f"team_objects = {shared}\n")
+    b = machines("b", f"team_objects = {shared}\n")
+    pa, pb = a.path(*PRO2K, "owl.txt"), b.path(*PRO2K, "owl.txt")
+    write(pa, "an owl on a fence post")
+    assert wait_done(pa) == "done"
+    key = pg.psql("SELECT key FROM bananafs.objects")
+    assert pg.psql("SELECT count(*) FROM bananafs.objects WHERE orig IS NULL AND pub IS NULL") == "1"
+    names = sorted(os.listdir(shared))
+    assert names and all(n.startswith(key) for n in names), names
+    write(pb, "an owl on a fence post")
+    assert wait_done(pb) in ("done", "cached")
+    assert emulator.stats()["requests"] == 1
+    with open(pa[:-4] + ".png", "rb") as fa, open(pb[:-4] + ".png", "rb") as fb:
+        assert fa.read() == fb.read()
+    assert [r["outcome"] for r in ledger(b.store)] == ["cached"]
+    # A folder the daemon cannot write is refused at mount, naming it.
+    err = start_fails(workdir, emulator, team_config(pg, f"team_objects = {shared}/missing\n"), pg.env())
+    assert f"team_objects {shared}/missing" in err
 
 
 def test_team_budget_holds_across_machines(machines, emulator, pg):
@@ -400,7 +426,31 @@ def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
     write(pb, "a prompt on the other machine")
     wait_for(lambda: os.getxattr(pb, "user.bananafs.status") == b"waiting-quota", 10,
              "b to wait for the team's quota")
+    # Another model is not held, on either machine: it is done while b's Pro prompt still waits.
+    pf = b.path(*FLASH512, "other.txt")
+    write(pf, "a prompt for another model")
+    assert wait_done(pf) == "done"
+    assert os.getxattr(pb, "user.bananafs.status") == b"waiting-quota"
     assert wait_done(pa) == "done" and wait_done(pb) == "done"
+    assert emulator.stats()["requests"] == 4		# a's 429, a's resend, b's two requests
+
+
+def test_a_project_429_on_one_machine_pauses_every_model_of_the_team(machines, emulator, pg):
+    """A 429 whose quota is the project's (a QuotaFailure without a model, as generateContent
+    sends it) holds every model on every machine."""
+    fast = "backoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
+    a, b = machines("a", fast), machines("b", fast)
+    emulator.fault("429-minute", 1, retry_delay="5s", quota_id="GenerateRequestsPerMinutePerProject")
+    pa = a.path(*PRO2K, "q.txt")
+    write(pa, "---\nroute: generate\n---\nthe prompt that met the project's 429")
+    wait_for(lambda: pg.psql("SELECT until > now() FROM bananafs.pause") == "t", 10,
+             "the team's pause")
+    assert pg.psql("SELECT count(*) FROM bananafs.model_pause") == "0"
+    pf = b.path(*FLASH512, "other.txt")
+    write(pf, "a prompt for another model on the other machine")
+    wait_for(lambda: os.getxattr(pf, "user.bananafs.status") == b"waiting-quota", 10,
+             "b's other model to wait for the project's quota")
+    assert wait_done(pa) == "done" and wait_done(pf) == "done"
     assert emulator.stats()["requests"] == 3		# a's 429, a's resend, b's one request
 
 
