@@ -1013,7 +1013,8 @@ static bool is_dot(const char *name)
 static void readdir_store(fuse_req_t req, struct ll_inode *n, size_t size, off_t off,
 			  struct dirh *d, bool plus)
 {
-	char *buf = calloc(1, size), *p = buf;
+	/* Not zeroed: fuse_add_direntry{,_plus} write every byte they use, padding too. */
+	char *buf = malloc(size), *p = buf;
 	size_t rem = size;
 	int err = 0;
 	if (!buf)
