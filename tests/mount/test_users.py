@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import png_size, status, wait_done, wait_for
+from conftest import png_size, wait_done, wait_for
 
 DIR = ("gemini-3.1-flash-image", "512")
 
@@ -244,41 +244,6 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     for name in want:
         assert read(os.path.join(dst, name)) == want[name], name
     assert requests(emulator) == paid
-
-
-def other_uid_observation(root):
-    """Creates as uid 65534 in root (a sticky folder with a setgid sub-folder) and reads back
-    owner, group and mode of each new name, links not followed."""
-    sg = os.path.join(root, "sg")
-    os.mkdir(sg)
-    os.chown(sg, 0, 100)
-    os.chmod(sg, 0o2777)
-    r = as_nobody(f"cd {root} && umask 022 && touch f && mkdir d && mkfifo p && ln -s f l"
-                  f" && printf x > w && mkdir sg/x && touch sg/y")
-    assert r.returncode == 0, r.stderr
-    out = {}
-    for n in ("f", "d", "p", "l", "w", "sg/x", "sg/y"):
-        st = os.lstat(os.path.join(root, n))
-        out[n] = (st.st_uid, st.st_gid, oct(st.st_mode))
-    # the other uid may remove its own files from the sticky folder, and not root's
-    open(os.path.join(root, "roots"), "w").close()
-    out["rm_own"] = as_nobody(f"rm {root}/f").returncode
-    out["rm_roots"] = as_nobody(f"rm -f {root}/roots").returncode
-    return out
-
-
-def test_other_uid_creates_as_on_a_local_disk(shared, workdir):
-    """pjdfstest-style: files made through the mount by another uid have the owner, group
-    (setgid folders included) and modes a local disk gives them."""
-    mnt_side = os.path.join(shared.d, "posix-other-uid")
-    local = os.path.join(workdir, "local-other-uid")
-    for p in (mnt_side, local):
-        os.mkdir(p)
-        os.chmod(p, 0o1777)
-    got, want = other_uid_observation(mnt_side), other_uid_observation(local)
-    assert got == want
-    assert got["f"][:2] == (65534, 65534) and got["sg/y"][:2] == (65534, 100)
-    assert got["rm_own"] == 0 and got["rm_roots"] != 0
 
 
 SLOW_COPIES = {"cp-r": ["cp", "-r"], "cp-a": ["cp", "-a"], "mv": ["mv"]}
