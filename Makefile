@@ -86,7 +86,10 @@ $(BUILD)/bananafs-emulator: $(EMU_OBJ)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -MMD -MP -o $@ $< $(LIB) $(TEST_LIBS) $(PKG_LIBS) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -MMD -MP -o $@ $< $(filter %.o,$^) $(LIB) $(TEST_LIBS) $(PKG_LIBS) $(LDFLAGS) $(LDLIBS)
+
+# Unit tests of the FUSE-free parts of fs/ link those objects too.
+$(BUILD)/tests/test_jobplan: $(BUILD)/fs/jobplan.o
 
 unit: $(UNIT_BIN)
 

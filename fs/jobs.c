@@ -34,6 +34,7 @@
 #include "cache/prompt.h"
 #include "fs/arrivals.h"
 #include "fs/creds.h"
+#include "fs/jobplan.h"
 #include "fs/jobs.h"
 #include "fs/publish.h"
 #include "fs/settle.h"
@@ -597,21 +598,12 @@ static void refusal(struct failure *f, const char *what, const char *next_move)
 	f->next_move = next_move;
 }
 
-/* NAME.EXT, or NAME-i.EXT for n > 1. */
-static void output_name(char *buf, size_t len, const char *stem, int i, int n, const char *ext)
-{
-	if (n == 1)
-		snprintf(buf, len, "%s.%s", stem, ext);
-	else
-		snprintf(buf, len, "%s-%d.%s", stem, i, ext);
-}
-
 /* Publishes one made image as NAME.EXT, or NAME-i.EXT for n > 1.  0 or -1 (EEXIST: taken). */
 static int place_image(struct bfs *b, const char *dir, const char *stem, int i, int n,
 		       const struct fetch_outcome *out, const struct writer *w)
 {
 	char name[NAME_MAX + 32];
-	output_name(name, sizeof(name), stem, i, n, out->obj.ext);
+	jobplan_output_name(name, sizeof(name), stem, i, n, out->obj.ext);
 	if (strlen(name) > NAME_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -660,132 +652,115 @@ static int batch_finish_locked(struct bfs *b, struct prompt_status *s, const cha
 	return !s->batch_failed;
 }
 
-#define MAX_OUT_NAMES (PROMPT_MAX_N * 3)
-
-/*
- * The output names a job may write, and whether they fit: every name
- * within NAME_MAX and every path within PATH_MAX as the mount shows it.
- * With output_format = original the extension is known only after the
- * answer, so every one it could be is checked.  0, or -1 with why.
- */
-static int output_names(struct bfs *b, const char *dir, const char *stem, int n,
-			char names[][NAME_MAX + 32], int *count, char *why, size_t len)
+/* The job paid for an image the store refused: the store watcher queues it again when there is room. */
+static void set_store_held(struct job_ctx *c)
 {
-	static const char *const png_only[] = { "png", NULL };
-	static const char *const any_ext[] = { "png", "jpg", "webp", NULL };
-	const char *const *exts = b->cfg.output_original ? any_ext : png_only;
-	size_t base = (b->mountpoint ? strlen(b->mountpoint) : 0) + 1 + strlen(dir) + 1;
-	*count = 0;
-	for (int i = 1; i <= n; i++) {
-		for (int e = 0; exts[e]; e++) {
-			char *name = names[*count];
-			output_name(name, NAME_MAX + 32, stem, i, n, exts[e]);
-			if (strlen(name) > NAME_MAX) {
-				snprintf(why, len, "the prompt's name is too long for its image's name "
-					 "(%zu bytes; a name holds at most %d); nothing was sent. Give the "
-					 "prompt a shorter name", strlen(name), NAME_MAX);
-				return -1;
-			}
-			if (base + strlen(name) >= PATH_MAX) {
-				snprintf(why, len, "the image's path would be %zu bytes, longer than the %d "
-					 "a path may hold; nothing was sent. Move the prompt to a shallower "
-					 "folder or give it a shorter name", base + strlen(name), PATH_MAX - 1);
-				return -1;
-			}
-			(*count)++;
-		}
-	}
-	return 0;
+	status_lock();
+	struct prompt_status *ps = status_get(c->path);
+	if (ps && ps->gen == c->gen)
+		ps->store_held = true;
+	status_unlock();
 }
 
-static void run_job(struct jobs *j, const char *relpath, const char *reason)
+/*
+ * Takes the queued job of relpath: marks it running and copies what the
+ * job needs (generation, owner, arrival) into c.  False when there is none
+ * to run (cancelled while queued, or forgotten).  *jid: its journal row.
+ */
+static bool job_claim(struct job_ctx *c, int64_t *jid, bool *run)
 {
-	bool run = false;
-	struct bfs *b = j->b;
-	struct job_ctx c = { .j = j, .path = relpath };
-	char dir[PATH_MAX], stem[NAME_MAX + 1], err[1024], abs[PATH_MAX + 1];
-	char names[MAX_OUT_NAMES][NAME_MAX + 32];
-	const char *name_ptrs[MAX_OUT_NAMES];
-	struct prompt p = { 0 };
-	struct failure f;
-	struct ref_image refs[PROMPT_MAX_INPUTS] = { 0 };
-	int nrefs = 0;
-
 	status_lock();
-	struct prompt_status *s = status_get(relpath);
-	int64_t jid = -1;
+	struct prompt_status *s = status_get(c->path);
 	if (s && s->state == PS_CANCELLED) {
 		/* Cancelled while it waited in the queue. */
 		s->queued = false;
-		status_unlock();
-		return;
+		s = NULL;
 	}
 	if (s) {
 		struct node sn;
 		char sp[PATH_MAX + 1];
-		snprintf(sp, sizeof(sp), "/%s", relpath);
+		snprintf(sp, sizeof(sp), "/%s", c->path);
 		tree_classify(sp, &sn);
 		if (sn.model)
 			snprintf(s->model, sizeof(s->model), "%s", sn.model->id);
 		if (sn.size)
 			snprintf(s->size, sizeof(s->size), "%s", sn.size);
 		s->queued = false;
-		c.gen = s->gen;
-		c.owner = s->owner;
-		c.arrived = s->arrived;
-		c.arrived_names = s->arrived_names;
-		jid = s->job_id;
-		run = s->run;
+		c->gen = s->gen;
+		c->owner = s->owner;
+		c->arrived = s->arrived;
+		c->arrived_names = s->arrived_names;
+		*jid = s->job_id;
+		*run = s->run;
 		s->batch_pending = 0;
 		s->batch_failed = 0;
 		s->batch_loop_done = 0;
 		status_set(s, PS_RUNNING);
 	}
 	status_unlock();
-	if (!s)
-		return;
-	if (jid > 0)
-		journal_start(&b->store, jid);
-	if (run)
-		reason = FETCH_REASON_RUN;
+	return s != NULL;
+}
 
-	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
-	c.dir = dir;
-	c.stem = stem;
-	snprintf(abs, sizeof(abs), "/%s", relpath);
-	struct node n;
-	tree_classify(abs, &n);
-	if (!creds_may_act(&c.owner)) {
+/* What a job holds from reading its prompt to its end. */
+struct job_input {
+	struct prompt p;
+	struct folder_conf fc;
+	struct jobplan_in in;
+	struct jobplan plan;
+	struct ref_image refs[PROMPT_MAX_INPUTS];
+	int nrefs;
+	const char *names[JOBPLAN_MAX_NAMES];	/* plan.names, for publish_check */
+};
+
+static void job_input_free(struct job_input *ji)
+{
+	prompt_free_inputs(ji->refs, ji->nrefs);
+	prompt_free(&ji->p);
+}
+
+/*
+ * Reads the prompt with its writer's rights, plans the job (fs/jobplan.h:
+ * settings, validation, candidates), loads its input images and checks
+ * that its output names are free or ours.  0, or -1 when the job has
+ * already ended (failed, or its prompt is gone); free ji either way.
+ */
+static int job_prepare(struct job_ctx *c, const struct node *n, struct job_input *ji)
+{
+	struct bfs *b = c->j->b;
+	struct failure f;
+	char err[1024];
+
+	if (!creds_may_act(&c->owner)) {
 		snprintf(err, sizeof(err), "this mount's daemon runs as uid %u, not as root, so it cannot "
 			 "read or write files with your rights (uid %u); nothing was read and nothing was sent",
-			 (unsigned)geteuid(), (unsigned)c.owner.uid);
+			 (unsigned)geteuid(), (unsigned)c->owner.uid);
 		refusal(&f, err, "write your prompts in a mount you started yourself, or in one started by root");
 		failure_problem(&f, "setup");
-		fail_job(&c, dir, stem, &f);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
 	/* Everything read for the prompt is read with its writer's rights. */
-	if (creds_enter(&c.owner) < 0) {
+	if (creds_enter(&c->owner) < 0) {
 		failure_init(&f, "cannot act with the rights of the prompt's writer");
 		f.whose = WHOSE_BANANAFS;
-		fail_quietly(&c, &f);
-		return;
+		fail_quietly(c, &f);
+		return -1;
 	}
 	size_t len = 0, file_size = 0;
-	char *buf = n.kind == NODE_USER ? read_prompt(b->tree_fd, relpath, &len, &file_size) : NULL;
+	char *buf = n->kind == NODE_USER ? read_prompt(b->tree_fd, c->path, &len, &file_size) : NULL;
 	if (!buf) {
 		creds_leave();
 		/* Gone (deleted or renamed away) before it ran: nothing to do. */
-		log_debug("prompt %s vanished before it ran", relpath);
+		log_debug("prompt %s vanished before it ran", c->path);
 		failure_init(&f, "prompt file vanished before it ran");
-		fail_quietly(&c, &f);
+		fail_quietly(c, &f);
 		status_lock();
-		if (status_get(relpath) && status_get(relpath)->gen == c.gen)
-			status_drop(relpath);
+		if (status_get(c->path) && status_get(c->path)->gen == c->gen)
+			status_drop(c->path);
 		status_unlock();
-		return;
+		return -1;
 	}
-	enum prompt_err pe = prompt_parse(buf, len, &p, err, sizeof(err));
+	enum prompt_err pe = prompt_parse(buf, len, &ji->p, err, sizeof(err));
 	free(buf);
 	if (pe == PROMPT_TOO_BIG && file_size > len)
 		prompt_too_big_msg(file_size, err, sizeof(err));
@@ -794,197 +769,221 @@ static void run_job(struct jobs *j, const char *relpath, const char *reason)
 		failure_init(&f, "empty prompt: nothing was sent and nothing was billed");
 		f.whose = WHOSE_USER;
 		f.next_move = "write the text of the image you want into the file";
-		fail_job(&c, dir, stem, &f);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
 	if (pe != PROMPT_OK) {
 		creds_leave();
 		refusal(&f, err, "fix the prompt file and save it again");
-		fail_job(&c, dir, stem, &f);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
-	/* The prompt's header wins over the folders' .bananafs.conf, which win over the config. */
-	struct folder_conf fc;
-	if (folder_conf_load(b->tree_fd, dir, &fc, err, sizeof(err)) < 0) {
+	if (folder_conf_load(b->tree_fd, c->dir, &ji->fc, err, sizeof(err)) < 0) {
 		creds_leave();
 		refusal(&f, err, "fix the folder's .bananafs.conf and save the prompt again");
-		fail_job(&c, dir, stem, &f);
-		prompt_free(&p);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
-	const char *aspect = p.aspect[0] ? p.aspect : fc.aspect[0] ? fc.aspect : b->cfg.default_aspect;
-	enum route route = ROUTE_STANDARD;
-	if (p.route_set)
-		route = p.route;
-	else if (fc.route_set)
-		route = fc.route;
-	else if (route_parse(b->cfg.route, &route) < 0)
-		route = ROUTE_STANDARD;
-	if (prompt_check(&p, n.model->id, n.size, aspect, err, sizeof(err)) < 0 ||
-	    prompt_check_route(&p, n.model->id, route, b->cfg.gateway_api == GATEWAY_API_IMAGES,
-			       err, sizeof(err)) < 0 ||
-	    (p.ninputs && prompt_load_inputs(&p, b->tree_fd, dir, refs, err, sizeof(err)) < 0)) {
+	ji->in = (struct jobplan_in){
+		.prompt = &ji->p, .folder = &ji->fc, .cfg = &b->cfg, .model = n->model->id, .size = n->size,
+		.dir = c->dir, .stem = c->stem, .mount_len = b->mountpoint ? strlen(b->mountpoint) : 0,
+	};
+	if (jobplan_make(&ji->in, &ji->plan, &f) < 0) {
+		creds_leave();
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
+	}
+	if (ji->p.ninputs && prompt_load_inputs(&ji->p, b->tree_fd, c->dir, ji->refs, err, sizeof(err)) < 0) {
 		creds_leave();
 		refusal(&f, err, "fix the prompt file and save it again");
-		fail_job(&c, dir, stem, &f);
-		prompt_free(&p);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
 	creds_leave();
-	nrefs = p.ninputs;
+	ji->nrefs = ji->p.ninputs;
 
-	/* Before anything is paid: every output name fits, and is free or ours to replace. */
-	int nnames = 0;
-	if (output_names(b, dir, stem, p.n, names, &nnames, err, sizeof(err)) < 0) {
-		refusal(&f, err, "shorten the name or the path and save the prompt again");
-		fail_job(&c, dir, stem, &f);
-		prompt_free_inputs(refs, nrefs);
-		prompt_free(&p);
-		return;
-	}
-	for (int i = 0; i < nnames; i++)
-		name_ptrs[i] = names[i];
-	c.names = name_ptrs;
-	c.nnames = nnames;
-	if (publish_check(b, dir, c.names, c.nnames, &c.owner, err, sizeof(err)) < 0) {
+	/* Before anything is paid: every output name is free or ours to replace. */
+	for (int i = 0; i < ji->plan.nnames; i++)
+		ji->names[i] = ji->plan.names[i];
+	c->names = ji->names;
+	c->nnames = ji->plan.nnames;
+	if (publish_check(b, c->dir, c->names, c->nnames, &c->owner, err, sizeof(err)) < 0) {
 		taken(&f, err);
-		fail_job(&c, dir, stem, &f);
-		prompt_free_inputs(refs, nrefs);
-		prompt_free(&p);
-		return;
+		fail_job(c, c->dir, c->stem, &f);
+		return -1;
 	}
+	return 0;
+}
 
-	uint8_t ph[16];
-	char prompt_hash[KEY_HEX_LEN], job_id[JOBID_LEN];
-	key_hash_bytes(p.text, p.len, ph);
-	key_hex((const struct cache_key *)ph, prompt_hash);
-	/* Unique across mounts and machines, and the same for a resumed job. */
-	if ((jid <= 0 || journal_job_uid(&b->store, jid, job_id) < 0) && jobid_make(b->fetch.clk, job_id) < 0)
-		snprintf(job_id, sizeof(job_id), "-");
+/* How the candidates of a job went. */
+struct job_tally {
+	int ok, cached, dry, pending;
+	double cost;
+	char batch_name[128];
+	char lastkey[KEY_HEX_LEN];
+	char made_by[64];		/* the model that made it, when not the one asked for */
+	struct told told;		/* the last failure of a candidate */
+};
 
-	int ok = 0, cached = 0, dry = 0, pending = 0;
-	char batch_name[128] = "";
-	double cost = 0;
-	struct told told = { 0 };	/* the last failure of a candidate */
-	char lastkey[KEY_HEX_LEN] = "", made_by[64] = "";
-	for (int i = 1; i <= p.n; i++) {
-		struct gen_request rq = {
-			.model = n.model->id, .size = n.size, .aspect = aspect,
-			.prompt = p.text, .prompt_len = p.len,
-			.prompt_as_written = p.text_as_written, .prompt_as_written_len = p.len_as_written,
-			.refs = refs, .nrefs = nrefs, .system = p.system, .search = p.search,
-			.n = p.n, .index = i, .variant = p.variant, .route = route, .origin = relpath,
-		};
+/*
+ * Walks each candidate of the plan through the pipeline (cache/fetch.h)
+ * and places what it made.  Stops early when the job is no longer current
+ * or an output name was taken while it waited.
+ */
+static void job_walk(struct job_ctx *c, struct job_input *ji, const char *job_id, const char *reason,
+		     struct job_tally *t)
+{
+	struct bfs *b = c->j->b;
+	const struct jobplan *pl = &ji->plan;
+	struct failure f;
+
+	for (int i = 1; i <= pl->n; i++) {
+		struct gen_request rq;
 		struct fetch_outcome out;
-		if (route == ROUTE_BATCH) {
+
+		jobplan_request(pl, i, ji->refs, ji->nrefs, c->path, &rq);
+		if (pl->route == ROUTE_BATCH) {
 			/* The batcher calls on_batch_done with this reference later. */
 			char ref[PATH_MAX + 64];
-			snprintf(ref, sizeof(ref), "%" PRIu64 "/%d/%d:%s", c.gen, i, p.n, relpath);
-			fetch_image_batch(&b->fetch, &rq, job_id, ref, on_fetch_status, &c, &out);
+			snprintf(ref, sizeof(ref), "%" PRIu64 "/%d/%d:%s", c->gen, i, pl->n, c->path);
+			fetch_image_batch(&b->fetch, &rq, job_id, ref, on_fetch_status, c, &out);
 			if (out.result == FETCH_BATCH_PENDING) {
 				/* Counted now: the batcher may report before this loop ends. */
 				status_lock();
-				struct prompt_status *ps = status_get(relpath);
-				if (ps && ps->gen == c.gen)
+				struct prompt_status *ps = status_get(c->path);
+				if (ps && ps->gen == c->gen)
 					ps->batch_pending++;
 				status_unlock();
 			}
 		} else {
-			fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, &c, &out);
+			fetch_image(&b->fetch, &rq, job_id, reason, on_fetch_status, c, &out);
 		}
-		snprintf(lastkey, sizeof(lastkey), "%s", out.key_hex);
+		snprintf(t->lastkey, sizeof(t->lastkey), "%s", out.key_hex);
 		if (out.cost_usd > 0)
-			cost += out.cost_usd;
+			t->cost += out.cost_usd;
 		if (out.result == FETCH_OK) {
 			if (out.fallback || strcmp(out.model_used, rq.model) != 0)
-				snprintf(made_by, sizeof(made_by), "%s", out.model_used);	/* fallback, or Google's routing */
+				snprintf(t->made_by, sizeof(t->made_by), "%s", out.model_used);	/* fallback, or Google's routing */
 			/* A cache hit in a folder a copy tool is filling waits for it to finish. */
 			if (out.source != SRC_GENERATED)
-				settle(&c, false);
-			if (!current(&c) || !prompt_present(b, relpath)) {
+				settle(c, false);
+			if (!current(c) || !prompt_present(b, c->path)) {
 				fetch_outcome_free(&out);
 				break;
 			}
-			if (place_image(b, dir, stem, i, p.n, &out, &c.owner) < 0) {
+			if (place_image(b, c->dir, c->stem, i, pl->n, &out, &c->owner) < 0) {
 				if (errno == EEXIST)
 					taken(&f, TAKEN_WHY);
 				else
 					unplaced(&f);
-				tell(&told, &f);
+				tell(&t->told, &f);
 			} else {
-				ok++;
+				t->ok++;
 				if (out.source != SRC_GENERATED)
-					cached++;
+					t->cached++;
 			}
 		} else if (out.result == FETCH_DRY_RUN) {
-			dry++;
+			t->dry++;
 		} else if (out.result == FETCH_BATCH_PENDING) {
-			pending++;
+			t->pending++;
 			if (out.batch_name[0])
-				snprintf(batch_name, sizeof(batch_name), "%s", out.batch_name);
-		} else if (c.taken[0]) {
+				snprintf(t->batch_name, sizeof(t->batch_name), "%s", out.batch_name);
+		} else if (c->taken[0]) {
 			/* Abandoned before sending: a copy tool brought the image along. */
-			taken(&f, c.taken);
-			tell(&told, &f);
+			taken(&f, c->taken);
+			tell(&t->told, &f);
 			fetch_outcome_free(&out);
 			break;
 		} else {
 			fetch_failure(&out, &rq, &f);
-			tell(&told, &f);	/* before out is freed: f borrows its strings */
-			if (out.res.cls == ERR_STORE) {
-				/* paid and held in memory: the store watcher retries when there is room */
-				status_lock();
-				struct prompt_status *ps = status_get(relpath);
-				if (ps && ps->gen == c.gen)
-					ps->store_held = true;
-				status_unlock();
-			}
+			tell(&t->told, &f);	/* before out is freed: f borrows its strings */
+			if (out.res.cls == ERR_STORE)
+				set_store_held(c);	/* paid and held in memory: the store watcher retries */
 		}
 		fetch_outcome_free(&out);
 	}
-	prompt_free_inputs(refs, nrefs);
-	prompt_free(&p);
+}
 
+/* Ends the job from its tally: pending in a batch, dry run, failed, done, or superseded. */
+static void job_end(struct job_ctx *c, struct job_tally *t)
+{
+	struct bfs *b = c->j->b;
 	char ename[NAME_MAX + 32];
-	snprintf(ename, sizeof(ename), "%s.error", stem);
+	snprintf(ename, sizeof(ename), "%s.error", c->stem);
 	bool ename_fits = strlen(ename) <= NAME_MAX;
-	if (pending) {
+	if (t->pending) {
 		/* The journal row stays until the batcher reports every candidate. */
 		int all_done = 0;
 		status_lock();
-		struct prompt_status *ps = status_get(relpath);
-		if (ps && ps->gen == c.gen) {
+		struct prompt_status *ps = status_get(c->path);
+		if (ps && ps->gen == c->gen) {
 			status_set(ps, PS_BATCH_PENDING);
-			ps->batch_failed |= told_any(&told);
+			ps->batch_failed |= told_any(&t->told);
 			ps->batch_loop_done = 1;
-			snprintf(ps->key, sizeof(ps->key), "%s", lastkey);
-			if (batch_name[0])
-				snprintf(ps->batch, sizeof(ps->batch), "%s", batch_name);
-			ps->cost_usd = cost;
+			snprintf(ps->key, sizeof(ps->key), "%s", t->lastkey);
+			if (t->batch_name[0])
+				snprintf(ps->batch, sizeof(ps->batch), "%s", t->batch_name);
+			ps->cost_usd = t->cost;
 			if (ps->batch_pending <= 0)
-				all_done = batch_finish_locked(b, ps, told_any(&told) ? told_line(&told) : NULL);
+				all_done = batch_finish_locked(b, ps, told_any(&t->told) ? told_line(&t->told) : NULL);
 		}
 		status_unlock();
 		if (all_done && ename_fits)
-			publish_remove(b, dir, ename, &c.owner);
-		if (told.text && ename_fits && current(&c))
-			publish_text(b, dir, ename, told.text, &c.owner);
-	} else if (dry) {
-		finish(&c, PS_DRY_RUN, NULL, lastkey, cost, NULL);
-	} else if (told_any(&told)) {
-		fail_told(&c, dir, stem, &told);
-	} else if (ok) {
-		if (current(&c) && ename_fits)
-			publish_remove(b, dir, ename, &c.owner);
-		finish(&c, cached == ok ? PS_CACHED : PS_DONE, NULL, lastkey, cost, made_by);
+			publish_remove(b, c->dir, ename, &c->owner);
+		if (t->told.text && ename_fits && current(c))
+			publish_text(b, c->dir, ename, t->told.text, &c->owner);
+	} else if (t->dry) {
+		finish(c, PS_DRY_RUN, NULL, t->lastkey, t->cost, NULL);
+	} else if (told_any(&t->told)) {
+		fail_told(c, c->dir, c->stem, &t->told);
+	} else if (t->ok) {
+		if (current(c) && ename_fits)
+			publish_remove(b, c->dir, ename, &c->owner);
+		finish(c, t->cached == t->ok ? PS_CACHED : PS_DONE, NULL, t->lastkey, t->cost, t->made_by);
 	} else {
+		struct failure f;
+		struct told told = { 0 };
 		failure_init(&f, "superseded");
-		struct told t = { 0 };
-		tell(&t, &f);
-		finish(&c, PS_FAILED, told_line(&t), lastkey, cost, NULL);
-		told_free(&t);
+		tell(&told, &f);
+		finish(c, PS_FAILED, told_line(&told), t->lastkey, t->cost, NULL);
+		told_free(&told);
 	}
-	told_free(&told);
+}
+
+static void run_job(struct jobs *j, const char *relpath, const char *reason)
+{
+	struct bfs *b = j->b;
+	struct job_ctx c = { .j = j, .path = relpath };
+	char dir[PATH_MAX], stem[NAME_MAX + 1], abs[PATH_MAX + 1], job_id[JOBID_LEN];
+	int64_t jid = -1;
+	bool run = false;
+
+	if (!job_claim(&c, &jid, &run))
+		return;
+	if (jid > 0)
+		journal_start(&b->store, jid);
+	if (run)
+		reason = FETCH_REASON_RUN;
+	split_path(relpath, dir, sizeof(dir), stem, sizeof(stem));
+	c.dir = dir;
+	c.stem = stem;
+	snprintf(abs, sizeof(abs), "/%s", relpath);
+	struct node n;
+	tree_classify(abs, &n);
+
+	struct job_input ji = { 0 };
+	if (job_prepare(&c, &n, &ji) < 0) {
+		job_input_free(&ji);
+		return;
+	}
+	/* Unique across mounts and machines, and the same for a resumed job. */
+	if ((jid <= 0 || journal_job_uid(&b->store, jid, job_id) < 0) && jobid_make(b->fetch.clk, job_id) < 0)
+		snprintf(job_id, sizeof(job_id), "-");
+	struct job_tally t = { 0 };
+	job_walk(&c, &ji, job_id, reason, &t);
+	job_input_free(&ji);
+	job_end(&c, &t);
+	told_free(&t.told);
 }
 
 /*
