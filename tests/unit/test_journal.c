@@ -182,6 +182,14 @@ static void test_outcomes_survive_reopen(void **state)
 	journal_outcome_free(&got);
 	assert_int_equal(journal_outcome_delete(&s, "p/1K/y.txt"), 0);
 	assert_int_equal(journal_outcome_get(&s, "p/1K/y.txt", &got), 0);
+	/* the state is kept as its word; a word this version does not know reads as no outcome */
+	{
+		struct store_val v = SV_TXT("p/1K/x.txt");
+
+		assert_int_equal(store_sql(&s, "UPDATE outcomes SET status = 'refused' WHERE relpath = ?;", &v, 1,
+					   NULL, NULL, NULL), 0);
+		assert_int_equal(journal_outcome_get(&s, "p/1K/x.txt", &got), 0);
+	}
 	store_close(&s);
 }
 
