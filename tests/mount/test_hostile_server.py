@@ -101,6 +101,17 @@ CASES = [
 ]
 
 
+# Whose move each fault leaves it to, as NAME.error's "whose move:" line says.
+WHOSE_MOVE = {
+    "malformed-json": "Google's", "truncated-base64": "Google's", "wrong-size": "Google's",
+    "huge-body": "Google's", "truncated-image": "Google's",
+    "502": "Google's", "503": "Google's", "500": "Google's", "504": "Google's",
+    "slow": "the network's", "drop": "the network's",
+    "429-minute": "yours", "429-day": "yours", "429-zero": "yours", "401": "yours", "403": "yours",
+    "safety": "yours", "text-only": "yours", "redirect": "yours",
+}
+assert set(WHOSE_MOVE) == {c[0] for c in CASES}
+
 @pytest.mark.parametrize("kind,args,count,words,http,attempts", CASES, ids=[c[0] for c in CASES])
 def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, words, http, attempts):
     m = mount_factory(config_text=CONFIG)
@@ -144,6 +155,7 @@ def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, wor
     else:
         assert "HTTP status:" in text, f"{kind}: no HTTP status line in:\n{text}"
     assert "whose problem:" in text and "next move:" in text, text
+    assert f"\nwhose move: {WHOSE_MOVE[kind]}\n" in text, text
     if attempts is not None:
         got = emulator.stats()["requests"]
         assert got == attempts, f"{kind}: {got} requests sent, expected {attempts}"

@@ -159,6 +159,8 @@ def test_empty_prompt_writes_error_and_sends_nothing(mount, emulator):
     assert wait_done(p) == "failed"
     err = open(mount.path(*PRO2K, "empty.error")).read()
     assert "empty prompt" in err
+    assert "whose move: yours\n" in err and "next move: write the text" in err, err
+    assert os.getxattr(p, "user.bananafs.error").decode().startswith("empty prompt"), err
     assert emulator.stats()["requests"] == 0
     assert not os.path.exists(mount.path(*PRO2K, "empty.png"))
 
