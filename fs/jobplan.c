@@ -15,8 +15,7 @@ void jobplan_output_name(char *buf, size_t len, const char *stem, int i, int n, 
 		snprintf(buf, len, "%s-%d.%s", stem, i, ext);
 }
 
-/* A refusal before anything is sent: the user's move. */
-static int refuse(struct failure *why, const char *what, const char *next_move)
+int jobplan_refuse(struct failure *why, const char *what, const char *next_move)
 {
 	failure_init(why, "the prompt was not sent");
 	failure_what(why, "%s", what);
@@ -50,13 +49,13 @@ static int output_names(const struct jobplan_in *in, struct jobplan *pl, struct 
 				snprintf(what, sizeof(what), "the prompt's name is too long for its image's name "
 					 "(%zu bytes; a name holds at most %d); nothing was sent. Give the "
 					 "prompt a shorter name", strlen(name), NAME_MAX);
-				return refuse(why, what, "shorten the name or the path and save the prompt again");
+				return jobplan_refuse(why, what, "shorten the name or the path and save the prompt again");
 			}
 			if (base + strlen(name) >= PATH_MAX) {
 				snprintf(what, sizeof(what), "the image's path would be %zu bytes, longer than the "
 					 "%d a path may hold; nothing was sent. Move the prompt to a shallower "
 					 "folder or give it a shorter name", base + strlen(name), PATH_MAX - 1);
-				return refuse(why, what, "shorten the name or the path and save the prompt again");
+				return jobplan_refuse(why, what, "shorten the name or the path and save the prompt again");
 			}
 			pl->nnames++;
 		}
@@ -84,7 +83,7 @@ int jobplan_make(const struct jobplan_in *in, struct jobplan *pl, struct failure
 	if (prompt_check(p, in->model, in->size, pl->aspect, err, sizeof(err)) < 0 ||
 	    prompt_check_route(p, in->model, pl->route, in->cfg->gateway_api == GATEWAY_API_IMAGES,
 			       err, sizeof(err)) < 0)
-		return refuse(why, err, "fix the prompt file and save it again");
+		return jobplan_refuse(why, err, "fix the prompt file and save it again");
 	return output_names(in, pl, why);
 }
 

@@ -60,6 +60,12 @@ int jobplan_make(const struct jobplan_in *in, struct jobplan *plan, struct failu
  */
 void jobplan_request(const struct jobplan *plan, int i, const struct ref_image *refs, int nrefs,
 		     const char *origin, struct gen_request *rq);
+/*
+ * A prompt refused before anything is sent, the user's move: "the prompt
+ * was not sent", what happened (copied into *why) and the next move
+ * (borrowed: a string constant).  Returns -1.
+ */
+int jobplan_refuse(struct failure *why, const char *what, const char *next_move);
 /* The output name of candidate i of n: NAME.EXT, or NAME-i.EXT for n > 1. */
 void jobplan_output_name(char *buf, size_t len, const char *stem, int i, int n, const char *ext);
 

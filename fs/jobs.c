@@ -588,16 +588,6 @@ static void fail_job(struct job_ctx *c, const char *dir, const char *stem, const
 	told_free(&t);
 }
 
-/* A prompt refused before anything was sent: the user's move. */
-static void refusal(struct failure *f, const char *what, const char *next_move)
-{
-	failure_init(f, "the prompt was not sent");
-	f->what = what;
-	f->whose = WHOSE_USER;
-	failure_problem(f, "request");
-	f->next_move = next_move;
-}
-
 /* Publishes one made image as NAME.EXT, or NAME-i.EXT for n > 1.  0 or -1 (EEXIST: taken). */
 static int place_image(struct bfs *b, const char *dir, const char *stem, int i, int n,
 		       const struct fetch_outcome *out, const struct writer *w)
@@ -734,7 +724,8 @@ static int job_prepare(struct job_ctx *c, const struct node *n, struct job_input
 		snprintf(err, sizeof(err), "this mount's daemon runs as uid %u, not as root, so it cannot "
 			 "read or write files with your rights (uid %u); nothing was read and nothing was sent",
 			 (unsigned)geteuid(), (unsigned)c->owner.uid);
-		refusal(&f, err, "write your prompts in a mount you started yourself, or in one started by root");
+		jobplan_refuse(&f, err, "write your prompts in a mount you started yourself, or in one "
+			       "started by root");
 		failure_problem(&f, "setup");
 		fail_job(c, c->dir, c->stem, &f);
 		return -1;
@@ -774,13 +765,13 @@ static int job_prepare(struct job_ctx *c, const struct node *n, struct job_input
 	}
 	if (pe != PROMPT_OK) {
 		creds_leave();
-		refusal(&f, err, "fix the prompt file and save it again");
+		jobplan_refuse(&f, err, "fix the prompt file and save it again");
 		fail_job(c, c->dir, c->stem, &f);
 		return -1;
 	}
 	if (folder_conf_load(b->tree_fd, c->dir, &ji->fc, err, sizeof(err)) < 0) {
 		creds_leave();
-		refusal(&f, err, "fix the folder's .bananafs.conf and save the prompt again");
+		jobplan_refuse(&f, err, "fix the folder's .bananafs.conf and save the prompt again");
 		fail_job(c, c->dir, c->stem, &f);
 		return -1;
 	}
@@ -795,7 +786,7 @@ static int job_prepare(struct job_ctx *c, const struct node *n, struct job_input
 	}
 	if (ji->p.ninputs && prompt_load_inputs(&ji->p, b->tree_fd, c->dir, ji->refs, err, sizeof(err)) < 0) {
 		creds_leave();
-		refusal(&f, err, "fix the prompt file and save it again");
+		jobplan_refuse(&f, err, "fix the prompt file and save it again");
 		fail_job(c, c->dir, c->stem, &f);
 		return -1;
 	}
