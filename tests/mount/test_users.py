@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import png_size, wait_done, wait_for
+from conftest import KEY, png_size, wait_done, wait_for
 
 DIR = ("gemini-3.1-flash-image", "512")
 
@@ -125,6 +125,30 @@ def test_foreign_files_are_never_replaced(shared, emulator):
     assert requests(emulator) == 0
 
 
+def test_earlier_output_replaced_only_if_the_writer_could(shared, emulator):
+    """An earlier image of bananafs is replaced for a new writer only where that writer could
+    replace it: not root's in a sticky folder, but in a folder without the sticky bit."""
+    d = shared.d
+    opened = os.path.join(d, "open")
+    os.mkdir(opened)
+    os.chmod(opened, 0o777)
+    for folder in (d, opened):
+        write(os.path.join(folder, "x.txt"), f"root's fox in {os.path.basename(folder)}\n")
+        assert wait_done(os.path.join(folder, "x.txt")) == "done"
+        os.unlink(os.path.join(folder, "x.txt"))
+    roots = read(os.path.join(d, "x.png"))
+    for folder in (d, opened):
+        r = as_nobody(f"echo 'the fox of nobody in {os.path.basename(folder)}' > {folder}/x.txt")
+        assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "x.txt")) == "failed"
+    assert "belongs to uid 0" in read(os.path.join(d, "x.error")).decode()
+    assert read(os.path.join(d, "x.png")) == roots and os.stat(os.path.join(d, "x.png")).st_uid == 0
+    assert wait_done(os.path.join(opened, "x.txt")) == "done"
+    assert os.stat(os.path.join(opened, "x.png")).st_uid == 65534
+    assert read(os.path.join(opened, "x.png")) != roots
+    assert requests(emulator) == 3
+
+
 def test_file_appearing_while_running_is_kept(mount, emulator):
     d = mount.path(*DIR)
     emulator.fault("slow", 1, delay_ms=1500)
@@ -199,8 +223,8 @@ def test_control_files_show_each_user_their_own(shared, emulator):
 
 
 def test_daemon_works_in_the_store(mount):
-    """Its working folder is the store, not /.  (Non-dumpable is not observable from outside
-    for a root daemon, and /dev/fuse here is root's only, so no non-root daemon is tried.)"""
+    """Its working folder is the store, not /.  (Non-dumpable is seen from outside only for a
+    daemon that is not root: test_daemon_not_root_never_acts_for_others.)"""
     assert os.readlink(f"/proc/{mount.proc.pid}/cwd") == os.path.realpath(mount.store)
 
 
@@ -243,6 +267,43 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     time.sleep(1.5)
     for name in want:
         assert read(os.path.join(dst, name)) == want[name], name
+    assert requests(emulator) == paid
+
+
+def test_copy_tools_as_nobody_on_a_shared_mount(shared, mount_factory, emulator, workdir):
+    """Each copy tool, run by nobody into a sticky shared folder with the default settle_s:
+    exit 0, every image kept byte for byte and owned by nobody, nothing paid."""
+    shared.unmount()
+    m = mount_factory(config_text="[bananafs]\nsettle_s = 2\n", opts=("-o", "allow_other"))
+    d = m.path(*DIR)
+    os.chmod(d, 0o1777)
+    made = os.path.join(d, "made")
+    r = as_nobody(f"mkdir {made} && echo 'a fox of nobody' > {made}/r1.txt && "
+                  f"echo 'an owl of nobody' > {made}/r3.txt")
+    assert r.returncode == 0, r.stderr
+    for stem in ("r1", "r3"):
+        assert wait_done(os.path.join(made, stem + ".txt"), 30) == "done"
+    home = os.path.join(workdir, "home")
+    os.mkdir(home)
+    os.chown(home, 65534, 65534)
+    src = os.path.join(home, "src")
+    r = as_nobody(f"cp -a {made} {src} && printf edited >> {src}/r1.png && "
+                  f"echo 'a hen made elsewhere' > {src}/r2.txt && printf 'PNG elsewhere' > {src}/r2.png")
+    assert r.returncode == 0, r.stderr
+    want = {n: read(os.path.join(src, n)) for n in os.listdir(src)}
+    paid = requests(emulator)
+    for tool in sorted(COPY_TOOLS):
+        dst = os.path.join(d, "copy-" + tool)
+        from_ = src if tool != "mv" else src + ".mv"
+        if tool == "mv":
+            assert as_nobody(f"cp -a {src} {from_}").returncode == 0
+        r = as_nobody(COPY_TOOLS[tool].format(src=from_, dst=dst))
+        assert r.returncode == 0, (tool, r.stderr)
+        for stem in ("r1", "r2", "r3"):
+            wait_done(os.path.join(dst, stem + ".txt"), 40)
+        for name in want:
+            assert read(os.path.join(dst, name)) == want[name], (tool, name)
+            assert os.stat(os.path.join(dst, name)).st_uid == 65534, (tool, name)
     assert requests(emulator) == paid
 
 
@@ -361,6 +422,12 @@ def test_daemon_not_root_never_acts_for_others(mount_factory, emulator, workdir,
     m = mount_factory(opts=("-o", "allow_other"),
                       prefix=("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"))
     assert os.stat(f"/proc/{m.proc.pid}").st_uid == uid
+    # non-dumpable (no key in a core): not even its own user may read its environment,
+    # where the key is, or its memory
+    for name in ("environ", "mem"):
+        assert os.stat(f"/proc/{m.proc.pid}/{name}").st_uid == 0, name
+    r = as_user(uid, f"cat /proc/{m.proc.pid}/environ")
+    assert r.returncode != 0 and KEY not in r.stdout
     d = m.path(*DIR)
     r = as_user(uid, f"chmod 1777 {d} && mkdir -m 700 {d}/private && echo 'a private fox' > "
                      f"{d}/private/secret.txt")
