@@ -418,6 +418,13 @@ static void images_parse(const struct http_resp *resp, struct gen_result *res)
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
 	res->in_tokens = wire_long(u, "input_tokens");
 	res->out_tokens = wire_long(u, "output_tokens");
+	/* input_tokens_details / output_tokens_details {image_tokens, text_tokens} (gemini-wire.md 6.1) */
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(u, "input_tokens_details");
+	if ((res->in_image_tokens = wire_long(d, "image_tokens")) >= 0)
+		res->in_by_modality = true;
+	d = cJSON_GetObjectItemCaseSensitive(u, "output_tokens_details");
+	if ((res->out_image_tokens = wire_long(d, "image_tokens")) >= 0)
+		res->out_by_modality = true;
 
 	const cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "data"), 0);
 	const char *b64 = wire_str(d0, "b64_json");

@@ -112,6 +112,11 @@ static void generate_parse(const struct http_resp *resp, struct gen_result *res)
 	res->in_tokens = wire_long(u, "promptTokenCount");
 	res->out_tokens = wire_long(u, "candidatesTokenCount");
 	res->thought_tokens = wire_long(u, "thoughtsTokenCount");
+	res->in_by_modality = wire_image_tokens(member2(u, "promptTokensDetails", "prompt_tokens_details"),
+						"tokenCount", &res->in_image_tokens);
+	res->out_by_modality = wire_image_tokens(member2(u, "candidatesTokensDetails",
+							 "candidates_tokens_details"),
+						 "tokenCount", &res->out_image_tokens);
 
 	const cJSON *pf = cJSON_GetObjectItemCaseSensitive(root, "promptFeedback");
 	const char *block = wire_str(pf, "blockReason");

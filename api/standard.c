@@ -157,6 +157,10 @@ static void usage_into(const cJSON *root, struct gen_result *res)
 	res->in_tokens = wire_long(u, "total_input_tokens");
 	res->out_tokens = wire_long(u, "total_output_tokens");
 	res->thought_tokens = wire_long(u, "total_thought_tokens");
+	res->in_by_modality = wire_image_tokens(cJSON_GetObjectItemCaseSensitive(u, "input_tokens_by_modality"),
+						"tokens", &res->in_image_tokens);
+	res->out_by_modality = wire_image_tokens(cJSON_GetObjectItemCaseSensitive(u, "output_tokens_by_modality"),
+						 "tokens", &res->out_image_tokens);
 }
 
 /*

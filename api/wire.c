@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "api/image.h"
 
 char *wire_url(const char *base, const char *fmt, ...)
@@ -103,6 +104,23 @@ long wire_long(const cJSON *obj, const char *key)
 		return (end != v->valuestring && *end == '\0' && n >= 0) ? n : -1;
 	}
 	return -1;
+}
+
+bool wire_image_tokens(const cJSON *list, const char *count_key, long *image)
+{
+	const cJSON *e;
+	long sum = 0;
+
+	if (!cJSON_IsArray(list))
+		return false;
+	cJSON_ArrayForEach(e, list) {
+		const char *m = wire_str(e, "modality");
+		long n = wire_long(e, count_key);
+		if (m && strcasecmp(m, "image") == 0 && n > 0)
+			sum += n;
+	}
+	*image = sum;
+	return true;
 }
 
 void wire_copy(char *dst, size_t n, const char *s)

@@ -46,6 +46,13 @@ int wire_take_image(struct gen_result *res, const char *b64, size_t b64len, cons
 void wire_lift_image(struct http_resp *resp, struct gen_result *res);
 /* Appends text to res->text, separated by a newline. */
 void wire_add_text(struct gen_result *res, const char *text);
+/*
+ * The image tokens of a usage list split by modality: entries
+ * {"modality": "image"|"IMAGE", count_key: N} (Interactions "tokens",
+ * generateContent "tokenCount").  True with *image set when list is an
+ * array; false (and *image untouched) when the answer did not split.
+ */
+bool wire_image_tokens(const cJSON *list, const char *count_key, long *image);
 /* Copies s into a fixed field (truncating). */
 void wire_copy(char *dst, size_t n, const char *s);
 /*

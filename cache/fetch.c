@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "api/errbuf.h"
+#include "api/cost.h"
 #include "api/errors.h"
 #include "api/image.h"
 #include "api/models.h"
@@ -438,18 +439,12 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 	/* The interaction has served its answer (a store failure holds it in memory). */
 	durable_end(f->store, &f->http, endpoint_for(f, rq->route), w->key_hex, ia_id);
 
-	/* Google may route a deprecated model to its successor: price what served it. */
-	double settled = est;
-	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0) {
-		double asked = price_usd(rq->model, rq->size, rq->route);
-		double served = price_usd(res->model_served, rq->size, rq->route);
-		if (asked >= 0 && served >= 0 && est >= 0)
-			settled = est - asked + served;	/* the image's price swapped, the rest kept */
+	/* What Google bills: the answer's tokens at the served model's rates, else the per-image price. */
+	struct answer_cost cost;
+	answer_cost(rq, res, ok || billed, est, &cost);
+	double settled = cost.usd;
+	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0)
 		snprintf(out->model_used, sizeof(out->model_used), "%s", res->model_served);
-	}
-	/* A grounded request reserved one search query; it pays for those the answer reports. */
-	if (rq->search && settled >= 0)
-		settled += (res->search_queries - 1) * price_search_query_usd();
 	/* unknown_usd: earlier attempts of this walk that may have been billed (ledgered "unknown") */
 	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
 	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
@@ -468,6 +463,8 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 	r.latency_s = latency;
 	r.in_tokens = res->in_tokens;
 	r.out_tokens = res->out_tokens;
+	r.usage = cost.from_usage ? &cost.usage : NULL;
+	r.cost_basis = !r.billed ? NULL : cost.from_usage ? "usage" : "per-image";
 	r.reason = w->end_reason;
 	ledger_append(&f->ledger, &r);
 	return ok;

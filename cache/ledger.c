@@ -104,10 +104,15 @@ static int add_num(cJSON *o, const char *name, double v)
 	return cJSON_AddNumberToObject(o, name, v) ? 0 : -1;
 }
 
-/* Rounds money to micro-dollars so 0.1+0.2 prints as 0.3, not 0.30000000000000004. */
+/*
+ * Rounds money to nano-dollars so 0.1+0.2 prints as 0.3, not
+ * 0.30000000000000004.  Not coarser: a token costs fractions of a
+ * micro-dollar (Pro's input text: $2 per 1M), and the ledger must add up
+ * to the bill.
+ */
 static double usd_round(double v)
 {
-	return (double)(long long)(v * 1e6 + (v < 0 ? -0.5 : 0.5)) / 1e6;
+	return (double)(long long)(v * 1e9 + (v < 0 ? -0.5 : 0.5)) / 1e9;
 }
 
 static char *render(const struct ledger *l, const struct ledger_rec *r)
@@ -157,6 +162,14 @@ static char *render(const struct ledger *l, const struct ledger_rec *r)
 		bad |= add_num(o, "search_queries", (double)r->search_queries);
 	if (r->out_tokens >= 0)
 		bad |= add_num(o, "out_tokens", (double)r->out_tokens);
+	if (r->usage) {
+		bad |= add_num(o, "in_text_tokens", (double)r->usage->text_in);
+		bad |= add_num(o, "in_image_tokens", (double)r->usage->image_in);
+		bad |= add_num(o, "out_image_tokens", (double)r->usage->image_out);
+		bad |= add_num(o, "out_text_tokens", (double)r->usage->text_out);
+		bad |= add_num(o, "thought_tokens", (double)r->usage->thought);
+	}
+	bad |= add_str(o, "cost_basis", r->cost_basis);
 	if (!bad)
 		line = cJSON_PrintUnformatted(o);
 out_delete:
@@ -303,6 +316,7 @@ static int write_unknown(struct ledger *l, const cJSON *sent)
 		.cost_usd = cJSON_IsNumber(cost) ? cost->valuedouble : -1,
 		.attempt = cJSON_IsNumber(att) ? (int)att->valuedouble : 0,
 		.fallback = jstr(sent, "fallback"), .in_tokens = -1, .out_tokens = -1,
+		.cost_basis = "per-image",	/* no answer, no usage: the estimate reserved */
 	};
 
 	return ledger_append(l, &r);

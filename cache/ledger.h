@@ -11,6 +11,8 @@
 #include <time.h>
 #include "api/clock.h"
 
+#include "api/rates.h"
+
 struct ledger_rec;
 
 struct ledger {
@@ -47,7 +49,10 @@ struct ledger_rec {
 	bool billed;			/* this line's cost is money spent (ok lines, billed failures) */
 	const char *fallback;		/* model actually used when fallback happened */
 	const char *model_served;	/* the answer's model / modelVersion (Google may route to a successor) */
-	long in_tokens, out_tokens;	/* -1 = absent */
+	long in_tokens, out_tokens;	/* as the answer reported them (thinking apart); -1 = absent */
+	const struct token_usage *usage; /* the tokens the cost was settled from; NULL = none */
+	const char *cost_basis;		/* "usage" (tokens at Google's rates) or "per-image" (the answer
+					   reported no usage, or a gateway's price); NULL = not settled */
 	int search_queries;		/* Google Search queries billed with it ("search: yes"); 0 = none */
 	bool simulated;			/* answered by the bundled emulator: "billed" is simulated spend */
 };

@@ -34,7 +34,7 @@ team_ledger_mirror(void *arg, const struct ledger_rec *r, const char *json_line)
 	snprintf(rid, sizeof(rid), "%s/%s/%s", db->store_id[0] ? db->store_id : db->owner,
 		 r->job ? r->job : "", r->key ? r->key : "");
 	snprintf(attempt, sizeof(attempt), "%d", r->attempt);
-	snprintf(cost, sizeof(cost), "%.6f", r->cost_usd);
+	snprintf(cost, sizeof(cost), "%.9f", r->cost_usd);
 	p[0] = rid;
 	p[1] = r->outcome ? r->outcome : "";
 	p[2] = attempt;

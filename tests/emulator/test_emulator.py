@@ -147,6 +147,40 @@ def ia_image(j):
     return blocks[-1]["mime_type"], base64.b64decode(blocks[-1]["data"])
 
 
+# Google's rates, USD per 1M tokens (gemini-wire.md 5.3): input (text and images alike), image
+# output, text output (thinking is billed as text output).  Batch and flex: half of the tokens.
+RATES = {"gemini-3-pro-image": (2.00, 120.0, 12.00), "gemini-3.1-flash-image": (0.50, 60.0, 3.00),
+         "gemini-3.1-flash-lite-image": (0.25, 30.0, 1.50), "gemini-nano-banana-2.1": (1.50, 30.0, 7.50),
+         "gemini-2.5-flash-image": (0.30, 30.0, 2.50)}
+SEARCH_QUERY_USD = 0.014
+
+
+def tokens_usd(model, inp, image_out, text_out, thought, factor=1.0, queries=0):
+    r_in, r_img, r_txt = RATES[model]
+    return (inp * r_in + image_out * r_img + (text_out + thought) * r_txt) / 1e6 * factor + \
+        queries * SEARCH_QUERY_USD
+
+
+def gc_usd(j, factor=1.0):
+    """What a generateContent answer's usageMetadata costs at Google's rates."""
+    u = j["usageMetadata"]
+    out = {d["modality"]: d["tokenCount"] for d in u.get("candidatesTokensDetails", [])}
+    assert sum(out.values()) == u.get("candidatesTokenCount", 0)
+    return tokens_usd(j["modelVersion"], u["promptTokenCount"], out.get("IMAGE", 0), out.get("TEXT", 0),
+                      u.get("thoughtsTokenCount", 0), factor)
+
+
+def ia_usd(j, factor=1.0):
+    """What an interaction's usage costs at Google's rates."""
+    u = j["usage"]
+    out = {m["modality"]: m["tokens"] for m in u["output_tokens_by_modality"]}
+    inp = {m["modality"]: m["tokens"] for m in u["input_tokens_by_modality"]}
+    assert sum(out.values()) == u["total_output_tokens"] and sum(inp.values()) == u["total_input_tokens"]
+    assert u["total_tokens"] == u["total_input_tokens"] + u["total_output_tokens"] + u["total_thought_tokens"]
+    return tokens_usd(j["model"], u["total_input_tokens"], out.get("image", 0), out.get("text", 0),
+                      u["total_thought_tokens"], factor)
+
+
 def generate(emu, model, body, ver="v1beta", **kw):
     return emu.json("POST", "/%s/models/%s:generateContent" % (ver, model), body, **kw)
 
@@ -251,8 +285,11 @@ def test_generate_sizes(emu, model, size, aspect, w, h, tokens):
     u = j["usageMetadata"]
     img_tok = [d for d in u["candidatesTokensDetails"] if d["modality"] == "IMAGE"]
     assert img_tok[0]["tokenCount"] == tokens
-    assert u["totalTokenCount"] == u["promptTokenCount"] + u["candidatesTokenCount"]
+    assert u["totalTokenCount"] == (u["promptTokenCount"] + u["candidatesTokenCount"] +
+                                    u.get("thoughtsTokenCount", 0))
+    assert (u.get("thoughtsTokenCount", 0) > 0) == (model == "gemini-3-pro-image")   # Pro always thinks
     assert j["modelVersion"] == model and j["responseId"]
+    assert emu.stats()["billed_usd"] == pytest.approx(gc_usd(j), abs=1e-6)
 
 
 @pytest.mark.parametrize("ver", ["v1beta", "v1"])
@@ -262,6 +299,8 @@ def test_generate_snake_case_deterministic_and_logged(emu, ver):
                    images=[("image/png", ref)])
     st, _, a = generate(emu, "gemini-3.1-flash-image", body, ver=ver)
     st2, _, b = generate(emu, "gemini-3.1-flash-image", body, ver=ver)
+    prompt = {d["modality"]: d["tokenCount"] for d in a["usageMetadata"]["promptTokensDetails"]}
+    assert prompt["IMAGE"] == 1120 and prompt["TEXT"] > 0      # an input image on 3.1 Flash
     assert st == st2 == 200
     ia, ib = gc_image(a)[1], gc_image(b)[1]
     assert ia == ib and img_size(ia) == (1264, 848, "png")
@@ -279,9 +318,11 @@ def test_generate_snake_case_deterministic_and_logged(emu, ver):
                                  "sha256": hashlib.sha256(ref).hexdigest()}
     s = emu.stats()
     assert s["generations"] == 3 and s["by_endpoint"]["generateContent"] == 3
+    want = gc_usd(a) + gc_usd(b) + gc_usd(c)
+    assert gc_usd(c) > 0.067 and gc_usd(a) > gc_usd(c) + 1120 * 0.5e-6 - 1e-9   # input image tokens
     assert s["billed"] == [{"model": "gemini-3.1-flash-image", "size": "1K",
-                            "route": "generate", "count": 3, "usd": 0.201}]
-    assert s["billed_usd"] == pytest.approx(0.201)
+                            "route": "generate", "count": 3, "usd": pytest.approx(want, abs=1e-6)}]
+    assert s["billed_usd"] == pytest.approx(want, abs=1e-6)
 
 
 def test_generate_4k_is_fast(emu):
@@ -291,7 +332,8 @@ def test_generate_4k_is_fast(emu):
     assert st == 200 and img_size(gc_image(j)[1]) == (4096, 4096, "png")
     assert j["usageMetadata"]["candidatesTokensDetails"][-1]["tokenCount"] == 2000
     assert took < 3.0, took
-    assert emu.stats()["billed_usd"] == pytest.approx(0.24)
+    assert emu.stats()["billed_usd"] == pytest.approx(gc_usd(j), abs=1e-6)
+    assert gc_usd(j) > 0.24      # the image's 2000 tokens, plus prompt and thinking
 
 
 def test_generate_text_only_modality(emu):
@@ -374,15 +416,39 @@ def test_interactions_store_false_legacy_flex_jpeg(emu):
     st, _, j = emu.json("POST", "/v1beta/interactions", base,
                         headers={"Api-Revision": "2026-05-20"})
     assert "steps" in j
-    st, _, j = emu.json("POST", "/v1beta/interactions", dict(base, service_tier="flex"))
-    assert j["service_tier"] == "flex"
+    st, _, jf = emu.json("POST", "/v1beta/interactions", dict(base, service_tier="flex"))
+    assert jf["service_tier"] == "flex"
     jb = dict(base, response_format=dict(base["response_format"], mime_type="image/jpeg"))
     st, _, j = emu.json("POST", "/v1beta/interactions", jb)
     mime, img = ia_image(j)
     assert mime == "image/jpeg" and img_size(img) == (1024, 1024, "jpeg")
+    assert j["usage"]["total_thought_tokens"] > 0       # Pro thinks
     routes = {(b["route"], b["count"]): b["usd"] for b in emu.stats()["billed"]}
-    assert routes[("standard", 5)] == pytest.approx(5 * 0.134)
-    assert routes[("flex", 1)] == pytest.approx(0.067)
+    # the same prompt each time: the same usage; flex pays half of the tokens
+    assert routes[("standard", 5)] == pytest.approx(5 * ia_usd(j), abs=1e-6)
+    assert routes[("flex", 1)] == pytest.approx(ia_usd(jf, 0.5), abs=1e-6)
+    assert ia_usd(jf) == pytest.approx(ia_usd(j))
+
+
+def test_interactions_usage_is_the_bill(emu):
+    """Usage as Google reports it (input and output by modality, thinking apart), and the bill
+    is those tokens at the model's rates: an input image, Pro's thinking and a search query."""
+    ref = base64.b64encode(b"\x89PNG a reference" * 20).decode()
+    st, _, j = emu.json("POST", "/v1beta/interactions", {
+        "model": "gemini-3-pro-image", "tools": [{"type": "google_search"}],
+        "input": [{"type": "text", "text": "the same cat, in today's weather in Oslo"},
+                  {"type": "image", "mime_type": "image/png", "data": ref}],
+        "response_format": {"type": "image", "aspect_ratio": "1:1", "image_size": "1K"}})
+    assert st == 200, j
+    u = j["usage"]
+    inp = {m["modality"]: m["tokens"] for m in u["input_tokens_by_modality"]}
+    out = {m["modality"]: m["tokens"] for m in u["output_tokens_by_modality"]}
+    assert inp["image"] == 560 and inp["text"] > 5            # ~560 tokens an input image on Pro
+    assert out["image"] == 1120 and out["text"] > 0 and u["total_thought_tokens"] > 0
+    s = emu.stats()
+    assert s["search_queries"] == 1
+    assert s["billed_usd"] == pytest.approx(ia_usd(j) + SEARCH_QUERY_USD, abs=1e-6)
+    assert ia_usd(j) > 0.134 + 560 * 2e-6
 
 
 def test_interactions_deprecated_image_config_and_errors(emu):
@@ -486,7 +552,8 @@ def test_batch_inline(emu, ver):
     s = emu.stats()
     assert s["by_endpoint"]["batchGenerateContent"] == 1
     b = [x for x in s["billed"] if x["route"] == "batch"][0]
-    assert b["count"] == 3 and b["usd"] == pytest.approx(3 * 0.045 / 2)
+    # half of each result's tokens at the standard rates
+    assert b["count"] == 3 and b["usd"] == pytest.approx(sum(gc_usd(r["response"], 0.5) for r in inl), abs=1e-6)
     # listing, then delete
     st, _, lst = emu.json("GET", "/%s/batches" % ver)
     assert j["name"] in [o["name"] for o in lst["operations"]]
@@ -725,7 +792,8 @@ def test_fault_errors(emu, kind, status, grpc, ia_code):
     st, hd2, j2 = emu.json("POST", IA, IA_BODY)
     assert st == status and j2["error"]["code"] == ia_code
     assert emu.stats()["faults_pending"] == 0
-    assert emu.json("POST", GC, gc_body("x", "1:1", "512"))[0] == 200
+    st, _, ok = emu.json("POST", GC, gc_body("x", "1:1", "512"))
+    assert st == 200
     if kind.startswith("429"):
         d = {x["@type"].rsplit(".", 1)[1]: x for x in j["error"]["details"]}
         v = d["QuotaFailure"]["violations"][0]
@@ -740,7 +808,7 @@ def test_fault_errors(emu, kind, status, grpc, ia_code):
     if kind == "503":
         assert j["error"]["message"] == "The model is overloaded. Please try again later."
     s = emu.stats()
-    assert s["billed_usd"] == pytest.approx(0.045) and s["generations"] == 1
+    assert s["billed_usd"] == pytest.approx(gc_usd(ok), abs=1e-6) and s["generations"] == 1
 
 
 def test_fault_retry_delay_status_and_gateway(emu):

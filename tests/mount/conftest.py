@@ -222,3 +222,14 @@ def ledger(store):
         return []
     with open(p) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def ledger_matches_bill(rows, billed_usd):
+    """The ledger's billed total is the bill.  Exactly for the lines settled from the usage
+    their answer reported; a line priced per image (an answer too broken to read its usage,
+    a request whose answer a crash hid) holds the estimate, off by the tokens nobody could
+    see (prompt, thinking): within 5 % of it, far less than one more image."""
+    total = sum(r.get("cost_usd") or 0 for r in rows if r.get("billed"))
+    slack = sum(0.05 * (r.get("cost_usd") or 0) for r in rows
+                if r.get("billed") and r.get("cost_basis") != "usage")
+    return abs(total - billed_usd) <= slack + 1e-9

@@ -4,7 +4,7 @@ never resent; a model that refuses background mode gets plain requests."""
 import os
 import sqlite3
 
-from conftest import Emulator, ledger, png_size, status, wait_done, wait_for
+from conftest import Emulator, ledger, ledger_matches_bill, png_size, status, wait_done, wait_for
 
 FLASH512 = ("gemini-3.1-flash-image", "512")
 CONFIG = "[bananafs]\nmax_inflight = 4\nretries = 3\nbackoff_base_s = 0.05\nbackoff_cap_s = 0.2\n"
@@ -24,7 +24,7 @@ def journaled_interactions(store):
 
 
 def billed(rows):
-    return round(sum(r.get("cost_usd", 0) for r in rows if r.get("billed")), 6)
+    return round(sum(r.get("cost_usd", 0) for r in rows if r.get("billed")), 9)
 
 
 def creates(emu):
@@ -101,6 +101,9 @@ def test_a_broken_poll_answer_is_billed_and_not_resent(mount, emulator):
     write(p, "a broken answer\n")
     assert wait_done(p) == "failed"
     assert creates(emulator) == 1
-    assert billed(ledger(mount.store)) == emulator.stats()["billed_usd"] > 0
+    # billed per image: the broken answer's usage could not be read
+    rows = ledger(mount.store)
+    assert [r["cost_basis"] for r in rows if r.get("billed")] == ["per-image"]
+    assert emulator.stats()["billed_usd"] > 0 and ledger_matches_bill(rows, emulator.stats()["billed_usd"])
     assert journaled_interactions(mount.store) == []
     assert status(p) == "failed"

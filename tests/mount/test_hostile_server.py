@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ledger, status, wait_done, wait_for
+from conftest import ledger, ledger_matches_bill, status, wait_done, wait_for
 
 DIR = ("gemini-3.1-flash-image", "1K")
 RETRIES = 2
@@ -162,9 +162,9 @@ def test_fault_gives_clear_error(mount_factory, emulator, kind, args, count, wor
     assert os.getxattr(prompt, "user.bananafs.error")
     # the ledger equals the bill: an answer the server billed but we could not use is billed
     # (a timed-out request is counted as billed; the server finishes it a moment later)
-    billed = round(sum(r.get("cost_usd", 0) for r in ledger(m.store) if r.get("billed")), 6)
-    wait_for(lambda: emulator.stats()["billed_usd"] == billed, 10,
-             f"{kind}: the server's bill to equal the ledger's {billed}")
+    rows = ledger(m.store)
+    wait_for(lambda: ledger_matches_bill(rows, emulator.stats()["billed_usd"]), 10,
+             f"{kind}: the server's bill to equal the ledger's billed lines {rows}")
     if kind == "huge-body":
         # it arrived with a 200: the server made and billed it, and the ledger says so
         failed = [r for r in ledger(m.store) if r.get("outcome") == "failed"]

@@ -1,11 +1,14 @@
 """Never surprised by a bill: DESIGN.md sections 2-5 against the emulator's scripted faults."""
 import json
 import os
+import struct
+import subprocess
 import time
+import zlib
 
 import pytest
 
-from conftest import KEY, ledger, png_size, status, wait_done
+from conftest import BUILD, KEY, ledger, png_size, status, wait_done
 
 PRO2K = ("gemini-3-pro-image", "2K")
 FAST = "[bananafs]\nbackoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
@@ -22,7 +25,7 @@ def error_text(m, name):
 
 
 def billed(lines):
-    return round(sum(l.get("cost_usd", 0) for l in lines if l.get("billed")), 6)
+    return round(sum(l.get("cost_usd", 0) for l in lines if l.get("billed")), 9)
 
 
 def test_429_then_success_honours_the_pause(mount_factory, emulator):
@@ -170,8 +173,14 @@ def test_ledger_matches_emulator_billing(mount_factory, emulator):
     p = m.path(*PRO2K, "flex.txt")
     write(p, "---\nroute: flex\n---\nhalf price please")
     assert wait_done(p) == "done"
-    assert billed(ledger(m.store)) == pytest.approx(emulator.stats()["billed_usd"], abs=1e-6)
-    assert billed(ledger(m.store)) == pytest.approx(0.134 + 0.24 + 0.045 + 0.0336 + 0.067)
+    rows = ledger(m.store)
+    assert billed(rows) == emulator.stats()["billed_usd"]
+    # Settled from each answer's tokens: the per-image prices, plus a little for the prompt,
+    # the text beside the image and Pro's thinking.
+    ok = [r for r in rows if r["outcome"] == "ok"]
+    assert len(ok) == 5 and all(r["cost_basis"] == "usage" and r["out_image_tokens"] > 0 for r in ok)
+    per_image = 0.134 + 0.24 + 0.045 + 0.0336 + 0.067
+    assert per_image < billed(rows) < per_image * 1.02
 
 
 def test_ledger_has_every_field(mount_factory, emulator):
@@ -181,7 +190,9 @@ def test_ledger_has_every_field(mount_factory, emulator):
     assert wait_done(p) == "done"
     ok = [l for l in ledger(m.store) if l["outcome"] == "ok"][0]
     for f in ("time", "job", "key", "model", "route", "size", "aspect", "prompt_hash",
-              "outcome", "http_status", "attempt", "latency_s", "cost_usd"):
+              "outcome", "http_status", "attempt", "latency_s", "cost_usd", "cost_basis",
+              "in_tokens", "in_text_tokens", "in_image_tokens", "out_tokens", "out_image_tokens",
+              "out_text_tokens", "thought_tokens"):
         assert f in ok, f
     assert "prompt" not in ok
     assert KEY not in json.dumps(ledger(m.store))
@@ -208,3 +219,52 @@ def test_raising_n_pays_for_the_new_candidates_only(mount, emulator):
         assert wait_done(os.path.join(d, name)) == "cached"
     assert emulator.stats()["requests"] == 4
     assert billed(ledger(mount.store)) == emulator.stats()["billed_usd"]
+
+
+def tiny_png(w=8, h=8, rgb=(40, 90, 200)):
+    raw = b"".join(b"\0" + bytes(rgb) * w for _ in range(h))
+    def chunk(k, b):
+        return struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_settled_cost_is_the_answers_tokens(mount_factory, emulator):
+    """Google bills tokens: an input image and Pro's thinking cost more than the per-image
+    estimate reserved before sending.  Each ok line settles what its answer reports, and the
+    ledger's total (and `bananactl cost`) is the emulator's bill."""
+    m = mount_factory(FAST)
+    d = m.path("gemini-3.1-flash-image", "1K")
+    with open(os.path.join(d, "ref.png"), "wb") as f:
+        f.write(tiny_png())
+    write(os.path.join(d, "edit.txt"), "---\ninput: ref.png\n---\nthe same square, in blue")
+    write(os.path.join(d, "plain.txt"), "the same square, in blue")
+    write(m.path(*PRO2K, "think.txt"), "a chess position worth thinking about")
+    for p in (os.path.join(d, "edit.txt"), os.path.join(d, "plain.txt"), m.path(*PRO2K, "think.txt")):
+        assert wait_done(p) == "done", p
+    rows = ledger(m.store)
+    ok = {os.path.basename(r["path"]): r for r in rows if r["outcome"] == "ok"}
+    est = {os.path.basename(r["path"]): r["cost_usd"] for r in rows if r["outcome"] == "sent"}
+    assert all(r["cost_basis"] == "usage" and r["billed"] for r in ok.values())
+    assert est == {"edit.txt": 0.067, "plain.txt": 0.067, "think.txt": 0.134}   # the per-image estimates
+
+    # The input image: about 1120 tokens on 3.1 Flash, priced as input; the same text without it
+    # differs by exactly those tokens.
+    edit, plain = ok["edit.txt"], ok["plain.txt"]
+    assert edit["in_image_tokens"] >= 1000 and plain["in_image_tokens"] == 0
+    assert edit["in_text_tokens"] == plain["in_text_tokens"] and edit["out_tokens"] == plain["out_tokens"]
+    assert edit["cost_usd"] - plain["cost_usd"] == pytest.approx(edit["in_image_tokens"] * 0.50e-6, abs=1e-9)
+    assert edit["cost_usd"] - est["edit.txt"] > edit["in_image_tokens"] * 0.50e-6 - 1e-6
+
+    # Pro thinks: the thought tokens are billed as text output ($12/1M) beside the image.
+    think = ok["think.txt"]
+    assert think["thought_tokens"] > 0
+    assert think["cost_usd"] > est["think.txt"] + think["thought_tokens"] * 12e-6 - 1e-6
+
+    total = billed(rows)
+    assert total == emulator.stats()["billed_usd"]
+    assert total > sum(est.values())
+    out = subprocess.run([os.path.join(BUILD, "bananactl"), "-m", m.mnt, "cost"], capture_output=True,
+                         text=True, check=True).stdout
+    line = [ln.split() for ln in out.splitlines() if ln.startswith("total")][0]
+    assert float(line[1]) == pytest.approx(total, abs=1e-4)

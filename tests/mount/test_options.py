@@ -4,6 +4,8 @@ the real wire shape of each route and reports the search queries it ran."""
 import json
 import os
 
+import pytest
+
 from conftest import ledger, wait_done
 
 PRO2K = ("gemini-3-pro-image", "2K")
@@ -35,12 +37,17 @@ def test_search_is_sent_priced_and_ledgered(mount, emulator):
     assert emulator.stats()["search_queries"] == 1
     ok = [l for l in ledger(mount.store) if l["outcome"] == "ok"][-1]
     assert ok["search_queries"] == 1
-    assert abs(ok["cost_usd"] - (0.134 + 0.014)) < 1e-9
-    assert os.getxattr(p, "user.bananafs.cost_usd").decode() == "0.1480"
+    assert os.getxattr(p, "user.bananafs.cost_usd").decode() == "%.4f" % ok["cost_usd"]
     # The same text without search is another request (another key), paid apart.
     q = mount.path(*PRO2K, "plain.txt")
     write(q, "the weather in Paris today as a poster")
     assert wait_done(q) == "done"
+    # the same tokens; the query is $0.014 more (Gemini 3 grounding, $14 per 1,000 queries)
+    plain = [l for l in ledger(mount.store) if l["outcome"] == "ok"][-1]
+    assert "search_queries" not in plain
+    assert ok["cost_usd"] - plain["cost_usd"] == pytest.approx(0.014, abs=1e-9)
+    rows = ledger(mount.store)
+    assert sum(l["cost_usd"] for l in rows if l["billed"]) == pytest.approx(emulator.stats()["billed_usd"], abs=1e-9)
     assert os.getxattr(p, "user.bananafs.key") != os.getxattr(q, "user.bananafs.key")
     assert emulator.stats()["generations"] == 2
     assert last_request(emulator, "interactions")["search"] is False

@@ -28,6 +28,7 @@
 #include "api/http.h"
 #include "api/image.h"
 #include "api/prices.h"
+#include "api/rates.h"
 #include "cache/batcher.h"
 #include "cache/journal.h"
 #include "imgmake.h"
@@ -649,6 +650,43 @@ static double ledger_sum(struct fx *x, const char *outcome, int *count)
 	return sum;
 }
 
+/*
+ * The ok lines whose cost is their own token counts at the batch rates
+ * (the emulator reported them; thinking and input priced too).
+ */
+static int ok_lines_priced_from_usage(struct fx *x)
+{
+	char p[128], line[8192];
+	int n = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/ledger.jsonl", x->dir);
+	f = fopen(p, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		cJSON *j = cJSON_Parse(line);
+		const char *o = pstr(j, "outcome"), *basis = pstr(j, "cost_basis");
+
+		assert_non_null(j);
+		if (o && strcmp(o, "ok") == 0 && basis && strcmp(basis, "usage") == 0) {
+			struct token_usage u = {
+				.text_in = (long)cJSON_GetObjectItem(j, "in_text_tokens")->valuedouble,
+				.image_in = (long)cJSON_GetObjectItem(j, "in_image_tokens")->valuedouble,
+				.image_out = (long)cJSON_GetObjectItem(j, "out_image_tokens")->valuedouble,
+				.text_out = (long)cJSON_GetObjectItem(j, "out_text_tokens")->valuedouble,
+				.thought = (long)cJSON_GetObjectItem(j, "thought_tokens")->valuedouble,
+			};
+			double want = rates_cost_usd(pstr(j, "model"), ROUTE_BATCH, &u);
+			assert_true(u.image_out > 0 && want > 0);
+			if (fabs(cJSON_GetObjectItem(j, "cost_usd")->valuedouble - want) < 1e-6)
+				n++;
+		}
+		cJSON_Delete(j);
+	}
+	fclose(f);
+	return n;
+}
+
 static int count_rows(const struct journal_bitem *it, void *arg)
 {
 	int *n = arg;
@@ -704,7 +742,9 @@ static void test_ten_one_batch(void **state)
 	assert_int_equal(ok, 10);
 	assert_true(billed > 0);
 	assert_true(fabs(billed - emu_num("billed_usd")) < 1e-6);
-	assert_true(fabs(billed - 10 * price_usd("gemini-3-pro-image", "1K", ROUTE_BATCH)) < 1e-6);
+	/* settled from each answer's tokens at half the rates: Pro's thinking makes it more than the estimate */
+	assert_int_equal(ok_lines_priced_from_usage(x), 10);
+	assert_true(billed > 10 * price_usd("gemini-3-pro-image", "1K", ROUTE_BATCH));
 	int rows[2] = { 0, 0 };
 	assert_int_equal(journal_bitem_foreach(&x->store, count_rows, rows), 0);
 	assert_int_equal(rows[1], 0);	/* every row gone */

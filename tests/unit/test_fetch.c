@@ -30,6 +30,7 @@
 #include "api/http.h"
 #include "api/image.h"
 #include "api/prices.h"
+#include "api/rates.h"
 #include "cache/fetch.h"
 
 /* Shaped like a Google key (split so that secret scanners see no key in the source). */
@@ -510,7 +511,10 @@ static void test_second_fetch_is_cache_hit(void **state)
 	assert_int_equal(requests(), 1);
 	assert_string_equal(srv.last_path, "/v1beta/interactions");
 	assert_string_equal(srv.last_key_header, API_KEY);
-	assert_true(fabs(out.cost_usd - price_usd(rq.model, rq.size, rq.route)) < 1e-9);
+	/* settled from the answer's usage (10 in, 1120 out, not split: the output is the image) */
+	struct token_usage used = { .text_in = 10, .image_out = 1120 };
+	assert_true(fabs(out.cost_usd - rates_cost_usd(rq.model, rq.route, &used)) < 1e-9);
+	assert_true(fabs(out.cost_usd - price_usd(rq.model, rq.size, rq.route)) > 1e-6);
 	assert_string_equal(out.obj.ext, "png");
 	assert_int_equal(out.obj.width, 1024);
 	/* our PNG carries where it came from */
@@ -541,6 +545,9 @@ static void test_second_fetch_is_cache_hit(void **state)
 	assert_int_equal(cJSON_GetObjectItem(ls.l[1], "http_status")->valueint, 200);
 	assert_string_equal(str_of(ls.l[1], "request_id"), "int-42");
 	assert_int_equal(cJSON_GetObjectItem(ls.l[1], "out_tokens")->valueint, 1120);
+	assert_string_equal(str_of(ls.l[1], "cost_basis"), "usage");
+	assert_int_equal(cJSON_GetObjectItem(ls.l[1], "out_image_tokens")->valueint, 1120);
+	assert_true(fabs(cJSON_GetObjectItem(ls.l[0], "cost_usd")->valuedouble - 0.067) < 1e-9);	/* the estimate */
 	assert_string_equal(str_of(ls.l[2], "outcome"), "cached");
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(ls.l[2], "billed")));
 	assert_null(strstr(ls.raw, API_KEY));

@@ -84,9 +84,10 @@ static cJSON *run_one(const struct batch *b, const cJSON *request, cJSON **err)
 		err_set(&e, 500, "INTERNAL", "api_error", "An internal error has occurred.");
 		goto fail;
 	}
-	resp = gc_answer_json(&g, &o, "Here is your image.");
-	bill_generation(1);
-	bill_add(g.m->id, model_size_name(g.sz), "batch", 1, o.usd / 2);
+	resp = gc_answer_json(&g, &o, EMU_IMAGE_TEXT);
+	struct gen_usage us;
+	gen_usage(&g, true, EMU_IMAGE_TEXT, &us);
+	gen_bill(&g, &us, "batch");
 	gen_out_free(&o);
 	gen_log(&g, 200);
 	gen_free(&g);

@@ -108,10 +108,11 @@ void bill_log_request(cJSON *entry)
 	pthread_mutex_unlock(&bill_mu);
 }
 
-/* USD sums are rounded to 1e-6 so 0.1 + 0.2 style noise stays out of JSON. */
-static double round6(double v)
+/* USD sums are rounded to 1e-9 so 0.1 + 0.2 style noise stays out of JSON
+ * (not coarser: one token costs fractions of a micro-dollar). */
+static double round9(double v)
 {
-	return (double)(long long)(v * 1e6 + (v >= 0 ? 0.5 : -0.5)) / 1e6;
+	return (double)(long long)(v * 1e9 + (v >= 0 ? 0.5 : -0.5)) / 1e9;
 }
 
 cJSON *bill_stats_json(void)
@@ -122,7 +123,7 @@ cJSON *bill_stats_json(void)
 	cJSON_AddNumberToObject(j, "requests", (double)n_requests);
 	cJSON_AddNumberToObject(j, "generations", (double)n_generations);
 	cJSON_AddNumberToObject(j, "search_queries", (double)n_search_queries);
-	cJSON_AddNumberToObject(j, "billed_usd", round6(total_usd));
+	cJSON_AddNumberToObject(j, "billed_usd", round9(total_usd));
 	cJSON *be = cJSON_AddObjectToObject(j, "by_endpoint");
 	for (int i = 0; i < n_endpoints; i++)
 		cJSON_AddNumberToObject(be, endpoints[i].name, (double)endpoints[i].n);
@@ -133,7 +134,7 @@ cJSON *bill_stats_json(void)
 		cJSON_AddStringToObject(e, "size", billed[i].size);
 		cJSON_AddStringToObject(e, "route", billed[i].route);
 		cJSON_AddNumberToObject(e, "count", (double)billed[i].count);
-		cJSON_AddNumberToObject(e, "usd", round6(billed[i].usd));
+		cJSON_AddNumberToObject(e, "usd", round9(billed[i].usd));
 		cJSON_AddItemToArray(bl, e);
 	}
 	pthread_mutex_unlock(&bill_mu);

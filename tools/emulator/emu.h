@@ -84,8 +84,14 @@ struct model_info {
 	bool wide_aspects;      /* also 1:4 4:1 1:8 8:1 */
 	bool fixed_table;       /* gemini-2.5-flash-image pixel table */
 	int tokens[SZ_COUNT];   /* output tokens per image */
-	double usd[SZ_COUNT];   /* standard price per image, USD */
+	int in_image_tokens;    /* tokens one input image counts (Pro ~560, others ~1120) */
+	bool thinks;            /* thinks before drawing (Pro): thought tokens */
+	/* USD per 1M tokens at the standard tier (gemini-wire.md 5.3); input
+	 * text and images share one rate, thinking is billed as text output */
+	double rate_in, rate_image_out, rate_text_out;
 };
+/* USD per Google Search query of a grounded request (not discounted). */
+#define EMU_SEARCH_QUERY_USD 0.014
 const struct model_info *model_find(const char *id);
 const struct model_info *model_at(size_t i);     /* NULL past the end */
 /* True for the models Google documents Google Search grounding for. */
@@ -258,7 +264,17 @@ struct gen_out {
 	char *b64;              /* base64 of img, malloc'd */
 	size_t b64_len;
 	int tokens;             /* output image tokens */
-	double usd;             /* standard price */
+};
+
+/* The text beside a made image, on every route. */
+#define EMU_IMAGE_TEXT "Here is your image."
+
+/* The tokens Google counts for one answer, by kind, and the queries it ran. */
+struct gen_usage {
+	int text_in, image_in;  /* input */
+	int image_out, text_out;
+	int thought;            /* reported apart from the output; billed as text output */
+	int search;             /* Google Search queries */
 };
 
 /*
@@ -287,7 +303,16 @@ bool gen_render(struct gen_req *g, struct gen_out *o, const struct fault *f);
 void gen_out_free(struct gen_out *o);
 /* Appends to the request log (call once per generation request). */
 void gen_log(const struct gen_req *g, int status);
-int gen_input_tokens(const struct gen_req *g);
+/*
+ * The usage of g's answer: image says whether an image was made, text is
+ * the answer's text (NULL: none).  A pure function of its arguments, so
+ * the usage an answer reports and the bill for it always agree.
+ */
+void gen_usage(const struct gen_req *g, bool image, const char *text, struct gen_usage *u);
+/* USD for u at g's model rates; route "batch" and "flex" pay half the tokens. */
+double gen_cost(const struct gen_req *g, const struct gen_usage *u, const char *route);
+/* Bills one made image of g with usage u on route (counters and USD). */
+void gen_bill(const struct gen_req *g, const struct gen_usage *u, const char *route);
 /* Takes the next fault and applies the answer-wide ones: error kinds and
  * huge-body fill r and return true (answer done); slow and --latency sleep
  * here.  *f receives the fault for the 200-shaping kinds. */

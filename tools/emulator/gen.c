@@ -155,7 +155,6 @@ bool gen_render(struct gen_req *g, struct gen_out *o, const struct fault *f)
 		return false;
 	}
 	o->tokens = g->m->tokens[g->sz];
-	o->usd = g->m->usd[g->sz];
 	return true;
 }
 
@@ -175,10 +174,35 @@ void gen_truncate_b64(struct gen_out *o)
 	o->b64[o->b64_len] = '\0';
 }
 
-int gen_input_tokens(const struct gen_req *g)
+void gen_usage(const struct gen_req *g, bool image, const char *text, struct gen_usage *u)
 {
-	int per_img = g->m && strcmp(g->m->id, "gemini-3-pro-image") == 0 ? 560 : 1120;
-	return (int)(g->prompt.len / 4) + 1 + g->n_in * per_img;
+	memset(u, 0, sizeof *u);
+	u->text_in = (int)(g->prompt.len / 4) + 1;      /* about 4 bytes a token */
+	if (g->has_system)
+		u->text_in += (int)(strlen(g->system) / 4) + 1;
+	u->image_in = g->n_in * (g->m ? g->m->in_image_tokens : 1120);
+	u->image_out = image && g->m ? g->m->tokens[g->sz] : 0;
+	u->text_out = text ? (int)strlen(text) / 4 + 1 : 0;
+	/* Pro always thinks, more about a longer prompt */
+	u->thought = g->m && g->m->thinks ? 200 + (int)(g->prompt.len < 4000 ? g->prompt.len : 4000) / 2 : 0;
+	u->search = g->search && image ? 1 : 0;
+}
+
+double gen_cost(const struct gen_req *g, const struct gen_usage *u, const char *route)
+{
+	double factor = !strcmp(route, "batch") || !strcmp(route, "flex") ? 0.5 : 1;
+	if (!g->m)
+		return 0;
+	double tokens = (double)(u->text_in + u->image_in) * g->m->rate_in +
+			(double)u->image_out * g->m->rate_image_out +
+			(double)(u->text_out + u->thought) * g->m->rate_text_out;
+	return tokens / 1e6 * factor + u->search * EMU_SEARCH_QUERY_USD;
+}
+
+void gen_bill(const struct gen_req *g, const struct gen_usage *u, const char *route)
+{
+	bill_generation(1);
+	bill_add(g->m->id, model_size_name(g->sz), route, 1, gen_cost(g, u, route));
 }
 
 void gen_log(const struct gen_req *g, int status)
@@ -216,13 +240,14 @@ void gen_bill_huge(const struct fault *f, struct gen_req *g, const char *route)
 {
 	struct emu_err e;
 
+	struct gen_usage u;
+
 	/* A huge 2xx body is an image made and being sent: Google bills it. */
 	if (f->kind != F_HUGE || (f->status && (f->status < 200 || f->status > 299)) ||
 	    !gen_validate(g, &e))
 		return;
-	bill_generation(1);
-	bill_add(g->m->id, model_size_name(g->sz), route, 1,
-		 strcmp(route, "flex") == 0 ? g->m->usd[g->sz] / 2 : g->m->usd[g->sz]);
+	gen_usage(g, true, NULL, &u);
+	gen_bill(g, &u, route);
 }
 
 bool gen_pre_defer(struct fault *f, enum flavor fl, const char *model,

@@ -67,6 +67,45 @@ bool gc_parse_request(const cJSON *j, struct gen_req *g, struct emu_err *e)
 	return true;
 }
 
+/* One {"modality": m, "tokenCount": n} entry of a details list. */
+static void add_detail(cJSON *list, const char *m, int n)
+{
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "modality", m);
+	cJSON_AddNumberToObject(d, "tokenCount", n);
+	cJSON_AddItemToArray(list, d);
+}
+
+/*
+ * usageMetadata as gemini-wire.md 2.2: candidatesTokenCount leaves the
+ * thinking out (thoughtsTokenCount, absent when 0 as proto-JSON omits
+ * zeros), totalTokenCount counts all.
+ */
+static void add_usage_metadata(cJSON *root, const struct gen_req *g, bool image, const char *text)
+{
+	struct gen_usage us;
+	gen_usage(g, image, text, &us);
+	int in_tok = us.text_in + us.image_in, out_tok = us.image_out + us.text_out;
+	cJSON *u = cJSON_AddObjectToObject(root, "usageMetadata");
+	cJSON_AddNumberToObject(u, "promptTokenCount", in_tok);
+	if (out_tok)
+		cJSON_AddNumberToObject(u, "candidatesTokenCount", out_tok);
+	cJSON_AddNumberToObject(u, "totalTokenCount", in_tok + out_tok + us.thought);
+	if (us.thought)
+		cJSON_AddNumberToObject(u, "thoughtsTokenCount", us.thought);
+	cJSON *pd = cJSON_AddArrayToObject(u, "promptTokensDetails");
+	add_detail(pd, "TEXT", us.text_in);
+	if (us.image_in)
+		add_detail(pd, "IMAGE", us.image_in);
+	if (out_tok) {
+		cJSON *cd = cJSON_AddArrayToObject(u, "candidatesTokensDetails");
+		if (us.text_out)
+			add_detail(cd, "TEXT", us.text_out);
+		if (us.image_out)
+			add_detail(cd, "IMAGE", us.image_out);
+	}
+}
+
 cJSON *gc_answer_json(const struct gen_req *g, const struct gen_out *o,
 		      const char *text)
 {
@@ -105,37 +144,7 @@ cJSON *gc_answer_json(const struct gen_req *g, const struct gen_out *o,
 	cJSON_AddStringToObject(cand, "finishReason", "STOP");
 	cJSON_AddNumberToObject(cand, "index", 0);
 
-	int in_tok = gen_input_tokens(g);
-	int text_tok = text ? (int)strlen(text) / 4 + 1 : 0;
-	int out_tok = (o ? o->tokens : 0) + text_tok;
-	cJSON *u = cJSON_AddObjectToObject(root, "usageMetadata");
-	cJSON_AddNumberToObject(u, "promptTokenCount", in_tok);
-	cJSON_AddNumberToObject(u, "candidatesTokenCount", out_tok);
-	cJSON_AddNumberToObject(u, "totalTokenCount", in_tok + out_tok);
-	cJSON *pd = cJSON_AddArrayToObject(u, "promptTokensDetails");
-	cJSON *d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "modality", "TEXT");
-	cJSON_AddNumberToObject(d, "tokenCount", (int)(g->prompt.len / 4) + 1);
-	cJSON_AddItemToArray(pd, d);
-	if (g->n_in) {
-		d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "modality", "IMAGE");
-		cJSON_AddNumberToObject(d, "tokenCount", in_tok - (int)(g->prompt.len / 4) - 1);
-		cJSON_AddItemToArray(pd, d);
-	}
-	cJSON *cd = cJSON_AddArrayToObject(u, "candidatesTokensDetails");
-	if (text_tok) {
-		d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "modality", "TEXT");
-		cJSON_AddNumberToObject(d, "tokenCount", text_tok);
-		cJSON_AddItemToArray(cd, d);
-	}
-	if (o) {
-		d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "modality", "IMAGE");
-		cJSON_AddNumberToObject(d, "tokenCount", o->tokens);
-		cJSON_AddItemToArray(cd, d);
-	}
+	add_usage_metadata(root, g, o != NULL, text);
 	cJSON_AddStringToObject(root, "modelVersion", g->m ? g->m->id : g->model);
 	char rid[23];
 	util_id(rid, sizeof rid);
@@ -154,9 +163,7 @@ static cJSON *safety_json(const struct gen_req *g)
 	cJSON_AddStringToObject(r, "probability", "HIGH");
 	cJSON_AddBoolToObject(r, "blocked", 1);
 	cJSON_AddItemToArray(sr, r);
-	cJSON *u = cJSON_AddObjectToObject(root, "usageMetadata");
-	cJSON_AddNumberToObject(u, "promptTokenCount", gen_input_tokens(g));
-	cJSON_AddNumberToObject(u, "totalTokenCount", gen_input_tokens(g));
+	add_usage_metadata(root, g, false, NULL);
 	cJSON_AddStringToObject(root, "modelVersion", g->m ? g->m->id : g->model);
 	char rid[23];
 	util_id(rid, sizeof rid);
@@ -214,14 +221,15 @@ void gc_generate(const struct emu_req *q, const char *model, struct emu_resp *r)
 	}
 	if (f.kind == F_TRUNC_B64)
 		gen_truncate_b64(&o);
-	resp_json(r, 200, gc_answer_json(&g, &o, "Here is your image."));
+	resp_json(r, 200, gc_answer_json(&g, &o, EMU_IMAGE_TEXT));
 	if (f.kind == F_MALFORMED)
 		fault_break_json(r);
 	if (f.kind == F_DROP) {
 		r->stream = RS_DROP;
 	} else if (r->status == 200) {
-		bill_generation(1);
-		bill_add(g.m->id, model_size_name(g.sz), "generate", 1, o.usd);
+		struct gen_usage us;
+		gen_usage(&g, true, EMU_IMAGE_TEXT, &us);
+		gen_bill(&g, &us, "generate");
 	}
 	gen_out_free(&o);
 out_log:

@@ -121,6 +121,15 @@ static cJSON *text_block(const char *text)
 	return b;
 }
 
+/* One {"modality": m, "tokens": n} entry of a usage list. */
+static void add_modality(cJSON *list, const char *m, int n)
+{
+	cJSON *e = cJSON_CreateObject();
+	cJSON_AddStringToObject(e, "modality", m);
+	cJSON_AddNumberToObject(e, "tokens", n);
+	cJSON_AddItemToArray(list, e);
+}
+
 static cJSON *answer(const struct gen_req *g, const struct gen_out *o,
 		     const char *text, const char *tier, bool store, bool legacy)
 {
@@ -183,27 +192,25 @@ static cJSON *answer(const struct gen_req *g, const struct gen_out *o,
 		cJSON_AddItemToArray(steps, mo);
 	}
 
-	int in_tok = gen_input_tokens(g);
-	int text_tok = (int)strlen(text) / 4 + 1;
-	int img_tok = o ? o->tokens : 0;
+	/* usage as gemini-wire.md 1.3: thinking apart from the output, totals over all */
+	struct gen_usage us;
+	gen_usage(g, o != NULL, text, &us);
+	int in_tok = us.text_in + us.image_in, out_tok = us.image_out + us.text_out;
 	cJSON *u = cJSON_AddObjectToObject(root, "usage");
+	cJSON_AddNumberToObject(u, "total_tokens", in_tok + out_tok + us.thought);
 	cJSON_AddNumberToObject(u, "total_input_tokens", in_tok);
-	cJSON_AddNumberToObject(u, "total_output_tokens", img_tok + text_tok);
-	cJSON_AddNumberToObject(u, "total_thought_tokens", 0);
+	cJSON *ib = cJSON_AddArrayToObject(u, "input_tokens_by_modality");
+	add_modality(ib, "text", us.text_in);
+	if (us.image_in)
+		add_modality(ib, "image", us.image_in);
 	cJSON_AddNumberToObject(u, "total_cached_tokens", 0);
+	cJSON_AddNumberToObject(u, "total_output_tokens", out_tok);
 	cJSON_AddNumberToObject(u, "total_tool_use_tokens", 0);
-	cJSON_AddNumberToObject(u, "total_tokens", in_tok + img_tok + text_tok);
+	cJSON_AddNumberToObject(u, "total_thought_tokens", us.thought);
 	cJSON *ob = cJSON_AddArrayToObject(u, "output_tokens_by_modality");
-	cJSON *m = cJSON_CreateObject();
-	cJSON_AddStringToObject(m, "modality", "text");
-	cJSON_AddNumberToObject(m, "tokens", text_tok);
-	cJSON_AddItemToArray(ob, m);
-	if (o) {
-		m = cJSON_CreateObject();
-		cJSON_AddStringToObject(m, "modality", "image");
-		cJSON_AddNumberToObject(m, "tokens", img_tok);
-		cJSON_AddItemToArray(ob, m);
-	}
+	add_modality(ob, "text", us.text_out);
+	if (us.image_out)
+		add_modality(ob, "image", us.image_out);
 	return root;
 }
 
@@ -439,15 +446,14 @@ void ia_create(const struct emu_req *q, struct emu_resp *r)
 	}
 	if (f.kind == F_TRUNC_B64)
 		gen_truncate_b64(&o);
-	ia_answer(r, answer(&g, &o, "Here is your image.", tier, store, legacy), background, delay_ms, &f);
+	ia_answer(r, answer(&g, &o, EMU_IMAGE_TEXT, tier, store, legacy), background, delay_ms, &f);
 	if (f.kind == F_DROP)
 		r->stream = RS_DROP;
 	/* Made: billed.  A background interaction is made even when its create answer is dropped. */
 	if (r->status == 200 && (f.kind != F_DROP || background)) {
-		bool flex = !strcmp(tier, "flex");
-		bill_generation(1);
-		bill_add(g.m->id, model_size_name(g.sz), flex ? "flex" : "standard",
-			 1, flex ? o.usd / 2 : o.usd);
+		struct gen_usage us;
+		gen_usage(&g, true, EMU_IMAGE_TEXT, &us);
+		gen_bill(&g, &us, strcmp(tier, "flex") ? "standard" : "flex");
 	}
 	gen_out_free(&o);
 out_log:

@@ -1,5 +1,6 @@
-/* The model table: accepted sizes and aspects, pixel sizes, tokens, prices
- * (gemini-wire.md sections 0, 5.1-5.3). */
+/* The model table: accepted sizes and aspects, pixel sizes, tokens, and
+ * the per-token rates Google bills (gemini-wire.md sections 0, 5.1-5.3):
+ * output tokens x image rate is the per-image price of the size. */
 #include <string.h>
 
 #include "emu.h"
@@ -9,19 +10,19 @@
 static const struct model_info models[] = {
 	{ "gemini-3-pro-image", "Nano Banana Pro",
 	  B(SZ_1K) | B(SZ_2K) | B(SZ_4K), false, false,
-	  { 0, 1120, 1120, 2000 }, { 0, 0.134, 0.134, 0.24 } },
+	  { 0, 1120, 1120, 2000 }, 560, true, 2.00, 120.0, 12.00 },
 	{ "gemini-3.1-flash-image", "Nano Banana 2",
 	  B(SZ_512) | B(SZ_1K) | B(SZ_2K) | B(SZ_4K), true, false,
-	  { 747, 1120, 1680, 2520 }, { 0.045, 0.067, 0.101, 0.151 } },
+	  { 747, 1120, 1680, 2520 }, 1120, false, 0.50, 60.0, 3.00 },
 	{ "gemini-3.1-flash-lite-image", "Nano Banana 2 Lite",
 	  B(SZ_1K), false, false,
-	  { 0, 1120, 0, 0 }, { 0, 0.0336, 0, 0 } },
+	  { 0, 1120, 0, 0 }, 1120, false, 0.25, 30.0, 1.50 },
 	{ "gemini-nano-banana-2.1", "Nano Banana 2.1",
 	  B(SZ_1K) | B(SZ_2K) | B(SZ_4K), true, false,
-	  { 0, 1120, 1680, 2520 }, { 0, 0.0336, 0.0504, 0.0756 } },
+	  { 0, 1120, 1680, 2520 }, 1120, false, 1.50, 30.0, 7.50 },
 	{ "gemini-2.5-flash-image", "Nano Banana",
 	  B(SZ_1K), false, true,
-	  { 0, 1290, 0, 0 }, { 0, 0.039, 0, 0 } },
+	  { 0, 1290, 0, 0 }, 1120, false, 0.30, 30.0, 2.50 },
 };
 
 const struct model_info *model_find(const char *id)

@@ -147,20 +147,23 @@ static bool map_size(struct gen_req *g, const char *size)
 	return true;
 }
 
+/* usage of an images answer (gemini-wire.md 6.1): the model's tokens, thinking counted as output. */
 static void add_usage(cJSON *root, const struct gen_req *g, int images)
 {
-	int in_img = g->n_in * 560, in_txt = (int)(g->prompt.len / 4) + 1;
-	int out = images * (g->m ? g->m->tokens[g->sz] : 0);
+	struct gen_usage us;
+	gen_usage(g, images > 0, NULL, &us);
+	int in_img = us.image_in, in_txt = us.text_in;
+	int out_img = images * us.image_out, out_txt = images ? us.thought : 0;
 	cJSON *u = cJSON_AddObjectToObject(root, "usage");
 	cJSON_AddNumberToObject(u, "input_tokens", in_img + in_txt);
-	cJSON_AddNumberToObject(u, "output_tokens", out);
-	cJSON_AddNumberToObject(u, "total_tokens", in_img + in_txt + out);
+	cJSON_AddNumberToObject(u, "output_tokens", out_img + out_txt);
+	cJSON_AddNumberToObject(u, "total_tokens", in_img + in_txt + out_img + out_txt);
 	cJSON *d = cJSON_AddObjectToObject(u, "input_tokens_details");
 	cJSON_AddNumberToObject(d, "image_tokens", in_img);
 	cJSON_AddNumberToObject(d, "text_tokens", in_txt);
 	d = cJSON_AddObjectToObject(u, "output_tokens_details");
-	cJSON_AddNumberToObject(d, "image_tokens", out);
-	cJSON_AddNumberToObject(d, "text_tokens", 0);
+	cJSON_AddNumberToObject(d, "image_tokens", out_img);
+	cJSON_AddNumberToObject(d, "text_tokens", out_txt);
 }
 
 static void bill_gateway(const struct gen_req *g, int images)
@@ -478,11 +481,16 @@ void oai_chat(const struct emu_req *q, struct emu_resp *r)
 	}
 	cJSON_AddStringToObject(ch, "finish_reason", "stop");
 	cJSON_AddItemToArray(choices, ch);
-	int pt = gen_input_tokens(&g), ct = have_img ? o.tokens : 10;
+	/* OpenAI chat usage: completion_tokens include the reasoning, told apart in the details */
+	struct gen_usage us;
+	gen_usage(&g, have_img, have_img ? EMU_IMAGE_TEXT : "I can't create that image.", &us);
+	int pt = us.text_in + us.image_in, ct = us.image_out + us.text_out + us.thought;
 	cJSON *u = cJSON_AddObjectToObject(root, "usage");
 	cJSON_AddNumberToObject(u, "prompt_tokens", pt);
 	cJSON_AddNumberToObject(u, "completion_tokens", ct);
 	cJSON_AddNumberToObject(u, "total_tokens", pt + ct);
+	cJSON *cd = cJSON_AddObjectToObject(u, "completion_tokens_details");
+	cJSON_AddNumberToObject(cd, "reasoning_tokens", us.thought);
 	buf_free(&text);
 	resp_json(r, 200, root);
 	if (f.kind == F_MALFORMED)
