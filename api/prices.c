@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api/models.h"
+#include "api/rates.h"
 
 const char prices_checked[] = "2026-07-01";
 
@@ -226,6 +227,22 @@ char *prices_render(void)
 	}
 	sb_printf(&b, "%-30s %-4s %-8s %-8.4f %-10s %s\n", "google-search-query", "-", "-",
 		  price_search_query_usd(), prices_checked, "[INF] per query of a search: yes prompt");
+	sb_printf(&b, "\nTOKEN RATES, USD per 1M tokens (batch and flex: half): what each answer is settled "
+		  "at, from the tokens it reports\n");
+	sb_printf(&b, "%-30s %8s %8s %9s %8s %-10s %s\n", "MODEL", "TEXT-IN", "IMAGE-IN", "IMAGE-OUT",
+		  "TEXT-OUT", "CHECKED", "SOURCE");
+	for (size_t i = 0; i < rates_count(); i++) {
+		const struct token_rates *t = rates_at(i);
+		sb_printf(&b, "%-30s %8.2f %8.2f %9.2f %8.2f %-10s %s\n", t->model, t->text_in, t->image_in,
+			  t->image_out, t->text_out, t->checked, t->source);
+	}
+	sb_printf(&b, "\nUSD per image is the estimate reserved against the budget before sending. "
+		  "Google bills tokens: the ledger settles each answer from the usage it reports "
+		  "(input text and images, image output, text output with thinking, search queries) "
+		  "at the TOKEN RATES of the model that served it; an answer that reports no usage, and "
+		  "every gateway-route answer, is settled at its USD per image (the ledger's cost_basis says "
+		  "which). A price you enter in [prices] pins the image's part; its other tokens are "
+		  "still priced at the rates.\n");
 	sb_printf(&b, "\nSOURCE marks: [3P] = from third parties (live probes, provider docs, SDK "
 		  "tables), not a Google page; [INF] = inferred (e.g. from a sibling model's price), "
 		  "not confirmed anywhere; config = entered by you in [prices] (CHECKED is the date of "

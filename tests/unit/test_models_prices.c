@@ -171,6 +171,11 @@ static void test_render(void **state)
 	assert_non_null(strstr(t, "[INF]"));
 	assert_non_null(strstr(t, "unknown"));
 	assert_non_null(strstr(t, "provider price (entered by the user)"));
+	/* the token rates that settle an answer, with their date */
+	const char *rates = strstr(t, "TOKEN RATES");
+	assert_non_null(rates);
+	assert_non_null(strstr(rates, "IMAGE-OUT"));
+	assert_non_null(strstr(rates, "gemini-3-pro-image                 2.00     2.00    120.00    12.00 2026-07-01 [3P]"));
 	/* every gateway row is labelled as the provider's */
 	for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
 		if (strstr(line, " gateway "))
