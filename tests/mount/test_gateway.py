@@ -73,6 +73,7 @@ def test_each_gateway_api_end_to_end(mount_factory, emulator, api):
     assert len(ok) == 1
     assert ok[0]["route"] == "gateway"
     assert ok[0]["cost_usd"] == pytest.approx(0.05)   # the provider's price, not Google's 0.134
+    assert ok[0]["cost_basis"] == "per-image"          # a provider bills per image, not Google's tokens
 
 
 def test_default_gateway_api_is_native(mount_factory, emulator):

@@ -237,11 +237,12 @@ def test_settled_cost_is_the_answers_tokens(mount_factory, emulator):
     d = m.path("gemini-3.1-flash-image", "1K")
     with open(os.path.join(d, "ref.png"), "wb") as f:
         f.write(tiny_png())
-    write(os.path.join(d, "edit.txt"), "---\ninput: ref.png\n---\nthe same square, in blue")
-    write(os.path.join(d, "plain.txt"), "the same square, in blue")
-    write(m.path(*PRO2K, "think.txt"), "a chess position worth thinking about")
-    for p in (os.path.join(d, "edit.txt"), os.path.join(d, "plain.txt"), m.path(*PRO2K, "think.txt")):
+    for p, text in ((os.path.join(d, "edit.txt"), "---\ninput: ref.png\n---\nthe same square, in blue"),
+                    (os.path.join(d, "plain.txt"), "the same square, in blue"),
+                    (m.path(*PRO2K, "think.txt"), "a chess position worth thinking about")):
+        write(p, text)
         assert wait_done(p) == "done", p
+        assert billed(ledger(m.store)) == emulator.stats()["billed_usd"], p   # after each answer
     rows = ledger(m.store)
     ok = {os.path.basename(r["path"]): r for r in rows if r["outcome"] == "ok"}
     est = {os.path.basename(r["path"]): r["cost_usd"] for r in rows if r["outcome"] == "sent"}
@@ -256,9 +257,13 @@ def test_settled_cost_is_the_answers_tokens(mount_factory, emulator):
     assert edit["cost_usd"] - plain["cost_usd"] == pytest.approx(edit["in_image_tokens"] * 0.50e-6, abs=1e-9)
     assert edit["cost_usd"] - est["edit.txt"] > edit["in_image_tokens"] * 0.50e-6 - 1e-6
 
-    # Pro thinks: the thought tokens are billed as text output ($12/1M) beside the image.
+    # Pro thinks: the thought tokens are billed as text output ($12/1M) beside the image
+    # ($120/1M) and the input ($2/1M) - gemini-wire.md 5.3.
     think = ok["think.txt"]
-    assert think["thought_tokens"] > 0
+    assert think["thought_tokens"] > 0 and think["out_image_tokens"] == 1120
+    assert think["cost_usd"] == pytest.approx(
+        (think["in_text_tokens"] * 2 + think["out_image_tokens"] * 120 +
+         (think["out_text_tokens"] + think["thought_tokens"]) * 12) / 1e6, abs=1e-9)
     assert think["cost_usd"] > est["think.txt"] + think["thought_tokens"] * 12e-6 - 1e-6
 
     total = billed(rows)

@@ -173,6 +173,10 @@ def test_route_generate(mount, emulator):
     assert wait_done(p) == "done"
     assert emulator.stats()["by_endpoint"].get("generateContent") == 1
     assert png_size(mount.path(*PRO2K, "gen.png")) == (2048, 2048)
+    # settled from usageMetadata (thoughtsTokenCount included), as the emulator billed it
+    ok = [l for l in ledger(mount.store) if l["outcome"] == "ok"]
+    assert len(ok) == 1 and ok[0]["cost_basis"] == "usage" and ok[0]["thought_tokens"] > 0
+    assert ok[0]["cost_usd"] == pytest.approx(emulator.stats()["billed_usd"], abs=1e-9)
 
 
 def test_route_flex_is_half_price(mount, emulator):
