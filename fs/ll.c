@@ -304,6 +304,30 @@ static int set_times(struct ll_inode *n, const struct timespec tv[2])
 	return rc;
 }
 
+/*
+ * A write or truncation by a user outside the file's group drops a
+ * set-group-ID bit the group may not execute on, as a local disk does on
+ * current Linux.  libfuse
+ * leaves set-id bits to the filesystem (FUSE_CAP_HANDLE_KILLPRIV), and the
+ * store's own write, done as root, keeps that bit; the others (set-user-ID,
+ * set-group-ID with group execute) the store's write drops by itself.
+ */
+static void drop_sgid_for(fuse_req_t req, int fd)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct stat st;
+	if (c->uid == 0 || !creds_can_switch() || fstat(fd, &st) < 0 ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID || c->gid == st.st_gid)
+		return;
+	struct writer w;
+	caller_writer(req, &w);
+	for (int i = 0; i < w.ngroups; i++)
+		if (w.groups[i] == st.st_gid)
+			return;
+	if (fchmod(fd, st.st_mode & 07777 & ~S_ISGID) < 0)
+		log_warn("cannot drop the set-group-ID bit after a write");
+}
+
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -343,11 +367,15 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (!rc && (valid & FUSE_SET_ATTR_SIZE)) {
 		if (fd >= 0) {
 			rc = ftruncate(fd, attr->st_size) < 0 ? errno : 0;
-			if (!rc)
+			if (!rc) {
+				drop_sgid_for(req, fd);
 				trigger_dirty(h->dev, h->ino);
+			}
 		} else {
 			int wfd = open(proc, O_WRONLY | O_CLOEXEC);
 			rc = wfd < 0 ? errno : ftruncate(wfd, attr->st_size) < 0 ? errno : 0;
+			if (!rc)
+				drop_sgid_for(req, wfd);
 			if (wfd >= 0)
 				close(wfd);
 		}
@@ -569,6 +597,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = open(proc, BACKING_FLAGS(fi->flags) | O_CLOEXEC);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
+	if (writing && (fi->flags & O_TRUNC))
+		drop_sgid_for(req, fd);
 	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
 		return (void)fuse_reply_err(req, rc);
 	/*
@@ -712,6 +742,7 @@ static void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	ssize_t r = fuse_buf_copy(&out, in, 0);
 	if (r < 0)
 		return (void)fuse_reply_err(req, (int)-r);
+	drop_sgid_for(req, h->fd);
 	trigger_dirty(h->dev, h->ino);
 	fuse_reply_write(req, (size_t)r);
 }

@@ -1633,12 +1633,31 @@ def o_write_by_another_clears_setid(c):
     return written_by_other(c, {"suid": 0o4777, "sgid": 0o2777})
 
 
-@other_case("other_uid", {"sgid_noexec": "0o100666", "data": b"xoot's".hex()},
-            xfail="the kernel's FUSE client kills S_ISGID on a write by a user outside the file's "
-                  "group only when the group may execute (fuse_setattr); ext4 on Linux >= 6.2 kills "
-                  "it always. bananafs would have to take FUSE_HANDLE_KILLPRIV_V2 and kill it itself")
+@other_case("other_uid", {"sgid_noexec": "0o100666", "data": b"xoot's".hex()})
 def o_write_by_non_member_clears_sgid_without_group_exec(c):
     return written_by_other(c, {"sgid_noexec": 0o2666})
+
+
+@other_case("other_uid", {"truncate": "0o100666", "ftruncate": "0o100666", "o_trunc": "0o100666",
+                          "suid_truncate": "0o100777", "sizes": [0, 1, 0, 0]})
+def o_truncate_by_non_member_clears_setid(c):
+    os.chmod(c.d, 0o1777)
+    for name, m in (("truncate", 0o2666), ("ftruncate", 0o2666), ("o_trunc", 0o2666),
+                    ("suid_truncate", 0o4777)):
+        put(c.p(name), b"root's")
+        os.chmod(c.p(name), m)
+    other(c, """
+os.truncate(p("truncate"), 0)
+fd = os.open(p("ftruncate"), os.O_WRONLY)
+os.ftruncate(fd, 1)
+os.close(fd)
+os.close(os.open(p("o_trunc"), os.O_WRONLY | os.O_TRUNC))
+os.truncate(p("suid_truncate"), 0)
+""")
+    names = ("truncate", "ftruncate", "o_trunc", "suid_truncate")
+    out = {name: attrs(c.p(name))[2] for name in names}
+    out["sizes"] = [os.stat(c.p(name)).st_size for name in names]
+    return out
 
 
 class OtherSides(Sides):
