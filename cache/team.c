@@ -108,7 +108,7 @@ team_attach(struct fetch_ctx *f, struct team_db *db, char *err, size_t errlen)
 		errbuf_set(err, errlen, "team: cannot keep deferred team statements in state.db");
 		return -1;
 	}
-	if (budget_team_open(&b, db, cfg->budget_daily_usd, cfg->budget_total_usd) < 0 ||
+	if (budget_team_open(&b, db, cfg->budget_daily_usd, cfg->budget_total_usd, f->clk) < 0 ||
 	    inflight_team_open(&fl, db) < 0 ||
 	    limiter_team_open(&l, db, cfg->max_inflight > 0 ? cfg->max_inflight : 1,
 			      cfg->rpm > 0 ? cfg->rpm : 0, f->clk) < 0 ||

@@ -21,8 +21,12 @@
 struct team_db;
 struct fetch_ctx;
 
-/* Each: 0, or -1 (out of memory).  db must outlive the backend. */
-int budget_team_open(struct budget *b, struct team_db *db, double daily_limit, double total_limit);
+/*
+ * Each: 0, or -1 (out of memory).  db must outlive the backend.  clk (NULL:
+ * clock_real) gives the budget its local day, the limiter its waits.
+ */
+int budget_team_open(struct budget *b, struct team_db *db, double daily_limit, double total_limit,
+		     const struct clock_ops *clk);
 int inflight_team_open(struct inflight *f, struct team_db *db);
 int limiter_team_open(struct limiter *l, struct team_db *db, int max_inflight, int rpm,
 		      const struct clock_ops *clk);

@@ -33,6 +33,7 @@
 struct team_budget {
 	struct team_db *db;
 	double daily, total;		/* USD, < 0 = none */
+	const struct clock_ops *clk;	/* the local day a reservation counts toward */
 	pthread_mutex_t mu;		/* protects last_* */
 	double last_today, last_total, last_reserved;	/* the last snapshot that reached the server */
 };
@@ -45,7 +46,7 @@ tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t
 	const char *p[7] = { gid, b->db->owner, usd_s, day, lease, daily, total };
 	double waited = 0;
 	struct tm tm;
-	time_t now = time(NULL);
+	time_t now = (time_t)b->clk->wall(b->clk->ctx);
 	PGresult *r;
 	int rc;
 
@@ -136,7 +137,7 @@ tb_snapshot(void *st, double *spent_today, double *spent_total, double *reserved
 	char day[16], err[256];
 	const char *p[1] = { day };
 	struct tm tm;
-	time_t now = time(NULL);
+	time_t now = (time_t)b->clk->wall(b->clk->ctx);
 	PGresult *r;
 
 	localtime_r(&now, &tm);
@@ -177,7 +178,8 @@ static const struct budget_ops team_budget_ops = {
 };
 
 int
-budget_team_open(struct budget *b, struct team_db *db, double daily_limit, double total_limit)
+budget_team_open(struct budget *b, struct team_db *db, double daily_limit, double total_limit,
+		 const struct clock_ops *clk)
 {
 	struct team_budget *t = calloc(1, sizeof(*t));
 
@@ -186,6 +188,7 @@ budget_team_open(struct budget *b, struct team_db *db, double daily_limit, doubl
 	t->db = db;
 	t->daily = daily_limit;
 	t->total = total_limit;
+	t->clk = clk ? clk : &clock_real;
 	pthread_mutex_init(&t->mu, NULL);
 	b->ops = &team_budget_ops;
 	b->state = t;
