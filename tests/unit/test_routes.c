@@ -453,6 +453,68 @@ static void test_parse_malformed(void **state)
 	free(jpg);
 }
 
+/* Tokens by modality, in each route's shape (gemini-wire.md 1.3, 2.2, 6.1): what settles the cost. */
+static void test_parse_usage_by_modality(void **state)
+{
+	(void)state;
+	struct gen_result res;
+	char *img = b64_png(4, 4);
+	char *body = fmt("{\"id\":\"int-1\",\"status\":\"completed\",\"model\":\"gemini-3-pro-image\","
+			 "\"steps\":[{\"type\":\"model_output\",\"content\":[{\"type\":\"image\","
+			 "\"mime_type\":\"image/png\",\"data\":\"%s\"}]}],"
+			 "\"usage\":{\"total_input_tokens\":570,\"input_tokens_by_modality\":["
+			 "{\"modality\":\"text\",\"tokens\":10},{\"modality\":\"image\",\"tokens\":560}],"
+			 "\"total_output_tokens\":1125,\"output_tokens_by_modality\":[{\"modality\":\"text\",\"tokens\":5},"
+			 "{\"modality\":\"image\",\"tokens\":1120}],\"total_thought_tokens\":300}}", img);
+	run(&route_standard, body, &res);
+	assert_int_equal(res.cls, ERR_NONE);
+	assert_true(res.in_by_modality && res.out_by_modality);
+	assert_int_equal(res.in_image_tokens, 560);
+	assert_int_equal(res.out_image_tokens, 1120);
+	assert_int_equal(res.thought_tokens, 300);
+	gen_result_free(&res);
+	free(body);
+
+	body = fmt("{\"candidates\":[{\"content\":{\"parts\":[{\"inlineData\":{\"mimeType\":\"image/png\","
+		   "\"data\":\"%s\"}}]},\"finishReason\":\"STOP\"}],"
+		   "\"usageMetadata\":{\"promptTokenCount\":1130,\"candidatesTokenCount\":1125,"
+		   "\"thoughtsTokenCount\":250,\"totalTokenCount\":2505,"
+		   "\"promptTokensDetails\":[{\"modality\":\"TEXT\",\"tokenCount\":10},"
+		   "{\"modality\":\"IMAGE\",\"tokenCount\":1120}],"
+		   "\"candidatesTokensDetails\":[{\"modality\":\"TEXT\",\"tokenCount\":5},"
+		   "{\"modality\":\"IMAGE\",\"tokenCount\":\"1120\"}]},"
+		   "\"modelVersion\":\"gemini-3.1-flash-image\"}", img);
+	run(&route_generate, body, &res);
+	assert_int_equal(res.cls, ERR_NONE);
+	assert_true(res.in_by_modality && res.out_by_modality);
+	assert_int_equal(res.in_image_tokens, 1120);
+	assert_int_equal(res.out_image_tokens, 1120);	/* int64 as a string, as proto-JSON may send */
+	assert_int_equal(res.thought_tokens, 250);
+	gen_result_free(&res);
+	free(body);
+
+	/* no split: the flags say so (the cost then errs high, see api/cost.h) */
+	body = fmt("{\"candidates\":[{\"content\":{\"parts\":[{\"inlineData\":{\"mimeType\":\"image/png\","
+		   "\"data\":\"%s\"}}]},\"finishReason\":\"STOP\"}],"
+		   "\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":1290}}", img);
+	run(&route_generate, body, &res);
+	assert_false(res.in_by_modality || res.out_by_modality);
+	gen_result_free(&res);
+	free(body);
+
+	body = fmt("{\"created\":1,\"data\":[{\"b64_json\":\"%s\"}],\"usage\":{\"input_tokens\":570,"
+		   "\"output_tokens\":1120,\"input_tokens_details\":{\"image_tokens\":560,\"text_tokens\":10},"
+		   "\"output_tokens_details\":{\"image_tokens\":1120,\"text_tokens\":0}}}", img);
+	run(&route_gateway, body, &res);
+	assert_int_equal(res.cls, ERR_NONE);
+	assert_true(res.in_by_modality && res.out_by_modality);
+	assert_int_equal(res.in_image_tokens, 560);
+	assert_int_equal(res.out_image_tokens, 1120);
+	gen_result_free(&res);
+	free(body);
+	free(img);
+}
+
 static void test_parse_gateway(void **state)
 {
 	(void)state;
@@ -598,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_parse_generate),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_gateway),
+		cmocka_unit_test(test_parse_usage_by_modality),
 		cmocka_unit_test(test_attempt_refusals),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
