@@ -889,12 +889,22 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+/*
+ * The fixed folders, the aliases and the size folders carry no xattrs and
+ * say so with EOPNOTSUPP: GNU ls -l of newer coreutils (9.7 in Debian 13)
+ * lists the xattrs of every name it shows, one round trip each, until one
+ * answers EOPNOTSUPP, and then asks no more on that file system.  Below the
+ * size folders the list is the store's (empty when it is), since getfattr
+ * and tar --xattrs complain about EOPNOTSUPP on a file that has none.
+ */
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct ll_inode *n = lli_get(ino);
 	char proc[64], rel[PATH_MAX] = "";
-	if (n->kind != NODE_USER)
+	if (n->kind == NODE_CTL_FILE)
 		return (void)(size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
+	if (n->kind != NODE_USER)	/* fixed folders, aliases and size folders carry none */
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
 	lli_rel(n, NULL, rel, sizeof(rel));	/* "" when gone: only the store's names */
 	lli_proc(n, proc, sizeof(proc));
 	char *buf = size ? malloc(size) : NULL;

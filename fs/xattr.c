@@ -15,6 +15,7 @@
 #include "fs/trigger.h"
 #include "fs/xattr.h"
 
+/* In the order of the F_ names below. */
 static const char *const our_fields[] = { "status", "key", "cost_usd", "error", "model", "batch",
 					  "retry_at" };
 
@@ -32,83 +33,78 @@ bool xattr_is_ours(const char *name)
 	return !strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX));
 }
 
-/*
- * After a remount the job table is empty: how the last job ended comes
- * from the journal's outcomes (status, key, cost, model, error), else the
- * status from the files beside the prompt.
- */
-static bool after_remount(struct bfs *b, const char *rel, const char *field, char *out, size_t len)
+enum { F_STATUS, F_KEY, F_COST, F_ERROR, F_MODEL, F_BATCH, F_RETRY_AT, NFIELDS };
+
+/* Our values on one prompt, each "" when it has none. */
+struct ours {
+	char v[NFIELDS][1024];
+};
+
+static void put(struct ours *o, int f, const char *v)
 {
-	struct journal_outcome o;
-	const char *v = NULL;
-	bool found = false;
-	if (journal_outcome_get(&b->store, rel, &o) == 1) {
-		if (!strcmp(field, "status"))
-			v = prompt_state_name(o.state);
-		else if (!strcmp(field, "key"))
-			v = o.key;
-		else if (!strcmp(field, "model"))
-			v = o.model;
-		else if (!strcmp(field, "error"))
-			v = o.error;
-		else if (!strcmp(field, "cost_usd") && o.cost_usd >= 0) {
-			snprintf(out, len, "%.4f", o.cost_usd);
-			found = true;
-		}
-		if (v && *v) {
-			snprintf(out, len, "%s", v);
-			found = true;
-		}
-		journal_outcome_free(&o);
-		return found;
+	if (v)
+		snprintf(o->v[f], sizeof(o->v[f]), "%s", v);
+}
+
+/*
+ * All of ours on the prompt rel, in one lookup: the job's status, or after
+ * a remount (the job table is empty) how the last job ended from the
+ * journal's outcomes (status, key, cost, model, error), else the status
+ * from the files beside the prompt.  One lookup, not one per name, since
+ * listxattr asks for every name and GNU ls -l lists every file's.
+ */
+static void our_values(struct bfs *b, const char *rel, struct ours *o)
+{
+	memset(o, 0, sizeof(*o));
+	status_lock();
+	struct prompt_status *s = status_get(rel);
+	if (s) {
+		put(o, F_STATUS, prompt_state_name(s->state));
+		put(o, F_KEY, s->key);
+		if (s->cost_usd >= 0)
+			snprintf(o->v[F_COST], sizeof(o->v[F_COST]), "%.4f", s->cost_usd);
+		put(o, F_ERROR, s->error);
+		put(o, F_BATCH, s->batch);
+		put(o, F_MODEL, s->model);
+		status_retry_at(s, o->v[F_RETRY_AT], sizeof(o->v[F_RETRY_AT]));	/* a 429's pause end */
 	}
+	status_unlock();
+	if (s)
+		return;
+	struct journal_outcome jo;
 	enum prompt_state st;
-	if (!strcmp(field, "status") && jobs_status_on_disk(b, rel, &st)) {
-		snprintf(out, len, "%s", prompt_state_name(st));
-		found = true;
+	if (journal_outcome_get(&b->store, rel, &jo) == 1) {
+		put(o, F_STATUS, prompt_state_name(jo.state));
+		put(o, F_KEY, jo.key);
+		put(o, F_MODEL, jo.model);
+		put(o, F_ERROR, jo.error);
+		if (jo.cost_usd >= 0)
+			snprintf(o->v[F_COST], sizeof(o->v[F_COST]), "%.4f", jo.cost_usd);
+		journal_outcome_free(&jo);
+	} else if (jobs_status_on_disk(b, rel, &st)) {
+		put(o, F_STATUS, prompt_state_name(st));
 	}
-	return found;
 }
 
 /* One of ours on the prompt rel: the length, or -ENODATA. */
 static ssize_t our_xattr(struct bfs *b, const char *rel, const char *name, char *val, size_t vlen)
 {
 	const char *field = name + strlen(XATTR_PREFIX);
-	char out[1024] = "";
-	bool found = false;
-	status_lock();
-	struct prompt_status *s = status_get(rel);
-	if (s) {
-		found = true;
-		if (!strcmp(field, "status"))
-			snprintf(out, sizeof(out), "%s", prompt_state_name(s->state));
-		else if (!strcmp(field, "key") && s->key[0])
-			snprintf(out, sizeof(out), "%s", s->key);
-		else if (!strcmp(field, "cost_usd") && s->cost_usd >= 0)
-			snprintf(out, sizeof(out), "%.4f", s->cost_usd);
-		else if (!strcmp(field, "error") && s->error)
-			snprintf(out, sizeof(out), "%s", s->error);
-		else if (!strcmp(field, "batch") && s->batch[0])
-			snprintf(out, sizeof(out), "%s", s->batch);
-		else if (!strcmp(field, "model") && s->model[0])
-			snprintf(out, sizeof(out), "%s", s->model);
-		else if (!strcmp(field, "retry_at"))
-			found = status_retry_at(s, out, sizeof(out));	/* a 429's pause end */
-		else
-			found = false;
-	}
-	status_unlock();
-	if (!s)
-		found = after_remount(b, rel, field, out, sizeof(out));
-	if (!found)
+	int f = 0;
+	while (f < NFIELDS && strcmp(field, our_fields[f]))
+		f++;
+	if (f == NFIELDS)
 		return -ENODATA;
-	size_t len = strlen(out);
-	if (vlen == 0)
-		return (ssize_t)len;
-	if (vlen < len)
-		return -ERANGE;
-	memcpy(val, out, len);
-	return (ssize_t)len;
+	struct ours *o = malloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	our_values(b, rel, o);
+	size_t len = strlen(o->v[f]);
+	ssize_t r = !len ? -ENODATA : vlen == 0 ? (ssize_t)len : vlen < len ? -ERANGE : (ssize_t)len;
+	if (r > 0 && vlen)
+		memcpy(val, o->v[f], len);
+	free(o);
+	return r;
 }
 
 ssize_t xattr_get(struct bfs *b, const char *rel, const char *path, const char *name, char *value,
@@ -145,17 +141,24 @@ ssize_t xattr_list(struct bfs *b, const char *rel, const char *path, char *list,
 	}
 	free(raw);
 	if (trigger_is_prompt(rel)) {
-		for (size_t i = 0; i < sizeof(our_fields) / sizeof(our_fields[0]); i++) {
+		struct ours *o = malloc(sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		our_values(b, rel, o);
+		for (int f = 0; f < NFIELDS; f++) {
 			char full[64];
-			snprintf(full, sizeof(full), XATTR_PREFIX "%s", our_fields[i]);
-			if (our_xattr(b, rel, full, NULL, 0) < 0)
-				continue;
+			snprintf(full, sizeof(full), XATTR_PREFIX "%s", our_fields[f]);
 			size_t l = strlen(full) + 1;
-			if (len + l > sizeof(out))
+			if (!o->v[f][0])
+				continue;
+			if (len + l > sizeof(out)) {
+				free(o);
 				return -E2BIG;	/* as a local disk past XATTR_LIST_MAX */
+			}
 			memcpy(out + len, full, l);
 			len += l;
 		}
+		free(o);
 	}
 	if (size == 0)
 		return (ssize_t)len;

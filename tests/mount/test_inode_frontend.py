@@ -159,6 +159,31 @@ def test_xattrs_the_drive_does_not_carry(mount, name):
     assert e.value.errno == errno.EOPNOTSUPP
 
 
+def test_listxattr_where_nothing_can_carry_one(mount):
+    """Newer GNU ls -l (Debian 13) lists every name's xattrs until one says
+    EOPNOTSUPP: the fixed folders and the size folders, which cannot carry
+    any, say so; below them the lists are the store's, empty or not, and a
+    prompt lists ours."""
+    for folder in (mount.path(), mount.path("gemini-3-pro-image"), mount.path(*PRO1K)):
+        with pytest.raises(OSError) as e:
+            os.listxattr(folder)
+        assert e.value.errno == errno.EOPNOTSUPP, folder
+    bare, sub = mount.path(*PRO1K, "bare.bin"), mount.path(*PRO1K, "sub")
+    open(bare, "w").close()
+    os.mkdir(sub)
+    assert os.listxattr(bare) == [] and os.listxattr(sub) == []
+    os.setxattr(bare, "user.note", b"mine")
+    assert os.listxattr(bare) == ["user.note"]
+    p = mount.path(*PRO1K, "fox.txt")
+    with open(p, "w") as f:
+        f.write("a fox in the snow")
+    assert wait_done(p) == "done"
+    names = os.listxattr(p)
+    assert {"user.bananafs.status", "user.bananafs.key", "user.bananafs.cost_usd"} <= set(names)
+    assert "user.bananafs.error" not in names
+    assert os.getxattr(p, "user.bananafs.status") == b"done"
+
+
 def test_prompt_runs_when_a_reader_closes_last(mount):
     """A read-only open is closed without a FLUSH (the kernel skips it):
     a prompt rewritten and closed while a reader still has it open is
