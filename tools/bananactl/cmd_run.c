@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/prompt_state.h"
 #include "tools/bananactl/ctl.h"
 
 /* What the daemon's errno means for each verb (bananafs(1), .bananafs/control). */
@@ -66,8 +67,9 @@ send_line(const char *mount, const char *verb, const char *rel)
 }
 
 static int
-each_prompt(struct ctl *c, int argc, char **argv, const char *verb, const char *done)
+each_prompt(struct ctl *c, int argc, char **argv, const char *verb, enum prompt_state st)
 {
+	const char *done = prompt_state_name(st);	/* the status the prompt now shows */
 	int rc = 0;
 
 	(void)c;
@@ -100,11 +102,11 @@ each_prompt(struct ctl *c, int argc, char **argv, const char *verb, const char *
 int
 cmd_run(struct ctl *c, int argc, char **argv)
 {
-	return each_prompt(c, argc, argv, "run", "queued");
+	return each_prompt(c, argc, argv, "run", PS_QUEUED);
 }
 
 int
 cmd_cancel(struct ctl *c, int argc, char **argv)
 {
-	return each_prompt(c, argc, argv, "cancel", "cancelled");
+	return each_prompt(c, argc, argv, "cancel", PS_CANCELLED);
 }
