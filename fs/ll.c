@@ -496,6 +496,9 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		     lli_rel(pt, newname, to, sizeof(to)) == 0;
 	if (renameat2(pf->fd, name, pt->fd, newname, flags) < 0)
 		return (void)fuse_reply_err(req, errno);
+	lli_seen_at(pt, newname);
+	if (flags & RENAME_EXCHANGE)
+		lli_seen_at(pf, name);
 	if (known) {
 		struct stat st;
 		bool is_dir = !(flags & RENAME_EXCHANGE) &&

@@ -87,6 +87,7 @@ void lli_fini(void)
 			struct ll_inode *n = buckets[i];
 			buckets[i] = n->next;
 			close(n->fd);
+			free(n->up_name);
 			free(n);
 		}
 	}
@@ -234,12 +235,44 @@ static int enter(int fd, enum node_kind kind, const struct model_info *model,
 	return 0;
 }
 
+/* Under tab_mu: n was seen as name in parent. */
+static void seen_locked(struct ll_inode *n, const struct ll_inode *parent, const char *name)
+{
+	if (n->up_name && n->up_dev == parent->dev && n->up_ino == parent->ino && !strcmp(n->up_name, name))
+		return;
+	char *copy = strdup(name);
+	if (!copy)
+		return;
+	free(n->up_name);
+	n->up_name = copy;
+	n->up_dev = parent->dev;
+	n->up_ino = parent->ino;
+}
+
 int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	return enter(fd, NODE_USER, NULL, e);
+	int rc = enter(fd, NODE_USER, NULL, e);
+	if (!rc) {
+		pthread_mutex_lock(&tab_mu);
+		seen_locked(lli_get(e->ino), parent, name);
+		pthread_mutex_unlock(&tab_mu);
+	}
+	return rc;
+}
+
+void lli_seen_at(struct ll_inode *parent, const char *name)
+{
+	struct stat st;
+	if (!lli_is_store(parent) || fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	pthread_mutex_lock(&tab_mu);
+	struct ll_inode *n = find_locked(st.st_dev, st.st_ino);
+	if (n && n->kind == NODE_USER)
+		seen_locked(n, parent, name);
+	pthread_mutex_unlock(&tab_mu);
 }
 
 int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_param *e)
@@ -293,6 +326,7 @@ void lli_forget(struct ll_inode *n, uint64_t count)
 	}
 	pthread_mutex_unlock(&tab_mu);
 	close(n->fd);
+	free(n->up_name);
 	free(n);
 }
 
@@ -301,16 +335,10 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len)
 	snprintf(buf, len, "/proc/self/fd/%d", n->fd);
 }
 
-int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len)
+/* n's path from /proc/self/fd, relative to the tree; ENAMETOOLONG when /proc cannot show it. */
+static int proc_rel(const struct ll_inode *n, char *buf, size_t len)
 {
 	char proc[64], abs[PATH_MAX];
-	struct stat st;
-	if (!lli_is_store(n))
-		return EINVAL;
-	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return errno;
-	if (st.st_nlink == 0)
-		return ENOENT;
 	lli_proc(n, proc, sizeof(proc));
 	ssize_t r = readlink(proc, abs, sizeof(abs) - 1);
 	if (r < 0)
@@ -320,9 +348,61 @@ int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len)
 	abs[r] = '\0';
 	if (strncmp(abs, tree_abs, tree_abs_len) || abs[tree_abs_len] != '/')
 		return ENOENT;
-	int w = name ? snprintf(buf, len, "%s/%s", abs + tree_abs_len + 1, name)
-		     : snprintf(buf, len, "%s", abs + tree_abs_len + 1);
+	int w = snprintf(buf, len, "%s", abs + tree_abs_len + 1);
 	return w < 0 || (size_t)w >= len ? ENAMETOOLONG : 0;
+}
+
+/*
+ * n's path when its store path is longer than /proc/self/fd can show: the
+ * names it was last seen under, up to the first folder /proc can name.
+ */
+static int rel_by_parents(const struct ll_inode *n, char *buf, size_t len)
+{
+	char tail[PATH_MAX] = "";
+	size_t tlen = 0;
+	int rc = ENAMETOOLONG;
+	pthread_mutex_lock(&tab_mu);
+	for (const struct ll_inode *cur = n; cur;) {
+		if (cur != n && (rc = proc_rel(cur, buf, len)) != ENAMETOOLONG)
+			break;
+		size_t nl = cur->up_name ? strlen(cur->up_name) : 0;
+		if (cur->kind != NODE_USER || !nl || tlen + nl + 1 >= sizeof(tail)) {
+			rc = ENAMETOOLONG;
+			break;
+		}
+		memmove(tail + nl + 1, tail, tlen + 1);
+		tail[0] = '/';
+		memcpy(tail + 1, cur->up_name, nl);
+		tlen += nl + 1;
+		cur = find_locked(cur->up_dev, cur->up_ino);
+	}
+	pthread_mutex_unlock(&tab_mu);
+	if (rc)
+		return rc;
+	size_t blen = strlen(buf);
+	if (blen + tlen >= len)
+		return ENAMETOOLONG;
+	memcpy(buf + blen, tail, tlen + 1);
+	return 0;
+}
+
+int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len)
+{
+	struct stat st;
+	if (!lli_is_store(n))
+		return EINVAL;
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return errno;
+	if (st.st_nlink == 0)
+		return ENOENT;
+	int rc = proc_rel(n, buf, len);
+	if (rc == ENAMETOOLONG)
+		rc = rel_by_parents(n, buf, len);
+	if (rc || !name)
+		return rc;
+	size_t blen = strlen(buf);
+	int w = snprintf(buf + blen, len - blen, "/%s", name);
+	return w < 0 || (size_t)w >= len - blen ? ENAMETOOLONG : 0;
 }
 
 int lli_cow(struct ll_inode *n)

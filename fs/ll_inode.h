@@ -39,6 +39,9 @@ struct ll_inode {
 	int backing_opens;		/* its opens; both protected by fs/ll.c's passthrough_mu */
 	dev_t backing_dev;		/* the store inode it was made from */
 	ino_t backing_ino;
+	dev_t up_dev;			/* USER: the folder it was last seen in and its name there, */
+	ino_t up_ino;			/* to name it when its store path is too long for /proc; */
+	char *up_name;			/* all three protected by the table lock */
 	struct ll_inode *next;		/* hash chain, protected by the table lock */
 };
 
@@ -84,9 +87,13 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len);
 /*
  * A store inode's path relative to the tree ("MODEL/SIZE/..."), or with a
  * name appended (name may be NULL).  ENOENT when it was unlinked,
- * ENAMETOOLONG past PATH_MAX.
+ * ENAMETOOLONG past PATH_MAX.  Read from /proc/self/fd; when the store's
+ * path is too long for that, built from the folders the inode was last seen
+ * in (lookups and renames).
  */
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
+/* name in parent (a store folder) was just renamed there: it is the last place it was seen. */
+void lli_seen_at(struct ll_inode *parent, const char *name);
 
 /*
  * Copy-on-write (fs/cow.h) of a store file before it changes; the inode

@@ -201,12 +201,10 @@ def test_names_too_long_say_so_before_paying(mount, emulator):
     assert requests(emulator) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the frontend names a prompt by reading /proc/self/fd of its "
-                   "store inode (fs/ll_inode.c lli_rel); the store's path is longer than the mount's, "
-                   "so a prompt this deep cannot be named and is never triggered")
 def test_paths_too_long_say_so_before_paying(mount, emulator):
     """A prompt whose own path fits but whose image's would not (NAME-1.png is two bytes
-    longer than NAME.txt) is refused before anything is paid."""
+    longer than NAME.txt) is refused before anything is paid.  Its path in the store is
+    longer than PATH_MAX, so the daemon names it from the folders it was seen in."""
     d = mount.path(*DIR)
     parts = []
     while len(d) + sum(len(p) + 1 for p in parts) < 3800:
@@ -224,12 +222,21 @@ def test_paths_too_long_say_so_before_paying(mount, emulator):
         os.write(fd, b"---\nn: 2\n---\na fox at the bottom\n")
         os.close(fd)
         prompt = f"/proc/self/fd/{cur}/{stem}.txt"
-        assert wait_done(prompt, 5) == "failed"
+        assert wait_done(prompt) == "failed"
         assert "path would be 4096 bytes" in os.getxattr(prompt, "user.bananafs.error").decode()
         assert not os.path.exists(f"/proc/self/fd/{cur}/{stem}-1.png")
+        assert requests(emulator) == 0
+        # a prompt that fits there is made, and one renamed and rewritten there runs under its new name
+        at = f"/proc/self/fd/{cur}/"
+        write(at + "ok.txt", "a fox in the depths\n")
+        assert wait_done(at + "ok.txt") == "done" and png_size(at + "ok.png") == (512, 512)
+        os.rename(at + "ok.txt", at + "moved.txt")
+        assert wait_done(at + "moved.txt") == "cached"
+        write(at + "moved.txt", "an owl in the depths\n")
+        wait_for(lambda: os.path.exists(at + "moved.png"), 20, "moved.png")
+        assert wait_done(at + "moved.txt") == "done" and requests(emulator) == 2
     finally:
         os.close(cur)
-    assert requests(emulator) == 0
 
 
 def test_control_files_show_each_user_their_own(shared, emulator):
