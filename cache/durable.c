@@ -126,6 +126,8 @@ void durable_attempt(struct durable *d, const struct config *cfg, struct store *
 		if (st == BG_LOST)
 			log_warnx("interaction %s: %s", id_out, res->message ? res->message : "lost");
 		durable_end(s, ho, ep, key_hex, id_out);
+		if (id_out[0])
+			inflight_note(c->inflight, c->key, c->owner, NULL);	/* nor polled by a taker */
 		id_out[0] = '\0';
 	}
 }

@@ -61,6 +61,7 @@ struct inflight_ops {
 	 * became, as soon as the create call returned; noted gives it back (1)
 	 * to whoever owns the claim now, e.g. the owner that took it over from
 	 * a dead machine, which then polls it instead of paying again; else 0.
+	 * note with NULL forgets it (it ended without an image: a retry sends).
 	 */
 	void (*note)(void *st, const struct cache_key *k, const char *owner, const char *interaction);
 	int (*noted)(void *st, const struct cache_key *k, const char *owner, char *interaction, size_t len);

@@ -460,7 +460,8 @@ def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
     """check-long: 8 machines, 400 prompts (half of them written on two machines), kills.
 
     Billed requests == unique keys, plus the resends the crashes recorded (a
-    dead machine's request taken over: an "unknown" row)."""
+    dead machine's request taken over: an "unknown" row), and the team's billed rows (what
+    `cost --team` sums) == the emulator's bill."""
     if not request.config.getoption("--long"):
         pytest.skip("long form: make check-long")
     import random
@@ -483,10 +484,13 @@ def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
     states = [wait_done(ms[i].path(*PRO2K, names[n]), 300) for n, (i, _) in enumerate(writes)]
     took = time.time() - t0
     unknown = int(pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown'"))
-    sent = emulator.stats()["requests"]
+    st = emulator.stats()
+    sent = st["requests"]
+    wait_for(lambda: team_billed(pg) == emulator.stats()["billed_usd"], 30, "the team's rows")
     print(f"\nscale: 8 machines, {len(writes)} prompts, {unique} unique keys, 2 kills: "
           f"{sent} billed requests, {unknown} recorded crash resends, "
           f"{states.count('done')} done, {states.count('cached')} cached, "
-          f"{states.count('failed')} failed, {took:.1f} s")
+          f"{states.count('failed')} failed, {took:.1f} s; team rows ${team_billed(pg):.3f} == "
+          f"billed ${st['billed_usd']:.3f}")
     assert states.count("failed") == 0
     assert unique <= sent <= unique + unknown
