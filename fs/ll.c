@@ -614,6 +614,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char rel[PATH_MAX];
 	if (passthrough && lli_rel(n, NULL, rel, sizeof(rel)) == 0)
 		passthrough_open(req, n, rel, fd, fi, h);
+	/* Writes in passthrough mode never reach ll_write_buf: drop the bit now, as they would. */
+	if (h->backing_id && writing)
+		drop_sgid_for(req, fd);
 #endif
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* the open was interrupted */
 #ifdef FUSE_CAP_PASSTHROUGH
