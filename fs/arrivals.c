@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include "cache/beneath.h"
@@ -13,15 +14,26 @@
 
 #define SLOTS 1024
 
+/* A folder's arrivals. */
 struct slot {
 	uint64_t count;
 	double last, prev;
-	pid_t excl_pid;			/* the last O_EXCL creator, 0 for none */
-	unsigned long long excl_start;	/* its start time: a reused pid is another process */
+};
+
+/* A file created with O_EXCL, and by whom. */
+struct maker {
+	dev_t dev;			/* the file: a number the file system may give again */
+	ino_t ino;
+	struct statx_timestamp born;	/* so its birth time too, when known */
+	pid_t pid;			/* 0 for none */
+	unsigned long long start;	/* its start time: a reused pid is another process */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct slot slots[SLOTS];	/* protected by mu */
+static struct slot slots[SLOTS];	/* these four protected by mu */
+static struct maker makers[SLOTS];
+static pid_t last_pid;			/* the last O_EXCL creator: one /proc read per copy, not per file */
+static unsigned long long last_start;
 
 static unsigned slot_of(const struct stat *st)
 {
@@ -74,22 +86,56 @@ void arrivals_note(int dirfd)
 	pthread_mutex_unlock(&mu);
 }
 
-void arrivals_exclusive(int dirfd, pid_t pid)
+/* The file name in dirfd as a maker record's key; false when it cannot be read. */
+static bool file_key(int dirfd, const char *name, struct maker *k)
 {
-	struct stat st;
-	if (pid <= 0 || fstat(dirfd, &st) < 0)
+	struct statx sx;
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &sx) < 0)
+		return false;
+	memset(k, 0, sizeof(*k));
+	k->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	k->ino = sx.stx_ino;
+	if (sx.stx_mask & STATX_BTIME)
+		k->born = sx.stx_btime;
+	return true;
+}
+
+static unsigned maker_slot(const struct maker *k)
+{
+	struct stat st = { .st_dev = k->dev, .st_ino = k->ino };
+	return slot_of(&st);
+}
+
+void arrivals_exclusive(int dirfd, const char *name, pid_t pid)
+{
+	struct maker k;
+	if (pid <= 0 || !file_key(dirfd, name, &k))
 		return;
-	unsigned i = slot_of(&st);
 	pthread_mutex_lock(&mu);
-	bool known = slots[i].excl_pid == pid;
+	bool known = pid == last_pid;
+	unsigned long long t = last_start;
 	pthread_mutex_unlock(&mu);
-	if (known)		/* one /proc read per copier and folder, not per file */
-		return;
-	unsigned long long t = start_time(pid);
+	if (!known)
+		t = start_time(pid);
+	k.pid = t ? pid : 0;
+	k.start = t;
 	pthread_mutex_lock(&mu);
-	slots[i].excl_pid = t ? pid : 0;
-	slots[i].excl_start = t;
+	last_pid = pid;
+	last_start = t;
+	makers[maker_slot(&k)] = k;
 	pthread_mutex_unlock(&mu);
+}
+
+bool arrivals_copier_running(int tree_fd, const char *rel)
+{
+	struct maker k;
+	if (!file_key(tree_fd, rel, &k))
+		return false;
+	pthread_mutex_lock(&mu);
+	struct maker m = makers[maker_slot(&k)];
+	pthread_mutex_unlock(&mu);
+	return m.pid > 0 && m.dev == k.dev && m.ino == k.ino && m.born.tv_sec == k.born.tv_sec &&
+	       m.born.tv_nsec == k.born.tv_nsec && start_time(m.pid) == m.start;
 }
 
 void arrivals_get(int tree_fd, const char *dir, struct arrivals *a)
@@ -110,5 +156,4 @@ void arrivals_get(int tree_fd, const char *dir, struct arrivals *a)
 	a->count = s.count;
 	a->last = s.last;
 	a->prev = s.prev;
-	a->copier_running = s.excl_pid > 0 && start_time(s.excl_pid) == s.excl_start;
 }

@@ -465,7 +465,8 @@ static void settle(struct job_ctx *c, bool paid)
 	if (c->settled)
 		return;
 	c->settled = true;
-	settle_wait(c->j->b->tree_fd, c->dir, &m, c->j->b->cfg.settle_s, paid, stopping_cb, c->j);
+	settle_wait(c->j->b->tree_fd, c->path, c->dir, &m, c->j->b->cfg.settle_s, paid, stopping_cb,
+		    c->j);
 }
 
 /* retry_at: when a 429's pause ends, with PS_WAITING_QUOTA (0: not said). */

@@ -654,7 +654,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	caller_take(p->fd, name, c->uid, c->gid);
 	if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
-		arrivals_exclusive(p->fd, c->pid);
+		arrivals_exclusive(p->fd, name, c->pid);
 	struct fuse_entry_param e;
 	if ((rc = lli_lookup_store(p, name, &e)) != 0) {
 		close(fd);

@@ -23,16 +23,8 @@ static void nap(double s)
 		;
 }
 
-void settle_mark(int tree_fd, const char *dir, struct settle_mark *m)
-{
-	struct arrivals a;
-	arrivals_get(tree_fd, dir, &a);
-	m->arrived = settle_now();
-	m->names = a.count;
-}
-
-void settle_wait(int tree_fd, const char *dir, const struct settle_mark *m, double settle_s, bool paid,
-		 bool (*stop)(void *), void *arg)
+void settle_wait(int tree_fd, const char *rel, const char *dir, const struct settle_mark *m,
+		 double settle_s, bool paid, bool (*stop)(void *), void *arg)
 {
 	struct arrivals a;
 	if (settle_s <= 0)
@@ -43,16 +35,15 @@ void settle_wait(int tree_fd, const char *dir, const struct settle_mark *m, doub
 			nap(left);
 	}
 	arrivals_get(tree_fd, dir, &a);
-	bool copier = a.copier_running;
+	bool copier = arrivals_copier_running(tree_fd, rel);
 	/* prev: the name before the newest, which is the prompt's own when it was created */
 	bool busy = copier || (paid && (a.count != m->names ||
 					(a.prev > 0 && m->arrived - a.prev < settle_s)));
 	double start = settle_now();
 	while (busy && (!stop || !stop(arg)) && settle_now() - start < SETTLE_CAP_S) {
-		arrivals_get(tree_fd, dir, &a);
-		if (copier && !a.copier_running)
+		if (copier && !arrivals_copier_running(tree_fd, rel))
 			return;		/* the copy tool has finished */
-		copier |= a.copier_running;
+		arrivals_get(tree_fd, dir, &a);
 		double quiet = settle_now() - a.last;
 		if (quiet >= settle_s)
 			return;

@@ -10,13 +10,13 @@
  * job waits while its folder is receiving a copy, and not otherwise: a
  * lone `echo > fox.txt` is not delayed.
  *
- * Receiving a copy (fs/arrivals.h): a process that creates names in the
- * folder with O_EXCL, as copy tools do, is still running; or, for a paid
- * prompt, other names arrived in the folder within settle_s before it or
- * in the short grace after it.  The wait ends when that process has exited
- * or no name has arrived for settle_s, at most SETTLE_CAP_S.  A cache hit
- * written the usual way (O_TRUNC, as editors and scripts do) is placed at
- * once: a copy that is not exclusive overwrites the output and keeps it.
+ * Receiving a copy (fs/arrivals.h): the process that created the prompt
+ * with O_EXCL, as copy tools do, is still running; or, for a paid prompt,
+ * other names arrived in the folder within settle_s before it or in the
+ * short grace after it.  The wait ends when that process has exited or no
+ * name has arrived for settle_s, at most SETTLE_CAP_S.  A cache hit written
+ * the usual way (O_TRUNC, as editors and scripts do) is placed at once: a
+ * copy that is not exclusive overwrites the output and keeps it.
  */
 #ifndef BANANAFS_FS_SETTLE_H
 #define BANANAFS_FS_SETTLE_H
@@ -40,13 +40,12 @@ struct settle_mark {
 };
 
 double settle_now(void);
-/* Marks a prompt's arrival in dir (relative to the tree fd). */
-void settle_mark(int tree_fd, const char *dir, struct settle_mark *m);
 /*
- * Waits while dir is receiving a copy (above); paid for a prompt about to
- * be paid, false for a cache hit.  stop (may be NULL) ends the wait early.
+ * Waits while the folder dir of the prompt rel (both relative to the tree
+ * fd) is receiving a copy (above); paid for a prompt about to be paid,
+ * false for a cache hit.  stop (may be NULL) ends the wait early.
  */
-void settle_wait(int tree_fd, const char *dir, const struct settle_mark *m, double settle_s, bool paid,
-		 bool (*stop)(void *), void *arg);
+void settle_wait(int tree_fd, const char *rel, const char *dir, const struct settle_mark *m,
+		 double settle_s, bool paid, bool (*stop)(void *), void *arg);
 
 #endif

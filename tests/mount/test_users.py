@@ -392,6 +392,32 @@ def test_slow_copy_of_cached_prompts_keeps_images(mount_factory, emulator, workd
     assert requests(emulator) == paid
 
 
+def test_editor_probing_the_folder_does_not_hold_a_cache_hit(mount_factory, emulator):
+    """vim probes a folder by creating a file with O_EXCL (4913) and then writes the prompt
+    itself the usual way; it stays open, waiting.  Only a prompt its own maker created with
+    O_EXCL waits for that maker: here the cache hit is placed while the editor still runs
+    (a settle_s of 60 s would outlast the editor's patience)."""
+    m = mount_factory(config_text="[bananafs]\nsettle_s = 60\n")
+    d = m.path(*DIR)
+    write(os.path.join(d, "first.txt"), "a fox to edit\n")
+    assert wait_done(os.path.join(d, "first.txt"), 30) == "done"
+    editor = (
+        "import os, sys, time\n"
+        "d = sys.argv[1]\n"
+        "os.close(os.open(os.path.join(d, '4913'), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))\n"
+        "os.unlink(os.path.join(d, '4913'))\n"
+        "with open(os.path.join(d, 'fox.txt'), 'w') as f:\n"
+        "    f.write('a fox to edit\\n')\n"
+        "end = time.time() + 15\n"
+        "while time.time() < end and not os.path.exists(os.path.join(d, 'fox.png')):\n"
+        "    time.sleep(0.05)\n"
+        "print(os.path.exists(os.path.join(d, 'fox.png')))\n")
+    r = subprocess.run(["/usr/bin/python3", "-c", editor, d], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "True", r.stderr
+    assert wait_done(os.path.join(d, "fox.txt")) == "cached"
+    assert requests(emulator) == 1
+
+
 def test_copy_of_batch_prompts_with_images_pays_nothing(mount_factory, emulator, workdir):
     """The batch route settles as the others do: prompts copied before their images (each
     image's create delayed 0.4 s by strace) are not gathered, and the images are kept."""
