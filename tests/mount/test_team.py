@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import KEY, Emulator, Mount, binary, is_mounted, ledger, png_size, wait_done, wait_for
+from conftest import KEY, Emulator, Mount, binary, is_mounted, ledger, png_size, status, wait_done, wait_for
 from pg import pg, pg_cluster  # noqa: F401 (fixtures)
 
 LEASE = 2
@@ -481,7 +481,22 @@ def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
             k = rnd.randrange(8)
             ms[k].kill9()
             ms[k] = machines(f"m{k}")
-    states = [wait_done(ms[i].path(*PRO2K, names[n]), 300) for n, (i, _) in enumerate(writes)]
+    paths = [ms[i].path(*PRO2K, names[n]) for n, (i, _) in enumerate(writes)]
+    deadline = time.time() + 300
+    while (left := [p for p in paths if status(p) not in ("done", "cached", "failed")]) \
+            and time.time() < deadline:
+        time.sleep(1)
+    if left:	# what the team looked like when it stalled
+        print(f"\n{len(left)} unfinished, e.g. {[(p, status(p)) for p in left[:5]]}")
+        print(pg.psql("SELECT key, owner, mount, expires > now(), taken_from, interaction "
+                      "FROM bananafs.claims"))
+        print(pg.psql("SELECT owner, mount, expires > now() FROM bananafs.slots"))
+        print(pg.psql("SELECT until > now() FROM bananafs.pause"))
+        for m in ms:
+            if any(p.startswith(m.mnt + "/") for p in left):
+                print(m.mnt, m.log()[-1500:])
+    assert not left, f"{len(left)} prompts did not finish"
+    states = [status(p) for p in paths]
     took = time.time() - t0
     unknown = int(pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown'"))
     st = emulator.stats()
