@@ -305,12 +305,12 @@ static int set_times(struct ll_inode *n, const struct timespec tv[2])
 }
 
 /*
- * A write or truncation by a user outside the file's group drops a
- * set-group-ID bit the group may not execute on, as a local disk does on
- * current Linux.  libfuse
- * leaves set-id bits to the filesystem (FUSE_CAP_HANDLE_KILLPRIV), and the
- * store's own write, done as root, keeps that bit; the others (set-user-ID,
- * set-group-ID with group execute) the store's write drops by itself.
+ * A write, truncation, fallocate or copy_file_range into the file by a
+ * user outside the file's group drops a set-group-ID bit the group may not
+ * execute on, as a local disk does since Linux 6.2.  The kernel's FUSE
+ * client drops set-user-ID and set-group-ID with group execute itself (a
+ * SETATTR of the mode before the change), but not this one, and the
+ * store's own write, done as root, keeps it.
  */
 static void drop_sgid_for(fuse_req_t req, int fd)
 {
@@ -811,6 +811,7 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return (void)fuse_reply_err(req, EROFS);
 	if (fallocate(h->fd, mode, off, len) < 0)
 		return (void)fuse_reply_err(req, errno);
+	drop_sgid_for(req, h->fd);
 	trigger_dirty(h->dev, h->ino);
 	fuse_reply_err(req, 0);
 }
@@ -839,6 +840,7 @@ static void ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	ssize_t r = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
 	if (r < 0)
 		return (void)fuse_reply_err(req, errno);
+	drop_sgid_for(req, ho->fd);
 	trigger_dirty(ho->dev, ho->ino);
 	fuse_reply_write(req, (size_t)r);
 }

@@ -1660,6 +1660,44 @@ os.truncate(p("suid_truncate"), 0)
     return out
 
 
+@other_case("other_uid", {"fallocate": "0o100666", "copy_file_range": "0o100666",
+                          "pwritev": "0o100666", "member_write": "0o102666",
+                          "suid_fallocate": "0o100777", "sizes": [8192, 6, 7, 7, 8192]})
+def o_other_changes_by_non_member_clear_setid(c):
+    """Every way of changing a file's bytes drops set-id bits as a write does; a member
+    of the file's group keeps set-group-ID on a file the group may not execute."""
+    os.chmod(c.d, 0o1777)
+    names = ("fallocate", "copy_file_range", "pwritev", "member_write", "suid_fallocate")
+    for name in names:
+        put(c.p(name), b"root's")
+        os.chmod(c.p(name), 0o4777 if name.startswith("suid") else 0o2666)
+    os.chown(c.p("member_write"), 0, OTHER)
+    os.chmod(c.p("member_write"), 0o2666)
+    other(c, """
+fd = os.open(p("fallocate"), os.O_WRONLY)
+os.posix_fallocate(fd, 0, 8192)
+os.close(fd)
+src = os.open(p("src"), os.O_RDWR | os.O_CREAT, 0o644)
+os.write(src, b"x")
+fd = os.open(p("copy_file_range"), os.O_WRONLY)
+os.copy_file_range(src, fd, 1, 0, 0)
+os.close(fd)
+os.close(src)
+fd = os.open(p("pwritev"), os.O_WRONLY)
+os.pwritev(fd, [b"a", b"b"], 5)
+os.close(fd)
+fd = os.open(p("member_write"), os.O_WRONLY)
+os.pwrite(fd, b"x", 6)
+os.close(fd)
+fd = os.open(p("suid_fallocate"), os.O_WRONLY)
+os.posix_fallocate(fd, 0, 8192)
+os.close(fd)
+""")
+    out = {name: attrs(c.p(name))[2] for name in names}
+    out["sizes"] = [os.stat(c.p(name)).st_size for name in names]
+    return out
+
+
 class OtherSides(Sides):
     """A mount shared with allow_other, and a folder of the local disk beside it (the
     store is the daemon's and closed to other users, as it should be)."""
