@@ -65,6 +65,7 @@ struct fh {
 	char *buf;			/* FH_CTL snapshot */
 	size_t len;
 	int backing_id;			/* FH_FILE in FUSE passthrough mode; 0 otherwise */
+	bool cached;			/* FH_FILE counted in its inode's cached_opens */
 	bool control;			/* FH_CTL: .bananafs/control, write-only */
 };
 
@@ -164,27 +165,39 @@ static void reply_created(fuse_req_t req, struct ll_inode *parent, const char *n
 /*
  * FUSE passthrough (libfuse >= 3.17, Linux >= 6.9): reads and writes of an
  * open file go from the kernel to the store's file without the daemon.
- * Used for every regular file but prompts, whose writes the trigger must
- * see.  The kernel wants one backing file per inode while any is open;
- * passthrough_mu protects the per-inode count.
+ * The kernel keeps one backing file per inode and refuses (EIO) an open
+ * in the other mode while an inode has opens in one: every open of an
+ * inode is passthrough while one is, and cached while one is cached.
+ * Cached, so that the daemon sees every write: prompts (the trigger) and
+ * files with more than one link, which may be cache objects that a write
+ * open first copies (copy-on-write), making a new file the old backing
+ * file cannot stand for.  passthrough_mu protects the per-inode counts.
  */
 #ifdef FUSE_CAP_PASSTHROUGH
 static bool passthrough;		/* the kernel granted it (ll_init) */
 static pthread_mutex_t passthrough_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Puts the open fi on fd (of inode n, known as rel) in passthrough mode when it may. */
+/* Whether a new backing file may be made for fd, known as rel (NULL: not known). */
+static bool passthrough_may(const char *rel, int fd)
+{
+	struct stat st;
+	return rel && !trigger_is_prompt(rel) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	       st.st_nlink == 1;
+}
+
+/*
+ * Puts the new open fi of inode n (on fd, known as rel, or NULL) in the
+ * inode's mode: passthrough when it is, or when it has no open and may
+ * be; else cached, and counted as such.
+ */
 static void passthrough_open(fuse_req_t req, struct ll_inode *n, const char *rel, int fd,
 			     struct fuse_file_info *fi, struct fh *h)
 {
-	if (!passthrough || trigger_is_prompt(rel))
+	if (!passthrough)
 		return;
+	bool may = passthrough_may(rel, fd);
 	pthread_mutex_lock(&passthrough_mu);
-	/* After copy-on-write the inode is a new file: never pass through to the old one. */
-	if (n->backing_id && (n->backing_dev != h->dev || n->backing_ino != h->ino)) {
-		pthread_mutex_unlock(&passthrough_mu);
-		return;
-	}
-	if (!n->backing_id) {
+	if (may && !n->backing_id && n->cached_opens == 0) {
 		int id = fuse_passthrough_open(req, fd);
 		if (id > 0) {
 			n->backing_id = id;
@@ -193,21 +206,27 @@ static void passthrough_open(fuse_req_t req, struct ll_inode *n, const char *rel
 			atomic_fetch_add(&ll_b->passthrough_files, 1);
 		}
 	}
-	if (n->backing_id) {
+	/* A backing file is the store file of every open (no copy-on-write: one link). */
+	if (n->backing_id && n->backing_dev == h->dev && n->backing_ino == h->ino) {
 		n->backing_opens++;
 		h->backing_id = n->backing_id;
 		fi->backing_id = n->backing_id;
 		fi->keep_cache = 0;	/* the kernel's pages are the store's now */
+	} else {
+		n->cached_opens++;
+		h->cached = true;
 	}
 	pthread_mutex_unlock(&passthrough_mu);
 }
 
 static void passthrough_release(fuse_req_t req, struct ll_inode *n, struct fh *h)
 {
-	if (!h->backing_id)
+	if (!h->cached && !h->backing_id)
 		return;
 	pthread_mutex_lock(&passthrough_mu);
-	if (--n->backing_opens == 0) {
+	if (h->cached)
+		n->cached_opens--;
+	if (h->backing_id && --n->backing_opens == 0) {
 		fuse_passthrough_close(req, n->backing_id);
 		n->backing_id = 0;
 		atomic_fetch_sub(&ll_b->passthrough_files, 1);
@@ -612,8 +631,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *h = fh_of(fi);
 #ifdef FUSE_CAP_PASSTHROUGH
 	char rel[PATH_MAX];
-	if (passthrough && lli_rel(n, NULL, rel, sizeof(rel)) == 0)
-		passthrough_open(req, n, rel, fd, fi, h);
+	if (passthrough)
+		passthrough_open(req, n, lli_rel(n, NULL, rel, sizeof(rel)) == 0 ? rel : NULL, fd, fi, h);
 	/* Writes in passthrough mode never reach ll_write_buf: drop the bit now, as they would. */
 	if (h->backing_id && writing)
 		drop_sgid_for(req, fd);
@@ -666,8 +685,9 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 #ifdef FUSE_CAP_PASSTHROUGH
 	char rel[PATH_MAX];
-	if (passthrough && lli_rel(p, name, rel, sizeof(rel)) == 0)
-		passthrough_open(req, lli_get(e.ino), rel, fd, fi, fh_of(fi));
+	if (passthrough)
+		passthrough_open(req, lli_get(e.ino), lli_rel(p, name, rel, sizeof(rel)) == 0 ? rel : NULL,
+				 fd, fi, fh_of(fi));
 #endif
 	fuse_reply_create(req, &e, fi);
 }

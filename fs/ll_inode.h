@@ -36,7 +36,8 @@ struct ll_inode {
 	ino_t ino;
 	uint64_t nlookup;		/* SIZE, USER: kernel references, protected by the table lock */
 	int backing_id;			/* FUSE passthrough: the kernel's backing file, or 0; */
-	int backing_opens;		/* its opens; both protected by fs/ll.c's passthrough_mu */
+	int backing_opens;		/* its opens; */
+	int cached_opens;		/* opens not in passthrough mode; all three under fs/ll.c's passthrough_mu */
 	dev_t backing_dev;		/* the store inode it was made from */
 	ino_t backing_ino;
 	dev_t up_dev;			/* USER: the folder it was last seen in and its name there, */
