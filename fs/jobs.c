@@ -709,6 +709,32 @@ static void job_input_free(struct job_input *ji)
 	prompt_free(&ji->p);
 }
 
+
+/*
+ * The output names hold, byte for byte, the images this prompt makes and
+ * the cache has: a folder copied or duplicated with its images.  Nothing
+ * to place and nothing wrong; key gets the last candidate's key.
+ */
+static bool images_came_along(struct job_ctx *c, const struct job_input *ji, char *key)
+{
+	struct bfs *b = c->j->b;
+	const struct jobplan *pl = &ji->plan;
+	for (int i = 1; i <= pl->n; i++) {
+		struct gen_request rq;
+		struct cache_key k;
+		struct object_info o;
+		char name[NAME_MAX + 32];
+		jobplan_request(pl, i, ji->refs, ji->nrefs, c->path, &rq);
+		key_compute(&rq, &k);
+		if (store_lookup(&b->store, &k, &o) != 1)
+			return false;
+		jobplan_output_name(name, sizeof(name), c->stem, i, pl->n, o.ext);
+		if (!publish_holds_object(b, c->dir, name, o.path, &c->owner))
+			return false;
+		key_hex(&k, key);
+	}
+	return true;
+}
 /*
  * Reads the prompt with its writer's rights, plans the job (fs/jobplan.h:
  * settings, validation, candidates), loads its input images and checks
@@ -800,6 +826,12 @@ static int job_prepare(struct job_ctx *c, const struct node *n, struct job_input
 	c->names = ji->names;
 	c->nnames = ji->plan.nnames;
 	if (publish_check(b, c->dir, c->names, c->nnames, &c->owner, err, sizeof(err)) < 0) {
+		char key[KEY_HEX_LEN];
+		settle(c, false);	/* a copy tool may still be writing the image it brought */
+		if (images_came_along(c, ji, key)) {
+			finish(c, PS_CACHED, NULL, key, 0, NULL);
+			return -1;
+		}
 		taken(&f, err);
 		fail_job(c, c->dir, c->stem, &f);
 		return -1;
@@ -864,11 +896,19 @@ static void job_walk(struct job_ctx *c, struct job_input *ji, const char *job_id
 				break;
 			}
 			if (place_image(b, c->dir, c->stem, i, pl->n, &out, &c->owner) < 0) {
-				if (errno == EEXIST)
-					taken(&f, TAKEN_WHY);
-				else
-					unplaced(&f);
-				tell(&t->told, &f);
+				bool was_taken = errno == EEXIST;
+				char name[NAME_MAX + 32];
+				jobplan_output_name(name, sizeof(name), c->stem, i, pl->n, out.obj.ext);
+				if (was_taken && publish_holds_object(b, c->dir, name, out.obj.path, &c->owner)) {
+					t->ok++;	/* a copy brought this very image along */
+					t->cached++;
+				} else {
+					if (was_taken)
+						taken(&f, TAKEN_WHY);
+					else
+						unplaced(&f);
+					tell(&t->told, &f);
+				}
 			} else {
 				t->ok++;
 				if (out.source != SRC_GENERATED)

@@ -62,6 +62,14 @@ int publish_text(struct bfs *b, const char *dir, const char *name, const char *t
  * removed, -1 otherwise.
  */
 int publish_yield(int dirfd, const char *name, const struct writer *caller);
+/*
+ * Does name in dir (relative to the tree) hold, byte for byte, the cache
+ * object at object_path?  Read with w's rights.  A folder copied or
+ * duplicated with its images holds the very images its prompts make: not a
+ * name taken by someone else.
+ */
+bool publish_holds_object(struct bfs *b, const char *dir, const char *name, const char *object_path,
+			  const struct writer *w);
 /* Removes dir/name if bananafs published it. */
 void publish_remove(struct bfs *b, const char *dir, const char *name, const struct writer *w);
 

@@ -305,12 +305,37 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     r = subprocess.run(COPY_TOOLS[tool].format(src=src, dst=dst), shell=True, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    for stem in ("r1", "r2", "r3", "r4"):
-        wait_done(os.path.join(dst, stem + ".txt"), 40)
+    done = {stem: wait_done(os.path.join(dst, stem + ".txt"), 40) for stem in ("r1", "r2", "r3", "r4")}
     time.sleep(1.5)
     for name in want:
         assert read(os.path.join(dst, name)) == want[name], name
     assert requests(emulator) == paid
+    # the very images the prompts make came along: nothing wrong; an edited or foreign one is kept
+    # and NAME.error says the name holds a file bananafs did not make
+    assert done == {"r1": "failed", "r2": "failed", "r3": "cached", "r4": "cached"}, done
+    assert not {"r3.error", "r4.error"} & set(os.listdir(dst))
+    assert "taken" in read(os.path.join(dst, "r1.error")).decode()
+
+
+def test_folder_duplicated_in_the_drive_is_clean(mount, emulator):
+    """cp -a of a folder inside the drive, and an rsync -aX round trip out and back: the
+    images are the prompts' own, so the copies end cached with no NAME.error, and nothing is
+    paid again."""
+    d = mount.path(*DIR)
+    os.mkdir(os.path.join(d, "a"))
+    write(os.path.join(d, "a", "fox.txt"), "a fox to duplicate\n")
+    assert wait_done(os.path.join(d, "a", "fox.txt")) == "done"
+    out = os.path.join(os.path.dirname(mount.store), "out")
+    for cmd in (["cp", "-a", os.path.join(d, "a"), os.path.join(d, "b")],
+                ["rsync", "-aX", os.path.join(d, "a") + "/", out + "/"],
+                ["rsync", "-aX", out + "/", os.path.join(d, "c") + "/"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (cmd, r.stderr)
+    for sub in ("b", "c"):
+        assert wait_done(os.path.join(d, sub, "fox.txt")) == "cached", sub
+        assert sorted(os.listdir(os.path.join(d, sub))) == ["fox.png", "fox.txt"], sub
+        assert read(os.path.join(d, sub, "fox.png")) == read(os.path.join(d, "a", "fox.png"))
+    assert requests(emulator) == 1
 
 
 def test_copy_tools_as_nobody_on_a_shared_mount(shared, mount_factory, emulator, workdir):
