@@ -3,10 +3,12 @@
  *
  * Lock order: tab_mu is a leaf; nothing else is taken while holding it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +354,33 @@ static int proc_rel(const struct ll_inode *n, char *buf, size_t len)
 	return w < 0 || (size_t)w >= len ? ENAMETOOLONG : 0;
 }
 
+/* Replaces the last name of buf (after slash) with a name its folder holds n under. */
+static int other_name(char *buf, size_t len, char *slash, const struct ll_inode *n)
+{
+	*slash = '\0';
+	int fd = openat(lb->tree_fd, buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	*slash = '/';
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return ENAMETOOLONG;
+	}
+	int rc = ENAMETOOLONG;
+	struct dirent *de;
+	struct stat st;
+	size_t room = len - (size_t)(slash + 1 - buf);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_ino == n->ino && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == n->dev && st.st_ino == n->ino) {
+			rc = snprintf(slash + 1, room, "%s", de->d_name) < (int)room ? 0 : ENAMETOOLONG;
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 /*
  * n's path when its store path is longer than /proc/self/fd can show: the
  * names it was last seen under, up to the first folder /proc can name.
@@ -383,7 +412,24 @@ static int rel_by_parents(const struct ll_inode *n, char *buf, size_t len)
 	if (blen + tlen >= len)
 		return ENAMETOOLONG;
 	memcpy(buf + blen, tail, tlen + 1);
-	return 0;
+	struct stat st;
+	if (fstatat(lb->tree_fd, buf, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == n->dev &&
+	    st.st_ino == n->ino)
+		return 0;
+	/*
+	 * The name it was seen under is gone since (the other name of a hard
+	 * link removed, maybe another file made there): its folder may hold it
+	 * under its other name; else it cannot be named.
+	 */
+	char *slash = strrchr(buf, '/');
+	return slash ? other_name(buf, len, slash, n) : ENAMETOOLONG;
+}
+
+static bool is_deleted_name(const char *rel)
+{
+	static const char deleted[] = " (deleted)";
+	size_t l = strlen(rel);
+	return l >= sizeof(deleted) - 1 && !strcmp(rel + l - (sizeof(deleted) - 1), deleted);
 }
 
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len)
@@ -396,8 +442,17 @@ int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len)
 	if (st.st_nlink == 0)
 		return ENOENT;
 	int rc = proc_rel(n, buf, len);
-	if (rc == ENAMETOOLONG)
+	if (rc == ENAMETOOLONG) {
 		rc = rel_by_parents(n, buf, len);
+	} else if (!rc && is_deleted_name(buf)) {
+		/*
+		 * The name the handle was opened by is gone while another hard
+		 * link keeps the file: /proc shows that name with " (deleted)".
+		 */
+		char alt[PATH_MAX];
+		if (rel_by_parents(n, alt, sizeof(alt)) == 0 && strlen(alt) < len)
+			strcpy(buf, alt);
+	}
 	if (rc || !name)
 		return rc;
 	size_t blen = strlen(buf);

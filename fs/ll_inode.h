@@ -89,8 +89,10 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len);
  * A store inode's path relative to the tree ("MODEL/SIZE/..."), or with a
  * name appended (name may be NULL).  ENOENT when it was unlinked,
  * ENAMETOOLONG past PATH_MAX.  Read from /proc/self/fd; when the store's
- * path is too long for that, built from the folders the inode was last seen
- * in (lookups and renames).
+ * path is too long for that, or the name the handle was opened by is gone
+ * while a hard link keeps the file, built from the folders the inode was
+ * last seen in (lookups and renames) and checked to lead to it (else the
+ * name its folder holds it under).
  */
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
 /* name in parent (a store folder) was just renamed there: it is the last place it was seen. */

@@ -239,6 +239,21 @@ def test_paths_too_long_say_so_before_paying(mount, emulator):
         os.close(cur)
 
 
+def test_prompt_written_through_its_other_hard_link(mount, emulator):
+    """The name the daemon first saw a prompt under is removed while a hard link keeps it:
+    the prompt is written and made under the name it still has."""
+    d = mount.path(*DIR)
+    write(os.path.join(d, "first.txt"), "a fox\n")
+    assert wait_done(os.path.join(d, "first.txt")) == "done"
+    os.link(os.path.join(d, "first.txt"), os.path.join(d, "kept.txt"))
+    os.unlink(os.path.join(d, "first.txt"))
+    write(os.path.join(d, "kept.txt"), "a hare\n")
+    assert wait_done(os.path.join(d, "kept.txt")) == "done"
+    assert png_size(os.path.join(d, "kept.png")) == (512, 512)
+    assert requests(emulator) == 2
+    assert not {"first.txt", "first.error"} & set(os.listdir(d))
+
+
 def test_control_files_show_each_user_their_own(shared, emulator):
     d = shared.d
     priv = os.path.join(d, "private")
