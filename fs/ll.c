@@ -805,8 +805,13 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 #endif
 		close(h->fd);
 		struct writer w;
-		if (trigger_close(h->dev, h->ino, &w) && lli_rel(lli_get(ino), NULL, rel, sizeof(rel)) == 0)
-			trigger_written(ll_b, rel, &w);
+		if (trigger_close(h->dev, h->ino, &w)) {
+			int rc = lli_rel(lli_get(ino), NULL, rel, sizeof(rel));
+			if (!rc)
+				trigger_written(ll_b, rel, &w);
+			else if (rc == ENAMETOOLONG)
+				lli_mark_unnamed(lli_get(ino));
+		}
 	}
 	free(h);
 	fuse_reply_err(req, 0);
@@ -901,13 +906,17 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return (void)fuse_reply_err(req, EOPNOTSUPP);
 	if (n->kind != NODE_USER)
 		return (void)fuse_reply_err(req, ENODATA);
-	if (xattr_is_ours(name) && lli_rel(n, NULL, rel, sizeof(rel)) != 0)
-		return (void)fuse_reply_err(req, ENODATA);
+	const char *at = rel;
+	if (xattr_is_ours(name) && lli_rel(n, NULL, rel, sizeof(rel)) != 0) {
+		if (!lli_is_unnamed(n))
+			return (void)fuse_reply_err(req, ENODATA);
+		at = XATTR_UNNAMED_PROMPT;
+	}
 	lli_proc(n, proc, sizeof(proc));
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	ssize_t r = xattr_get(ll_b, rel, proc, name, buf, size);
+	ssize_t r = xattr_get(ll_b, at, proc, name, buf, size);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else if (size == 0)
@@ -933,12 +942,14 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return (void)(size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
 	if (n->kind != NODE_USER)	/* fixed folders, aliases and size folders carry none */
 		return (void)fuse_reply_err(req, EOPNOTSUPP);
-	lli_rel(n, NULL, rel, sizeof(rel));	/* "" when gone: only the store's names */
+	const char *at = rel;	/* "" when gone: only the store's names */
+	if (lli_rel(n, NULL, rel, sizeof(rel)) != 0 && lli_is_unnamed(n))
+		at = XATTR_UNNAMED_PROMPT;
 	lli_proc(n, proc, sizeof(proc));
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	ssize_t r = xattr_list(ll_b, rel, proc, buf, size);
+	ssize_t r = xattr_list(ll_b, at, proc, buf, size);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else if (size == 0)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cache/beneath.h"
+#include "cache/prompt.h"
 #include "fs/cow.h"
 #include "fs/ctlfiles.h"
 #include "fs/ll_inode.h"
@@ -263,6 +264,21 @@ int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entr
 		pthread_mutex_unlock(&tab_mu);
 	}
 	return rc;
+}
+
+void lli_mark_unnamed(struct ll_inode *n)
+{
+	pthread_mutex_lock(&tab_mu);
+	n->unnamed = n->kind == NODE_USER && n->up_name && prompt_name_triggers(n->up_name);
+	pthread_mutex_unlock(&tab_mu);
+}
+
+bool lli_is_unnamed(struct ll_inode *n)
+{
+	pthread_mutex_lock(&tab_mu);
+	bool u = n->unnamed;
+	pthread_mutex_unlock(&tab_mu);
+	return u;
 }
 
 void lli_seen_at(struct ll_inode *parent, const char *name)

@@ -43,6 +43,7 @@ struct ll_inode {
 	dev_t up_dev;			/* USER: the folder it was last seen in and its name there, */
 	ino_t up_ino;			/* to name it when its store path is too long for /proc; */
 	char *up_name;			/* all three protected by the table lock */
+	bool unnamed;			/* USER: a prompt written where no path names it; the table lock */
 	struct ll_inode *next;		/* hash chain, protected by the table lock */
 };
 
@@ -97,6 +98,14 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len);
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
 /* name in parent (a store folder) was just renamed there: it is the last place it was seen. */
 void lli_seen_at(struct ll_inode *parent, const char *name);
+/*
+ * n was written and lli_rel cannot name it (its path is longer than
+ * PATH_MAX even from the tree): when the name it was last seen under is a
+ * prompt's, it is marked, and its xattrs say it was not sent.  No job can
+ * run for it, since every step of a job names the prompt by its path.
+ */
+void lli_mark_unnamed(struct ll_inode *n);
+bool lli_is_unnamed(struct ll_inode *n);
 
 /*
  * Copy-on-write (fs/cow.h) of a store file before it changes; the inode

@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include "cache/journal.h"
+#include "cache/failure.h"
+#include "fs/jobplan.h"
 #include "fs/jobs.h"
 #include "fs/status.h"
 #include "fs/trigger.h"
@@ -46,6 +48,23 @@ static void put(struct ours *o, int f, const char *v)
 		snprintf(o->v[f], sizeof(o->v[f]), "%s", v);
 }
 
+const char XATTR_UNNAMED_PROMPT[] = "(a prompt no path names)";
+
+/* A prompt no path names: never sent, and the words of a refusal say why. */
+static void unnamed_values(struct ours *o)
+{
+	struct failure f;
+	char what[300];
+	snprintf(what, sizeof(what), "the prompt's path is longer than the %d bytes a path may hold; "
+		 "nothing was sent. Move the prompt to a shallower folder or give it a shorter name",
+		 PATH_MAX - 1);
+	jobplan_refuse(&f, what, "shorten the name or the path and save the prompt again");
+	char *line = failure_render(&f, FAILURE_LINE);
+	put(o, F_STATUS, prompt_state_name(PS_FAILED));
+	put(o, F_ERROR, line ? line : "failed: the prompt's path is too long; nothing was sent");
+	free(line);
+}
+
 /*
  * All of ours on the prompt rel, in one lookup: the job's status, or after
  * a remount (the job table is empty) how the last job ended from the
@@ -56,6 +75,10 @@ static void put(struct ours *o, int f, const char *v)
 static void our_values(struct bfs *b, const char *rel, struct ours *o)
 {
 	memset(o, 0, sizeof(*o));
+	if (rel == XATTR_UNNAMED_PROMPT) {
+		unnamed_values(o);
+		return;
+	}
 	status_lock();
 	struct prompt_status *s = status_get(rel);
 	if (s) {
@@ -111,7 +134,8 @@ ssize_t xattr_get(struct bfs *b, const char *rel, const char *path, const char *
 		  size_t size)
 {
 	if (xattr_is_ours(name))
-		return trigger_is_prompt(rel) ? our_xattr(b, rel, name, value, size) : -ENODATA;
+		return rel == XATTR_UNNAMED_PROMPT || trigger_is_prompt(rel)
+		       ? our_xattr(b, rel, name, value, size) : -ENODATA;
 	ssize_t r = is_fd_link(path) ? getxattr(path, name, value, size)
 				     : lgetxattr(path, name, value, size);
 	return r < 0 ? -errno : r;
@@ -140,7 +164,7 @@ ssize_t xattr_list(struct bfs *b, const char *rel, const char *path, char *list,
 		len += l;
 	}
 	free(raw);
-	if (trigger_is_prompt(rel)) {
+	if (rel == XATTR_UNNAMED_PROMPT || trigger_is_prompt(rel)) {
 		struct ours *o = malloc(sizeof(*o));
 		if (!o)
 			return -ENOMEM;

@@ -20,6 +20,13 @@
 
 #define XATTR_PREFIX "user.bananafs."
 
+/*
+ * Passed as rel for a prompt written where no path within PATH_MAX names
+ * it (fs/ll_inode.h lli_mark_unnamed): its status is failed and its error
+ * says why; it was never sent.
+ */
+extern const char XATTR_UNNAMED_PROMPT[];
+
 /* name is under user.bananafs. */
 bool xattr_is_ours(const char *name);
 /*

@@ -239,6 +239,32 @@ def test_paths_too_long_say_so_before_paying(mount, emulator):
         os.close(cur)
 
 
+def test_prompt_no_path_names_is_told_in_its_xattrs(mount, emulator):
+    """A prompt deeper than any path can name, even from the mount's own folders: no job
+    can run for it, nothing is paid, and its xattrs say why (no NAME.error can be named)."""
+    d = mount.path(*DIR)
+    cur = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    depth = len(d)
+    try:
+        while depth < 4400:
+            os.mkdir("f" * 200, dir_fd=cur)
+            nxt = os.open("f" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=cur)
+            os.close(cur)
+            cur, depth = nxt, depth + 201
+        fd = os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=cur)
+        os.write(fd, b"a fox far below\n")
+        os.close(fd)
+        prompt = f"/proc/self/fd/{cur}/deep.txt"
+        assert wait_done(prompt) == "failed"
+        err = os.getxattr(prompt, "user.bananafs.error").decode()
+        assert "path is longer than the 4095 bytes" in err and "nothing was sent" in err
+        assert {"user.bananafs.status", "user.bananafs.error"} <= set(os.listxattr(prompt))
+        assert sorted(os.listdir(f"/proc/self/fd/{cur}")) == ["deep.txt"]
+    finally:
+        os.close(cur)
+    assert requests(emulator) == 0
+
+
 def test_prompt_written_through_its_other_hard_link(mount, emulator):
     """The name the daemon first saw a prompt under is removed while a hard link keeps it:
     the prompt is written and made under the name it still has."""
