@@ -177,12 +177,17 @@ static void reply_created(fuse_req_t req, struct ll_inode *parent, const char *n
 static bool passthrough;		/* the kernel granted it (ll_init) */
 static pthread_mutex_t passthrough_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Whether a new backing file may be made for fd, known as rel (NULL: not known). */
+/*
+ * Whether a new backing file may be made for fd, known as rel (NULL: not
+ * known).  Not for set-group-ID without group execute: a non-member's
+ * write drops that bit (drop_sgid_for), and only a write that comes here
+ * can; the kernel drops the other set-id bits itself.
+ */
 static bool passthrough_may(const char *rel, int fd)
 {
 	struct stat st;
 	return rel && !trigger_is_prompt(rel) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	       st.st_nlink == 1;
+	       st.st_nlink == 1 && (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID;
 }
 
 /*
@@ -633,7 +638,10 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char rel[PATH_MAX];
 	if (passthrough)
 		passthrough_open(req, n, lli_rel(n, NULL, rel, sizeof(rel)) == 0 ? rel : NULL, fd, fi, h);
-	/* Writes in passthrough mode never reach ll_write_buf: drop the bit now, as they would. */
+	/*
+	 * Writes in passthrough mode never reach ll_write_buf: for an inode
+	 * passed through before the bit was set, drop it at the open instead.
+	 */
 	if (h->backing_id && writing)
 		drop_sgid_for(req, fd);
 #endif

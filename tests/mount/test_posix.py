@@ -1662,12 +1662,15 @@ os.truncate(p("suid_truncate"), 0)
 
 @other_case("other_uid", {"fallocate": "0o100666", "copy_file_range": "0o100666",
                           "pwritev": "0o100666", "member_write": "0o102666",
-                          "suid_fallocate": "0o100777", "sizes": [8192, 6, 7, 7, 8192]})
+                          "opened_only": "0o102666", "suid_fallocate": "0o100777",
+                          "sizes": [8192, 6, 7, 7, 6, 8192]})
 def o_other_changes_by_non_member_clear_setid(c):
     """Every way of changing a file's bytes drops set-id bits as a write does; a member
-    of the file's group keeps set-group-ID on a file the group may not execute."""
+    of the file's group keeps set-group-ID on a file the group may not execute, and an
+    open for writing that writes nothing changes nothing (under FUSE passthrough too)."""
     os.chmod(c.d, 0o1777)
-    names = ("fallocate", "copy_file_range", "pwritev", "member_write", "suid_fallocate")
+    names = ("fallocate", "copy_file_range", "pwritev", "member_write", "opened_only",
+             "suid_fallocate")
     for name in names:
         put(c.p(name), b"root's")
         os.chmod(c.p(name), 0o4777 if name.startswith("suid") else 0o2666)
@@ -1689,6 +1692,7 @@ os.close(fd)
 fd = os.open(p("member_write"), os.O_WRONLY)
 os.pwrite(fd, b"x", 6)
 os.close(fd)
+os.close(os.open(p("opened_only"), os.O_WRONLY))
 fd = os.open(p("suid_fallocate"), os.O_WRONLY)
 os.posix_fallocate(fd, 0, 8192)
 os.close(fd)
