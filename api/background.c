@@ -21,6 +21,7 @@
  *   POLL --pending--> POLL (next poll after 0.25 s, doubling to 5 s)
  *        --poll error--> POLL, BG_POLL_ERRORS_MAX in a row --> LOST
  *        --gone (404) or polling past give_up_s--> LOST
+ *   POLL, and the caller's keep() says another owner follows it --> LEFT
  *
  * Interaction ids are not secrets (they name the interaction, which needs
  * the key to read), so they may be journaled and logged.
@@ -268,7 +269,7 @@ static enum bg_event poll_once(const struct http_opts *ho, const struct api_endp
 
 enum bg_state api_background(const struct http_opts *ho, const struct api_endpoint *ep,
 			     const struct gen_request *rq, const struct clock_ops *clk,
-			     const char *resume_id, bg_journal_fn journal, void *arg,
+			     const char *resume_id, bg_journal_fn journal, bg_keep_fn keep, void *arg,
 			     struct gen_result *res, char id_out[BG_ID_MAX])
 {
 	struct bg_machine m;
@@ -294,6 +295,10 @@ enum bg_state api_background(const struct http_opts *ho, const struct api_endpoi
 		if (bg_wait(&m, clk->now(clk->ctx)) > 0)
 			continue;		/* woke early */
 		reset_result(res);
+		if (keep && !keep(arg)) {
+			m.state = BG_LEFT;	/* its new owner polls it: nothing of it is ours now */
+			break;
+		}
 		e = poll_once(ho, ep, rq, m.id, res);
 		bg_event(&m, e, NULL, clk->now(clk->ctx));
 	}

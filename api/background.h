@@ -19,6 +19,7 @@ enum bg_state {
 	BG_DONE,		/* the answer (or a failure without an interaction) is in res */
 	BG_PLAIN,		/* the model refused background mode: send a plain request */
 	BG_LOST,		/* created, but no result could be had: gave up or it vanished */
+	BG_LEFT,		/* created, and left to another owner, who polls it now (keep said no) */
 };
 
 enum bg_event {
@@ -56,18 +57,21 @@ double bg_wait(const struct bg_machine *m, double now);
 /* Called with the id as soon as the create call returned it; must make it durable.
  * Nonzero: the id could not be kept (the request is followed anyway). */
 typedef int (*bg_journal_fn)(void *arg, const char *id);
+/* Asked before each poll (may be NULL): false when someone else follows the interaction now. */
+typedef bool (*bg_keep_fn)(void *arg);
 
 /*
  * One request as a background interaction, from create (or from resume_id)
  * to the final answer in res, polling on clk.  Returns BG_DONE (res holds
  * the answer or the failure), BG_PLAIN (the model refused background: res
- * is reset, send a plain request) or BG_LOST (res says why; the interaction
- * may still finish and was likely billed).  id_out receives the id (""
- * when none was created).
+ * is reset, send a plain request), BG_LOST (res says why; the interaction
+ * may still finish and was likely billed) or BG_LEFT (keep(arg) said
+ * another owner follows it now: res is reset, the interaction is theirs).
+ * id_out receives the id ("" when none was created).
  */
 enum bg_state api_background(const struct http_opts *ho, const struct api_endpoint *ep,
 			     const struct gen_request *rq, const struct clock_ops *clk,
-			     const char *resume_id, bg_journal_fn journal, void *arg,
+			     const char *resume_id, bg_journal_fn journal, bg_keep_fn keep, void *arg,
 			     struct gen_result *res, char id_out[BG_ID_MAX]);
 
 /* DELETE of a finished interaction (best effort): 0, or -1. */

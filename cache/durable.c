@@ -97,7 +97,15 @@ static int journal_id(void *varg, const char *id)
 	return rc;
 }
 
-void durable_attempt(struct durable *d, const struct config *cfg, struct store *s,
+/* Before each poll: the claim is still ours (and renewed), or another owner follows it now. */
+static bool still_ours(void *varg)
+{
+	struct journal_arg *a = varg;
+
+	return inflight_renew(a->c->inflight, a->c->key, a->c->owner, a->c->lease_s) == INFLIGHT_OWNER;
+}
+
+int durable_attempt(struct durable *d, const struct config *cfg, struct store *s,
 		     const struct http_opts *ho, const struct api_endpoint *ep,
 		     const struct gen_request *rq, const struct clock_ops *clk,
 		     const struct durable_claim *c, const char *key_hex, const char *job_id,
@@ -114,9 +122,17 @@ void durable_attempt(struct durable *d, const struct config *cfg, struct store *
 	if (!journaled && (!cfg->durable_requests || (rq->route != ROUTE_STANDARD && rq->route != ROUTE_FLEX) ||
 			   refused(d, rq->model))) {
 		api_attempt(ho, ep, rq, res);
-		return;
+		return 0;
 	}
-	st = api_background(ho, ep, rq, clk, journaled ? resume : NULL, journal_id, &ja, res, id_out);
+	st = api_background(ho, ep, rq, clk, journaled ? resume : NULL, journal_id, still_ours, &ja, res,
+			    id_out);
+	if (st == BG_LEFT) {
+		/* Not deleted at the server: its new owner polls it and takes the answer in. */
+		log_info("interaction %s: the claim passed to another owner, who polls it now", id_out);
+		journal_ia_delete(s, key_hex);
+		id_out[0] = '\0';
+		return DURABLE_LEFT;
+	}
 	if (st == BG_PLAIN) {
 		remember_refusal(d, rq->model);
 		api_attempt(ho, ep, rq, res);
@@ -130,6 +146,7 @@ void durable_attempt(struct durable *d, const struct config *cfg, struct store *
 			inflight_note(c->inflight, c->key, c->owner, NULL);	/* nor polled by a taker */
 		id_out[0] = '\0';
 	}
+	return 0;
 }
 
 void durable_end(struct store *s, const struct http_opts *ho, const struct api_endpoint *ep,

@@ -32,6 +32,7 @@ struct durable_claim {
 	struct inflight *inflight;
 	const struct cache_key *key;
 	const char *owner;
+	double lease_s;			/* renewed with each poll (inflight_renew) */
 };
 
 /*
@@ -51,9 +52,13 @@ void durable_forget(struct store *s, const char *key_hex);
  * is on, the route is standard or flex and the model has not refused it this
  * mount; else plain (api_attempt).  A journaled interaction of key_hex is
  * polled instead of sending.  The interaction followed is noted with the
- * claim c.  id_out: the interaction followed ("" if none).
+ * claim c, which is renewed before each poll: when another owner took it
+ * over (a team mount that missed its renewals), polling stops and the
+ * interaction is left to that owner.  id_out: the interaction followed
+ * ("" if none).  0, or DURABLE_LEFT (nothing in res: wait for the new owner).
  */
-void durable_attempt(struct durable *d, const struct config *cfg, struct store *s,
+#define DURABLE_LEFT 1
+int durable_attempt(struct durable *d, const struct config *cfg, struct store *s,
 		     const struct http_opts *ho, const struct api_endpoint *ep,
 		     const struct gen_request *rq, const struct clock_ops *clk,
 		     const struct durable_claim *c, const char *key_hex, const char *job_id,

@@ -488,7 +488,8 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 	double t0 = 0, latency = -1, d, unknown_usd = 0;
 	bool waited, abandoned = false, lost = false, resuming;
 	char ia_id[BG_ID_MAX] = "";
-	const struct durable_claim claim = { .inflight = &f->inflight, .key = &out->key, .owner = w->owner };
+	const struct durable_claim claim = { .inflight = &f->inflight, .key = &out->key, .owner = w->owner,
+					     .lease_s = w->lease_s };
 	int attempt, unnamed_429s = 0;
 	double until;
 
@@ -547,8 +548,13 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		out->attempts = attempt;
 		STAT_INC(f, sent);
 		t0 = f->clk->now(f->clk->ctx);
-		durable_attempt(&f->durable, f->cfg, f->store, &f->http, endpoint_for(f, rq->route), rq,
-				f->clk, &claim, w->key_hex, w->job_id, res, ia_id);
+		if (durable_attempt(&f->durable, f->cfg, f->store, &f->http, endpoint_for(f, rq->route), rq,
+				    f->clk, &claim, w->key_hex, w->job_id, res, ia_id) == DURABLE_LEFT) {
+			/* Our claim ran out while we polled; its new owner polls the interaction. */
+			limiter_release(&f->limiter, w->owner);
+			lost = abandoned = true;
+			break;
+		}
 		latency = f->clk->now(f->clk->ctx) - t0;
 		limiter_release(&f->limiter, w->owner);
 		if (res->outcome_unknown) {

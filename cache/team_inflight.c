@@ -10,7 +10,9 @@
  * once: same store id, another run).  When the dead owner's request had
  * become a background interaction, its id is in the claim row (note(),
  * written as soon as the create call returned): the new owner polls it
- * instead of paying again.  Otherwise bananafs.reserve() records the dead
+ * instead of paying again; an owner that is alive but lost its claim
+ * (renewals that did not arrive in time) sees it at its next poll and
+ * leaves the interaction to the new owner.  Otherwise bananafs.reserve() records the dead
  * owner's request as an "unknown" ledger row and counts its reservation as
  * spent when it may have reached Google (a "sent" row with no outcome).
  * While the database is unreachable nobody renews, but nobody can take a

@@ -297,6 +297,33 @@ def test_dead_machine_interaction_is_polled_by_the_next_owner(machines, emulator
     assert [r["outcome"] for r in ledger(b.store)].count("polled") == 1
 
 
+def test_a_live_machine_that_lost_its_claim_leaves_the_interaction_to_the_new_owner(
+        machines, emulator, pg):
+    """A machine whose claim passed to another (it missed its renewals) stops polling at
+    its next poll: the new owner polls the interaction alone, and the first machine waits
+    for it.  One create, one billed row, nothing unknown."""
+    a, b = machines("a"), machines("b")
+    emulator.fault("slow", 1, delay_ms=6000)
+    pa, pb = a.path(*PRO2K, "lost.txt"), b.path(*PRO2K, "lost.txt")
+    write(pa, "a claim that passes to another machine")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.claims WHERE interaction IS NOT NULL")
+             == "1", 10, "a's interaction noted with its claim")
+    write(pb, "a claim that passes to another machine")
+    time.sleep(0.5)
+    # As if a's renewals had stopped reaching the database: its lease ended, under another name.
+    pg.psql("UPDATE bananafs.claims SET expires = now() - interval '1 hour', owner = 'a-lapsed', "
+            "mount = 'a-lapsed'")
+    # Whoever claims the lapsed key first (b, or a again) polls the one interaction.
+    assert wait_done(pb, 30) in ("done", "cached") and wait_done(pa, 30) in ("done", "cached")
+    st = emulator.stats()
+    assert creates(emulator) == 1 and st["generations"] == 1
+    assert unknown_rows(pg) == 0
+    assert team_cost_total(b, pg) == (pytest.approx(st["billed_usd"], abs=1e-4), 1)
+    outcomes = [r["outcome"] for m in (a, b) for r in ledger(m.store)]
+    assert outcomes.count("ok") == 1 and "unknown" not in outcomes, outcomes
+    assert png_size(pa[:-4] + ".png") == (2048, 2048) and png_size(pb[:-4] + ".png") == (2048, 2048)
+
+
 def journaled(store):
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
