@@ -518,11 +518,13 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return (void)fuse_reply_err(req, rc);
 	bool known = lli_rel(pf, name, from, sizeof(from)) == 0 &&
 		     lli_rel(pt, newname, to, sizeof(to)) == 0;
+	struct ll_inode *moved = lli_named(pf, name);
+	struct ll_inode *swapped = flags & RENAME_EXCHANGE ? lli_named(pt, newname) : NULL;
 	if (renameat2(pf->fd, name, pt->fd, newname, flags) < 0)
 		return (void)fuse_reply_err(req, errno);
-	lli_seen_at(pt, newname);
+	lli_seen_at(pt, newname, moved);
 	if (flags & RENAME_EXCHANGE)
-		lli_seen_at(pf, name);
+		lli_seen_at(pf, name, swapped);
 	if (known) {
 		struct stat st;
 		bool is_dir = !(flags & RENAME_EXCHANGE) &&
@@ -547,6 +549,10 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	lli_proc(n, proc, sizeof(proc));
 	if (linkat(AT_FDCWD, proc, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
 		return (void)fuse_reply_err(req, errno);
+	if (n->per_name) {	/* a cache object's new name is an inode of its own (fs/ll_inode.h) */
+		struct fuse_entry_param e;
+		return reply_entry_or_err(req, lli_lookup_store(p, newname, &e), &e);
+	}
 	struct fuse_entry_param e = { .ino = ino };
 	if ((rc = lli_stat(n, &e.attr)) != 0)
 		return (void)fuse_reply_err(req, rc);

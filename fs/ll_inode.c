@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include "cache/beneath.h"
 #include "cache/prompt.h"
@@ -190,21 +191,43 @@ double lli_timeout(const struct ll_inode *n)
 	return n->kind == NODE_CTL_FILE ? 0 : FIXED_TIMEOUT;
 }
 
-/* Under tab_mu. */
-static struct ll_inode *find_locked(dev_t dev, ino_t ino)
+/* Under tab_mu: the inode of (dev, ino), or with parent set, of that cache object's name. */
+static struct ll_inode *find_name_locked(dev_t dev, ino_t ino, const struct ll_inode *parent, const char *name)
 {
-	for (struct ll_inode *n = buckets[bucket_of(dev, ino)]; n; n = n->next)
-		if (n->dev == dev && n->ino == ino)
+	for (struct ll_inode *n = buckets[bucket_of(dev, ino)]; n; n = n->next) {
+		if (n->dev != dev || n->ino != ino || n->per_name != (parent != NULL))
+			continue;
+		if (!parent || (n->up_name && n->up_dev == parent->dev && n->up_ino == parent->ino &&
+				!strcmp(n->up_name, name)))
 			return n;
+	}
 	return NULL;
 }
 
+static struct ll_inode *find_locked(dev_t dev, ino_t ino)
+{
+	return find_name_locked(dev, ino, NULL, NULL);
+}
+
+/* A regular file with other links that carries the cache object mark (fs/cow.h). */
+static bool is_object_link(int fd, const struct stat *st)
+{
+	char proc[64];
+	if (!S_ISREG(st->st_mode) || st->st_nlink < 2)
+		return false;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return getxattr(proc, COW_OBJECT_XATTR, NULL, 0) >= 0;
+}
+
+static void seen_locked(struct ll_inode *n, const struct ll_inode *parent, const char *name);
+
 /*
- * Enters the store inode behind fd (O_PATH, owned) into the table with one
- * more kernel reference and fills e.  fd is closed when the inode is known.
+ * Enters the store inode behind fd (O_PATH, owned), found as name in
+ * parent (both NULL for a size folder), into the table with one more
+ * kernel reference and fills e.  fd is closed when the inode is known.
  */
 static int enter(int fd, enum node_kind kind, const struct model_info *model,
-		 struct fuse_entry_param *e)
+		 const struct ll_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -212,8 +235,9 @@ static int enter(int fd, enum node_kind kind, const struct model_info *model,
 		close(fd);
 		return err;
 	}
+	bool per_name = parent && is_object_link(fd, &e->attr);
 	pthread_mutex_lock(&tab_mu);
-	struct ll_inode *n = find_locked(e->attr.st_dev, e->attr.st_ino);
+	struct ll_inode *n = find_name_locked(e->attr.st_dev, e->attr.st_ino, per_name ? parent : NULL, name);
 	if (n) {
 		close(fd);
 	} else {
@@ -227,10 +251,13 @@ static int enter(int fd, enum node_kind kind, const struct model_info *model,
 		n->fd = fd;
 		n->dev = e->attr.st_dev;
 		n->ino = e->attr.st_ino;
+		n->per_name = per_name;
 		size_t bkt = bucket_of(n->dev, n->ino);
 		n->next = buckets[bkt];
 		buckets[bkt] = n;
 	}
+	if (parent)
+		seen_locked(n, parent, name);
 	n->nlookup++;
 	pthread_mutex_unlock(&tab_mu);
 	e->ino = lli_id(n);
@@ -257,13 +284,7 @@ int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entr
 	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	int rc = enter(fd, NODE_USER, NULL, e);
-	if (!rc) {
-		pthread_mutex_lock(&tab_mu);
-		seen_locked(lli_get(e->ino), parent, name);
-		pthread_mutex_unlock(&tab_mu);
-	}
-	return rc;
+	return enter(fd, NODE_USER, NULL, parent, name, e);
 }
 
 void lli_mark_unnamed(struct ll_inode *n)
@@ -281,13 +302,25 @@ bool lli_is_unnamed(struct ll_inode *n)
 	return u;
 }
 
-void lli_seen_at(struct ll_inode *parent, const char *name)
+struct ll_inode *lli_named(struct ll_inode *parent, const char *name)
+{
+	struct stat st;
+	if (!lli_is_store(parent) || fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_nlink < 2)
+		return NULL;
+	pthread_mutex_lock(&tab_mu);
+	struct ll_inode *n = find_name_locked(st.st_dev, st.st_ino, parent, name);
+	pthread_mutex_unlock(&tab_mu);
+	return n;
+}
+
+void lli_seen_at(struct ll_inode *parent, const char *name, struct ll_inode *moved)
 {
 	struct stat st;
 	if (!lli_is_store(parent) || fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	pthread_mutex_lock(&tab_mu);
-	struct ll_inode *n = find_locked(st.st_dev, st.st_ino);
+	struct ll_inode *n = moved ? moved : find_locked(st.st_dev, st.st_ino);
 	if (n && n->kind == NODE_USER)
 		seen_locked(n, parent, name);
 	pthread_mutex_unlock(&tab_mu);
@@ -305,7 +338,7 @@ int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_para
 		int fd = openat(lb->tree_fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return errno;
-		return enter(fd, NODE_SIZE, parent->model, e);
+		return enter(fd, NODE_SIZE, parent->model, NULL, NULL, e);
 	}
 	if (!f)
 		return parent->kind == NODE_ALIAS || parent->kind == NODE_CTL_FILE ? ENOTDIR : ENOENT;
@@ -523,6 +556,7 @@ int lli_cow(struct ll_inode *n)
 	dup3(nfd, n->fd, O_CLOEXEC);
 	n->dev = st.st_dev;
 	n->ino = st.st_ino;
+	n->per_name = false;	/* a file of its own now: its hard links, if any come, share it */
 	size_t bkt = bucket_of(n->dev, n->ino);
 	n->next = buckets[bkt];
 	buckets[bkt] = n;

@@ -7,7 +7,11 @@
  *  - store ones (size folders and everything below them) are keyed by the
  *    store's (dev, ino), hold an O_PATH fd on the store inode and live
  *    while the kernel holds a lookup count on them.  Two names of one
- *    store file are one inode, as on the store.
+ *    store file are one inode, as on the store, except the names of a
+ *    cache object (fs/cow.h): each is its own inode, keyed also by its
+ *    folder and name, since writing one name copies it first and the
+ *    other names must keep the object (the kernel opens an inode, not a
+ *    name).
  *
  * A FUSE inode id is the address of its struct, except FUSE_ROOT_ID.
  * Store inodes remember no name: their path, when the jobs need one, is
@@ -44,6 +48,7 @@ struct ll_inode {
 	ino_t up_ino;			/* to name it when its store path is too long for /proc; */
 	char *up_name;			/* all three protected by the table lock */
 	bool unnamed;			/* USER: a prompt written where no path names it; the table lock */
+	bool per_name;			/* USER: a cache object's name, keyed by up_* too; the table lock */
 	struct ll_inode *next;		/* hash chain, protected by the table lock */
 };
 
@@ -96,8 +101,16 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len);
  * name its folder holds it under).
  */
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
-/* name in parent (a store folder) was just renamed there: it is the last place it was seen. */
-void lli_seen_at(struct ll_inode *parent, const char *name);
+/*
+ * The inode of a cache object's name (per_name) now at name in parent, or
+ * NULL; asked before a rename, since the rename changes the name it is keyed by.
+ */
+struct ll_inode *lli_named(struct ll_inode *parent, const char *name);
+/*
+ * name in parent (a store folder) was just renamed there: it is the last
+ * place it was seen.  moved: lli_named of its old name (may be NULL).
+ */
+void lli_seen_at(struct ll_inode *parent, const char *name, struct ll_inode *moved);
 /*
  * n was written and lli_rel cannot name it (its path is longer than
  * PATH_MAX even from the tree): when the name it was last seen under is a
