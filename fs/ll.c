@@ -180,7 +180,7 @@ static pthread_mutex_t passthrough_mu = PTHREAD_MUTEX_INITIALIZER;
 /*
  * Whether a new backing file may be made for fd, known as rel (NULL: not
  * known).  Not for set-group-ID without group execute: a non-member's
- * write drops that bit (drop_sgid_for), and only a write that comes here
+ * write drops that bit (drop_setid_for), and only a write that comes here
  * can; the kernel drops the other set-id bits itself.
  */
 static bool passthrough_may(const char *rel, int fd)
@@ -334,22 +334,34 @@ static int set_times(struct ll_inode *n, const struct timespec tv[2])
  * execute on, as a local disk does since Linux 6.2.  The kernel's FUSE
  * client drops set-user-ID and set-group-ID with group execute itself (a
  * SETATTR of the mode before the change), but not this one, and the
- * store's own write, done as root, keeps it.
+ * store's own write, done as root, keeps it.  An open with O_TRUNC is
+ * different: the kernel leaves the whole truncation to the OPEN
+ * (atomic_o_trunc) and sends no SETATTR, so there every set-id bit a local
+ * disk drops is dropped here (all).  A daemon that is not root needs
+ * none of this: the store drops the bits for its own writes.
  */
-static void drop_sgid_for(fuse_req_t req, int fd)
+static void drop_setid_for(fuse_req_t req, int fd, bool all)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct stat st;
-	if (c->uid == 0 || !creds_can_switch() || fstat(fd, &st) < 0 ||
-	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID || c->gid == st.st_gid)
+	if (c->uid == 0 || !creds_can_switch() || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	struct writer w;
-	caller_writer(req, &w);
-	for (int i = 0; i < w.ngroups; i++)
-		if (w.groups[i] == st.st_gid)
-			return;
-	if (fchmod(fd, st.st_mode & 07777 & ~S_ISGID) < 0)
-		log_warn("cannot drop the set-group-ID bit after a write");
+	mode_t drop = 0;
+	if (all && (st.st_mode & S_ISUID))
+		drop |= S_ISUID;
+	if (all && (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		drop |= S_ISGID;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == S_ISGID && c->gid != st.st_gid) {
+		struct writer w;
+		bool member = false;
+		caller_writer(req, &w);
+		for (int i = 0; i < w.ngroups && !member; i++)
+			member = w.groups[i] == st.st_gid;
+		if (!member)
+			drop |= S_ISGID;
+	}
+	if (drop && fchmod(fd, st.st_mode & 07777 & ~drop) < 0)
+		log_warn("cannot drop a set-id bit after a change by another user");
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
@@ -392,14 +404,14 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (fd >= 0) {
 			rc = ftruncate(fd, attr->st_size) < 0 ? errno : 0;
 			if (!rc) {
-				drop_sgid_for(req, fd);
+				drop_setid_for(req, fd, false);
 				trigger_dirty(h->dev, h->ino);
 			}
 		} else {
 			int wfd = open(proc, O_WRONLY | O_CLOEXEC);
 			rc = wfd < 0 ? errno : ftruncate(wfd, attr->st_size) < 0 ? errno : 0;
 			if (!rc)
-				drop_sgid_for(req, wfd);
+				drop_setid_for(req, wfd, false);
 			if (wfd >= 0)
 				close(wfd);
 		}
@@ -631,7 +643,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
 	if (writing && (fi->flags & O_TRUNC))
-		drop_sgid_for(req, fd);
+		drop_setid_for(req, fd, true);
 	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
 		return (void)fuse_reply_err(req, rc);
 	/*
@@ -649,7 +661,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * passed through before the bit was set, drop it at the open instead.
 	 */
 	if (h->backing_id && writing)
-		drop_sgid_for(req, fd);
+		drop_setid_for(req, fd, false);
 #endif
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* the open was interrupted */
 #ifdef FUSE_CAP_PASSTHROUGH
@@ -782,7 +794,7 @@ static void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	ssize_t r = fuse_buf_copy(&out, in, 0);
 	if (r < 0)
 		return (void)fuse_reply_err(req, (int)-r);
-	drop_sgid_for(req, h->fd);
+	drop_setid_for(req, h->fd, false);
 	trigger_dirty(h->dev, h->ino);
 	fuse_reply_write(req, (size_t)r);
 }
@@ -850,7 +862,7 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return (void)fuse_reply_err(req, EROFS);
 	if (fallocate(h->fd, mode, off, len) < 0)
 		return (void)fuse_reply_err(req, errno);
-	drop_sgid_for(req, h->fd);
+	drop_setid_for(req, h->fd, false);
 	trigger_dirty(h->dev, h->ino);
 	fuse_reply_err(req, 0);
 }
@@ -879,7 +891,7 @@ static void ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	ssize_t r = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
 	if (r < 0)
 		return (void)fuse_reply_err(req, errno);
-	drop_sgid_for(req, ho->fd);
+	drop_setid_for(req, ho->fd, false);
 	trigger_dirty(ho->dev, ho->ino);
 	fuse_reply_write(req, (size_t)r);
 }

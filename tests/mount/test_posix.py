@@ -1702,6 +1702,45 @@ os.close(fd)
     return out
 
 
+@other_case("other_uid", {"chmod_gs_member": "0o102755", "chmod_gs_non_member": "0o100755",
+                          "write_own_6755": "0o100755", "truncate_own_2744": "0o102744",
+                          "chown_own_4755": "0o100755", "o_trunc_own_4755": "0o100755",
+                          "member_write_2777": "0o100777"})
+def o_setid_on_own_files(c):
+    """The owner's own files: set-group-ID by chmod only for a member of the file's
+    group; the owner's write, truncation and chown drop what a local disk drops."""
+    os.chmod(c.d, 0o1777)
+    put(c.p("chmod_gs_non_member"), b"x")
+    os.chown(c.p("chmod_gs_non_member"), OTHER, 0)
+    put(c.p("member_write_2777"), b"x")
+    os.chown(c.p("member_write_2777"), 0, OTHER)
+    os.chmod(c.p("member_write_2777"), 0o2777)
+    other(c, """
+def own(name, mode):
+    put(p(name), 0o644)
+    os.chmod(p(name), mode)
+own("chmod_gs_member", 0o755)
+os.chmod(p("chmod_gs_member"), 0o2755)
+os.chmod(p("chmod_gs_non_member"), 0o2755)
+own("write_own_6755", 0o6755)
+fd = os.open(p("write_own_6755"), os.O_WRONLY)
+os.write(fd, b"x")
+os.close(fd)
+own("truncate_own_2744", 0o2744)
+os.truncate(p("truncate_own_2744"), 1)
+own("chown_own_4755", 0o4755)
+os.chown(p("chown_own_4755"), -1, -1)
+own("o_trunc_own_4755", 0o4755)
+os.close(os.open(p("o_trunc_own_4755"), os.O_WRONLY | os.O_TRUNC))
+fd = os.open(p("member_write_2777"), os.O_WRONLY)
+os.write(fd, b"y")
+os.close(fd)
+""")
+    names = ("chmod_gs_member", "chmod_gs_non_member", "write_own_6755", "truncate_own_2744",
+             "chown_own_4755", "o_trunc_own_4755", "member_write_2777")
+    return {name: attrs(c.p(name))[2] for name in names}
+
+
 class OtherSides(Sides):
     """A mount shared with allow_other, and a folder of the local disk beside it (the
     store is the daemon's and closed to other users, as it should be)."""
