@@ -225,6 +225,11 @@ def test_paths_too_long_say_so_before_paying(mount, emulator):
         assert wait_done(prompt) == "failed"
         assert "path would be 4096 bytes" in os.getxattr(prompt, "user.bananafs.error").decode()
         assert not os.path.exists(f"/proc/self/fd/{cur}/{stem}-1.png")
+        jobs = [json.loads(line) for line in open(mount.path(".bananafs", "jobs"))]
+        told = [j for j in jobs if j["path"].endswith("/" + stem + ".txt")]
+        assert len(told) == 1 and told[0]["status"] == "failed", jobs
+        assert "path would be 4096 bytes" in told[0]["error"]
+        assert told[0]["path"] == "/".join(DIR + tuple(parts) + (stem + ".txt",))
         assert requests(emulator) == 0
         # a prompt that fits there is made, and one renamed and rewritten there runs under its new name
         at = f"/proc/self/fd/{cur}/"
