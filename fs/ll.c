@@ -674,6 +674,46 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/*
+ * A create without O_EXCL for a name that exists in the store, though the
+ * kernel's lookup just found none: bananafs published an output there in
+ * between.  Opened as ll_open opens a file, a cache object copied first, so
+ * the writer's bytes never reach the cache (nor is the file handed over
+ * as if the caller had made it).  The fd, with e filled and one lookup
+ * taken, or a negative errno.
+ */
+static int open_existing(fuse_req_t req, struct ll_inode *p, const char *name, struct fuse_file_info *fi,
+			 struct fuse_entry_param *e)
+{
+	char proc[64];
+	int rc = lli_lookup_store(p, name, e);
+	if (rc)
+		return -rc;
+	struct ll_inode *n = lli_get(e->ino);
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	if (!S_ISREG(e->attr.st_mode))
+		rc = EEXIST;		/* a folder or a link came in between: as if the create lost the race */
+	else if (writing)
+		rc = lli_cow(n);
+	int fd = -1;
+	if (!rc) {
+		lli_proc(n, proc, sizeof(proc));
+		fd = open(proc, BACKING_FLAGS(fi->flags) | O_CLOEXEC);
+		rc = fd < 0 ? errno : 0;
+	}
+	if (!rc && writing && (fi->flags & O_TRUNC))
+		drop_setid_for(req, fd, true);	/* as ll_open */
+	if (!rc)
+		rc = lli_stat(n, &e->attr);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		lli_forget(n, 1);
+		return -rc;
+	}
+	return fd;
+}
+
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -683,8 +723,11 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = fixed_change_errno(lli_child_kind(p, name, NULL));
 	if (rc)
 		return (void)fuse_reply_err(req, rc);
-	int flags = BACKING_FLAGS(fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+	/* Always exclusive here: a name that exists is never handed to the caller as if made. */
+	int flags = BACKING_FLAGS(fi->flags) | O_EXCL | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
 	int fd = openat(p->fd, name, flags, mode);
+	struct fuse_entry_param e;
+	bool existed = false;
 	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL)) {
 		/* cp creates with O_EXCL: a file at the name of our own output takes its place. */
 		struct writer w;
@@ -693,19 +736,24 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 			fd = openat(p->fd, name, flags, mode);
 		else
 			errno = EEXIST;
+	} else if (fd < 0 && errno == EEXIST) {
+		existed = true;
+		if ((fd = open_existing(req, p, name, fi, &e)) < 0)
+			return (void)fuse_reply_err(req, -fd);
 	}
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	caller_take(p->fd, name, c->uid, c->gid);
-	if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
-		arrivals_exclusive(p->fd, name, c->pid);
-	struct fuse_entry_param e;
-	if ((rc = lli_lookup_store(p, name, &e)) != 0) {
-		close(fd);
-		return (void)fuse_reply_err(req, rc);
+	if (!existed) {
+		const struct fuse_ctx *c = fuse_req_ctx(req);
+		caller_take(p->fd, name, c->uid, c->gid);
+		if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
+			arrivals_exclusive(p->fd, name, c->pid);
+		if ((rc = lli_lookup_store(p, name, &e)) != 0) {
+			close(fd);
+			return (void)fuse_reply_err(req, rc);
+		}
 	}
-	if ((rc = fh_new(req, fd, fi, true)) != 0) {
+	if ((rc = fh_new(req, fd, fi, !existed || (fi->flags & O_TRUNC))) != 0) {
 		lli_forget(lli_get(e.ino), 1);
 		return (void)fuse_reply_err(req, rc);
 	}

@@ -517,8 +517,20 @@ int lli_cow(struct ll_inode *n)
 		return 0;
 	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return errno;
-	if (!S_ISREG(st.st_mode) || st.st_nlink < 2)
-		return 0;		/* the common case: no path needed */
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_nlink < 2) {
+		/*
+		 * The common case, no path needed.  An output that is no link (a
+		 * copy) becomes the user's file once changed: unmarked, so that
+		 * bananafs never replaces it (fs/publish.h).
+		 */
+		char proc[64];
+		lli_proc(n, proc, sizeof(proc));
+		if (removexattr(proc, COW_OBJECT_XATTR) < 0 && errno != ENODATA && errno != ENOTSUP)
+			return errno;
+		return 0;
+	}
 	int rc = lli_rel(n, NULL, rel, sizeof(rel));
 	if (rc)
 		return rc == ENOENT ? 0 : rc;

@@ -75,6 +75,24 @@ def test_nobodys_outputs_are_nobodys(shared, emulator):
     assert requests(emulator) == 1
 
 
+def test_nobodys_edited_image_is_theirs(shared, emulator):
+    """nobody's output is nobody's own copy of the cached image; once nobody edits it, it is
+    nobody's file: saving the prompt again keeps the edit, and the cache is untouched."""
+    d = shared.d
+    r = as_nobody(f"echo 'an owl of nobody' > {d}/owl.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "owl.txt")) == "done"
+    key = os.getxattr(os.path.join(d, "owl.txt"), "user.bananafs.key").decode()
+    obj = os.path.join(shared.store, "cache", "objects", key + ".png")
+    image = read(obj)
+    r = as_nobody(f"printf 'edited by nobody' > {d}/owl.png && echo 'an owl of nobody' > {d}/owl.txt")
+    assert r.returncode == 0, r.stderr
+    assert wait_done(os.path.join(d, "owl.txt")) == "failed"
+    assert read(os.path.join(d, "owl.png")) == b"edited by nobody"
+    assert read(obj) == image
+    assert requests(emulator) == 1
+
+
 def test_input_refused_alike_whether_or_not_it_exists(shared, emulator):
     d = shared.d
     priv = os.path.join(d, "rootpriv")
@@ -381,6 +399,29 @@ def test_folder_duplicated_in_the_drive_is_clean(mount, emulator):
         assert wait_done(os.path.join(d, sub, "fox.txt")) == "cached", sub
         assert sorted(os.listdir(os.path.join(d, sub))) == ["fox.png", "fox.txt"], sub
         assert read(os.path.join(d, sub, "fox.png")) == read(os.path.join(d, "a", "fox.png"))
+    assert requests(emulator) == 1
+
+
+def test_writing_one_output_changes_only_that_file(mount, emulator):
+    """The same text in two folders gives two outputs of one cached image.  Writing one of them
+    (as shutil.copy2 or an image editor would) changes that file only - not the other folder's,
+    not the cache - and makes it the user's: saving its prompt again keeps the user's bytes."""
+    d = mount.path(*DIR)
+    for sub in ("x", "y"):
+        os.mkdir(os.path.join(d, sub))
+        write(os.path.join(d, sub, "fox.txt"), "the same fox twice\n")
+        assert wait_done(os.path.join(d, sub, "fox.txt")) in ("done", "cached")
+    key = os.getxattr(os.path.join(d, "x", "fox.txt"), "user.bananafs.key").decode()
+    obj = os.path.join(mount.store, "cache", "objects", key + ".png")
+    image = read(obj)
+    assert read(os.path.join(d, "x", "fox.png")) == read(os.path.join(d, "y", "fox.png")) == image
+    write(os.path.join(d, "y", "fox.png"), b"the user's own picture")
+    assert read(os.path.join(d, "y", "fox.png")) == b"the user's own picture"
+    assert read(os.path.join(d, "x", "fox.png")) == image
+    assert read(obj) == image
+    write(os.path.join(d, "y", "fox.txt"), "the same fox twice\n")
+    assert wait_done(os.path.join(d, "y", "fox.txt")) == "failed"
+    assert read(os.path.join(d, "y", "fox.png")) == b"the user's own picture"
     assert requests(emulator) == 1
 
 
