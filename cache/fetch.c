@@ -241,8 +241,12 @@ static pthread_once_t walk_life_once = PTHREAD_ONCE_INIT;
 
 static void walk_life_init(void)
 {
-	if (getrandom(&walk_life, sizeof(walk_life), 0) != (ssize_t)sizeof(walk_life))
-		walk_life = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	struct timespec ts;
+
+	if (getrandom(&walk_life, sizeof(walk_life), 0) != (ssize_t)sizeof(walk_life)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);	/* no randomness: the pid and the boot clock */
+		walk_life = (unsigned int)getpid() ^ (unsigned int)ts.tv_nsec ^ (unsigned int)ts.tv_sec;
+	}
 }
 
 /* Names the walk for the in-flight table and the budget ("<job>.<life>.<n>"); sets its lease. */
