@@ -258,7 +258,9 @@ def test_touch_does_not_retry_a_failed_prompt_run_does(mount, emulator):
 
 
 def test_cancel_a_waiting_and_a_running_job(mount_factory, emulator):
-    m = mount_factory(config_text="max_inflight = 1\n")
+    # settle_s = 0: the second prompt arrives just after the first in one folder,
+    # which would otherwise wait for quiet and could miss the slow one's slot.
+    m = mount_factory(config_text="max_inflight = 1\nsettle_s = 0\n")
     emulator.fault("slow", 1, delay_ms=3000)
     slow, queued = m.path(*PRO2K, "slow.txt"), m.path(*PRO2K, "next.txt")
     write(slow, "the slow one")
