@@ -168,13 +168,21 @@ static bool unfinished(const char *status)
 	return strcmp(status, "in_progress") == 0 || strcmp(status, "queued") == 0;
 }
 
-/* A finished interaction into res, checked like any made image; no key in its text. */
-static void take_answer(const struct api_endpoint *ep, const struct http_resp *resp,
+/*
+ * A finished interaction into res, checked like any made image; no key in
+ * its text.  The image is decoded in the answer's own buffer first, as a
+ * plain request's is (api/attempt.c), so the parser never copies the base64.
+ */
+static void take_answer(const struct api_endpoint *ep, struct http_resp *resp,
 			const struct gen_request *rq, struct gen_result *res)
 {
 	const char *keys[] = { ep->api_key, NULL };
 
+	wire_lift_image(resp, res);
 	route_standard.parse(resp, res);
+	free(res->lifted);	/* a big string that was not the image */
+	res->lifted = NULL;
+	res->lifted_len = 0;
 	res->http_status = resp->status;
 	if (res->cls == ERR_NONE)
 		api_check_image(rq, res);

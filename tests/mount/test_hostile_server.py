@@ -396,12 +396,15 @@ def test_stalled_answers_free_their_slots(mount_factory, emulator):
     stop(m)
 
 
-def test_maximal_answers_do_not_multiply_memory(mount_factory, emulator):
+@pytest.mark.parametrize("durable", ["no", "yes"], ids=["plain", "background"])
+def test_maximal_answers_do_not_multiply_memory(mount_factory, emulator, durable):
     """Six incompressible 2K answers (16 MiB of base64 each, near the cap)
     arrive at once into six slots: the mount-wide answer memory keeps the
-    daemon's peak under a stated bound, whatever max_inflight is."""
+    daemon's peak under a stated bound, whatever max_inflight is, for plain
+    answers and for polled background interactions alike."""
     answer_mb, cap_mb = 40, 20
-    cfg = CONFIG.replace("timeout_s = 2\n", "timeout_s = 60\n").replace(
+    cfg = CONFIG.replace("durable_requests = no\n", f"durable_requests = {durable}\n").replace(
+        "timeout_s = 2\n", "timeout_s = 60\n").replace(
         "max_response_mb = 8\n", f"max_response_mb = {cap_mb}\n") + \
         f"max_inflight = 6\nanswer_memory_mb = {answer_mb}\n"
     # under ASan freed memory waits in a quarantine: without one the peak means the same
