@@ -209,16 +209,21 @@ def test_write_to_an_image_open_for_reading(mount):
         assert f.read() == original, "the cache object changed"
 
 
+def one_image_twice(d, names, text):
+    """Prompts with one text in folder d: their PNGs are links of one cache object; its bytes."""
+    for name in names:
+        with open(os.path.join(d, name + ".txt"), "w") as f:
+            f.write(text)
+        assert wait_done(os.path.join(d, name + ".txt")) in ("done", "cached")
+    with open(os.path.join(d, names[0] + ".png"), "rb") as f:
+        return f.read()
+
+
 def test_other_names_of_an_edited_image_keep_it(mount):
     """Two prompts made one image (a cache hit): both PNGs are links of one
     cache object.  Editing one in place must leave the other as it was."""
     d = mount.path(*PRO1K)
-    for name in ("owl", "owl2"):
-        with open(os.path.join(d, name + ".txt"), "w") as f:
-            f.write("an owl at night")
-        assert wait_done(os.path.join(d, name + ".txt")) in ("done", "cached")
-    with open(os.path.join(d, "owl2.png"), "rb") as f:
-        original = f.read()
+    original = one_image_twice(d, ("owl", "owl2"), "an owl at night")
     with open(os.path.join(d, "owl.png"), "r+b") as w:
         w.write(b"XXXX")
     with open(os.path.join(d, "owl2.png"), "rb") as f:
@@ -229,12 +234,7 @@ def test_renamed_and_linked_names_of_an_image_keep_their_own(mount):
     """A made PNG renamed, and hard-linked by the user: writing one name
     changes that name only, and each name reads what the store holds."""
     d = mount.path(*PRO1K)
-    for name in ("elk", "elk2"):
-        with open(os.path.join(d, name + ".txt"), "w") as f:
-            f.write("an elk in fog")
-        assert wait_done(os.path.join(d, name + ".txt")) in ("done", "cached")
-    with open(os.path.join(d, "elk.png"), "rb") as f:
-        original = f.read()
+    original = one_image_twice(d, ("elk", "elk2"), "an elk in fog")
     os.rename(os.path.join(d, "elk2.png"), os.path.join(d, "moved.png"))
     os.link(os.path.join(d, "elk.png"), os.path.join(d, "linked.png"))
     with open(os.path.join(d, "moved.png"), "r+b") as w:
