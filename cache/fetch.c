@@ -475,7 +475,11 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 }
 
 
-enum sent { SENT_FAILED, SENT_STORED, SENT_LOST /* another owner took the key over; nothing sent */ };
+enum sent {
+	SENT_FAILED, SENT_STORED,
+	SENT_LOST,	/* another owner took the key over; nothing sent */
+	SENT_FOUND,	/* the polled interaction was gone, its image stored by its other owner */
+};
 
 /*
  * The attempt loop (gate 6) and the outcome (gate 8) for a key we own with
@@ -561,6 +565,18 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		}
 		latency = f->clk->now(f->clk->ctx) - t0;
 		limiter_release(&f->limiter, w->owner);
+		if (resuming && res->outcome_unknown && res->http_status == 404 &&
+		    store_lookup(f->store, &out->key, &out->obj) == 1) {
+			/*
+			 * The interaction we took over is gone because its other
+			 * owner (a machine whose claim lapsed, or one that died after
+			 * the delete) took its image in and deleted it: it was paid
+			 * once, and the image is here.
+			 */
+			budget_settle(&f->budget, w->owner, unknown_usd);
+			out->cost_usd = unknown_usd;
+			return SENT_FOUND;
+		}
 		if (res->outcome_unknown) {
 			/* It reached the server and may have been billed: counted so. */
 			rec_init(w, &r, "unknown");
@@ -715,6 +731,14 @@ again:
 		memset(&out->res, 0, sizeof(out->res));
 		out->source = SRC_NONE;
 		goto again;
+	}
+	if (sent == SENT_FOUND) {
+		gen_result_free(&out->res);
+		memset(&out->res, 0, sizeof(out->res));
+		inflight_done(&f->inflight, &out->key, w->owner, true);
+		out->source = SRC_COALESCED;
+		ledger_note(w, "coalesced", 0);
+		return out->result = FETCH_OK;
 	}
 	inflight_done(&f->inflight, &out->key, w->owner, sent == SENT_STORED);
 	return out->result = sent == SENT_STORED ? FETCH_OK : FETCH_FAILED;

@@ -32,6 +32,8 @@
 #include "api/prices.h"
 #include "api/rates.h"
 #include "cache/fetch.h"
+#include "cache/journal.h"
+#include "cache/key.h"
 
 /* Shaped like a Google key (split so that secret scanners see no key in the source). */
 #define API_KEY "AIza" "SyTEST-key-that-must-never-be-written-0123"
@@ -102,6 +104,7 @@ struct server {
 	char last_path[256];
 	char last_key_header[256];
 	char *image_body;	/* the 200 answer with a PNG */
+	void (*before)(int idx);	/* run before answering request idx (another machine's move) */
 };
 
 static struct server srv;
@@ -253,6 +256,8 @@ static void serve_one(int c)
 
 	if (srv.delay_ms)
 		usleep((useconds_t)srv.delay_ms * 1000);
+	if (srv.before)
+		srv.before(idx);
 	body = ans.body ? ans.body : srv.image_body;
 	snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
 		 "Content-Length: %zu\r\nx-request-id: req-%d\r\nConnection: close\r\n\r\n",
@@ -348,6 +353,7 @@ static int setup(void **state)
 	pthread_mutex_lock(&srv.mu);
 	srv.requests = 0;
 	srv.delay_ms = 0;
+	srv.before = NULL;
 	srv.last_path[0] = srv.last_key_header[0] = '\0';
 	pthread_mutex_unlock(&srv.mu);
 	script(1, 200, NULL);
@@ -553,6 +559,61 @@ static void test_second_fetch_is_cache_hit(void **state)
 	assert_null(strstr(ls.raw, API_KEY));
 	assert_null(strstr(ls.raw, "a red fox"));	/* ledger_prompts = hash */
 	assert_non_null(str_of(ls.l[0], "prompt_hash"));
+	free_ledger(&ls);
+}
+
+/* The other owner of a taken-over interaction: it takes the image in before our poll. */
+static struct fx *other_fx;
+static struct cache_key other_key;
+
+static void other_owner_stores(int idx)
+{
+	size_t len;
+	unsigned char *png = make_png(&len);
+	struct object_info info;
+	char err[256];
+
+	if (idx == 0)
+		assert_int_equal(store_put(&other_fx->store, &other_key, png, len, "png", "png", NULL, NULL,
+					   1024, 1024, &info, err, sizeof(err)), 0);
+	free(png);
+}
+
+static const char ANSWER_404[] =
+	"{\"error\":{\"code\":404,\"message\":\"Interaction not found.\",\"status\":\"NOT_FOUND\"}}";
+
+static void test_polled_interaction_gone_with_its_image_stored(void **state)
+{
+	struct fx *x = *state;
+	struct gen_request rq = request("gemini-3.1-flash-image", "1K", "an otter asleep");
+	struct fetch_outcome out;
+	struct lines ls;
+	char hex[KEY_HEX_LEN + 1];
+
+	/* A journaled interaction (ours after a crash, or a dead machine's we took over)
+	 * that its other owner finished, stored and deleted while we were about to poll. */
+	x->cfg.durable_requests = true;
+	open_fetch(x);
+	assert_int_equal(journal_init(&x->store), 0);
+	key_compute(&rq, &other_key);
+	key_hex(&other_key, hex);
+	assert_int_equal(journal_ia_put(&x->store, hex, "int-gone", "job-1", rq.model), 0);
+	other_fx = x;
+	srv.before = other_owner_stores;
+	script(1, 404, ANSWER_404);
+
+	assert_int_equal(fetch_image(&x->f, &rq, "job-1", NULL, NULL, NULL, &out), FETCH_OK);
+	assert_int_equal(out.source, SRC_COALESCED);
+	assert_true(out.cost_usd == 0);
+	assert_string_equal(out.obj.ext, "png");
+	fetch_outcome_free(&out);
+	/* one poll of the interaction and a delete of it, never a new request */
+	assert_int_equal(requests(), 2);
+	assert_string_equal(srv.last_path, "/v1beta/interactions/int-gone");
+	assert_int_equal(journal_ia_get(&x->store, hex, (char[JOURNAL_IA_ID_MAX]){ 0 }), 0);
+	read_ledger(x, &ls);
+	assert_null(strstr(ls.raw, "\"unknown\""));	/* nothing counted as paid again */
+	assert_string_equal(str_of(ls.l[ls.n - 1], "outcome"), "coalesced");
 	free_ledger(&ls);
 }
 
@@ -905,6 +966,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_second_fetch_is_cache_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_polled_interaction_gone_with_its_image_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_429_retryinfo_then_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_503_storm_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permanent_error_not_retried, setup, teardown),
