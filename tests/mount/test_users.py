@@ -381,10 +381,11 @@ def test_copy_tools_keep_images_and_pay_nothing(mount_factory, emulator, workdir
     assert "taken" in read(os.path.join(dst, "r1.error")).decode()
 
 
-def test_folder_duplicated_in_the_drive_is_clean(mount, emulator):
+def test_folder_duplicated_in_the_drive_is_clean(mount_factory, emulator):
     """cp -a of a folder inside the drive, and an rsync -aX round trip out and back: the
     images are the prompts' own, so the copies end cached with no NAME.error, and nothing is
-    paid again."""
+    paid again.  With the settle on: a copy may bring the prompt before its image."""
+    mount = mount_factory(config_text="[bananafs]\nsettle_s = 1\n")
     d = mount.path(*DIR)
     os.mkdir(os.path.join(d, "a"))
     write(os.path.join(d, "a", "fox.txt"), "a fox to duplicate\n")
