@@ -204,29 +204,39 @@ static void reset_result(struct gen_result *res)
 	res->in_tokens = res->out_tokens = res->thought_tokens = -1;
 }
 
+/*
+ * A 2xx interaction answer: true while it is still in progress (with an
+ * id, when need_id); otherwise the finished answer is taken into res.
+ * id (BG_ID_MAX) receives the answer's id.
+ */
+static bool in_progress(const struct api_endpoint *ep, struct http_resp *resp, const struct gen_request *rq,
+			struct gen_result *res, char *id, bool need_id)
+{
+	char status[32];
+
+	peek(resp, status, sizeof(status), id, BG_ID_MAX);
+	if (unfinished(status) && (!need_id || id[0]))
+		return true;
+	take_answer(ep, resp, rq, res);
+	return false;
+}
+
 static enum bg_event create(const struct http_opts *ho, const struct api_endpoint *ep,
 			    const struct gen_request *rq, struct gen_result *res, char id[BG_ID_MAX])
 {
 	struct http_req req;
 	struct http_resp resp;
-	char err[256] = "", status[32];
+	char err[256] = "";
 	enum bg_event e;
 
 	if (standard_build_req(ep, rq, true, &req, err, sizeof(err)) != 0) {
 		gen_result_fail(res, ERR_REQUEST, "%s", err[0] ? err : "cannot build the request");
 		return BGE_FAILED;
 	}
-	if (!api_exchange(ho, ep, &req, &resp, res)) {
+	if (!api_exchange(ho, ep, &req, &resp, res))
 		e = refuses_background(res) ? BGE_REFUSED : BGE_FAILED;
-	} else {
-		peek(&resp, status, sizeof(status), id, BG_ID_MAX);
-		if (unfinished(status) && id[0]) {
-			e = BGE_CREATED;
-		} else {
-			take_answer(ep, &resp, rq, res);
-			e = BGE_FINISHED;
-		}
-	}
+	else
+		e = in_progress(ep, &resp, rq, res, id, true) ? BGE_CREATED : BGE_FINISHED;
 	http_req_free(&req);
 	http_resp_free(&resp);
 	return e;
@@ -251,25 +261,18 @@ static enum bg_event poll_once(const struct http_opts *ho, const struct api_endp
 {
 	struct http_req req;
 	struct http_resp resp;
-	char status[32], got[BG_ID_MAX];
+	char got[BG_ID_MAX];
 	enum bg_event e;
 
 	if (id_request(&req, ep, "GET", id) < 0) {
 		gen_result_fail(res, ERR_REQUEST, "cannot build the poll of interaction %s", id);
 		return BGE_POLL_ERROR;
 	}
-	if (!api_exchange(ho, ep, &req, &resp, res)) {
+	if (!api_exchange(ho, ep, &req, &resp, res))
 		e = res->http_status == 404 ? BGE_GONE :
 		    err_class_transient(res->cls) ? BGE_POLL_ERROR : BGE_FINISHED;
-	} else {
-		peek(&resp, status, sizeof(status), got, sizeof(got));
-		if (unfinished(status)) {
-			e = BGE_PENDING;
-		} else {
-			take_answer(ep, &resp, rq, res);
-			e = BGE_FINISHED;
-		}
-	}
+	else
+		e = in_progress(ep, &resp, rq, res, got, false) ? BGE_PENDING : BGE_FINISHED;
 	http_req_free(&req);
 	http_resp_free(&resp);
 	return e;
