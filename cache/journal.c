@@ -48,15 +48,9 @@ int journal_init(struct store *s)
 		" relpath TEXT PRIMARY KEY, status TEXT NOT NULL, key TEXT, cost_usd REAL,"
 		" model TEXT, error TEXT, updated INTEGER NOT NULL);",
 	};
-	size_t i;
-
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		if (store_sql(s, tables[i], NULL, 0, NULL, NULL, NULL) != 0)
-			return -1;
-	/* Fails with "duplicate column" when the column is there already. */
-	for (i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++)
-		store_sql(s, added_columns[i], NULL, 0, NULL, NULL, NULL);
-	return 0;
+	/* An added column fails with "duplicate column" when it is there already. */
+	return store_schema(s, tables, sizeof(tables) / sizeof(tables[0]), added_columns,
+			    sizeof(added_columns) / sizeof(added_columns[0]));
 }
 
 static int get_id(const struct store_val *c, int n, void *arg)

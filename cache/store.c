@@ -288,6 +288,31 @@ int store_sql(struct store *s, const char *sql, const struct store_val *binds, i
 	return rc;
 }
 
+int store_schema(struct store *s, const char *const *must, size_t nmust, const char *const *may,
+		 size_t nmay)
+{
+	size_t i;
+	int rc = 0;
+
+	if (!s->db)
+		return -1;
+	pthread_mutex_lock(&s->db->mu);
+	if (db_run(s->db, "BEGIN IMMEDIATE;", NULL, 0, NULL, NULL, NULL) != 0) {
+		pthread_mutex_unlock(&s->db->mu);
+		return -1;
+	}
+	for (i = 0; i < nmust && rc == 0; i++)
+		rc = db_run(s->db, must[i], NULL, 0, NULL, NULL, NULL);
+	for (i = 0; i < nmay && rc == 0; i++)
+		db_run(s->db, may[i], NULL, 0, NULL, NULL, NULL);
+	if (rc == 0)
+		rc = db_run(s->db, "COMMIT;", NULL, 0, NULL, NULL, NULL);
+	if (rc != 0)
+		db_run(s->db, "ROLLBACK;", NULL, 0, NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->db->mu);
+	return rc;
+}
+
 /* --- the SQLite object index (struct index_ops) -------------------------------- */
 
 static void copy_text(char *dst, size_t len, const struct store_val *v)

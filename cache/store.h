@@ -119,4 +119,14 @@ int store_sql(struct store *s, const char *sql, const struct store_val *binds, i
 	      int (*row)(const struct store_val *cols, int ncols, void *arg), void *arg,
 	      long long *changes);
 
+/*
+ * Creates or upgrades tables of state.db in one transaction, so a fresh
+ * store pays one commit (one fsync) instead of one per statement: every
+ * statement of must has to succeed (else nothing is kept and -1 is
+ * returned); those of may are allowed to fail (ALTER TABLE ADD COLUMN of
+ * a column the table already has).
+ */
+int store_schema(struct store *s, const char *const *must, size_t nmust, const char *const *may,
+		 size_t nmay);
+
 #endif

@@ -139,6 +139,38 @@ static void test_survives_reopen(void **state)
 	store_close(&s);
 }
 
+/* A state.db of an older bananafs: the columns added since come in one upgrade, the rows stay. */
+static void test_upgrade_older_schema(void **state)
+{
+	struct store s;
+	struct seen seen = { 0 };
+	char err[256], p[128];
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/store", dir);
+	assert_int_equal(store_open(&s, p, err, sizeof(err)), 0);
+	assert_int_equal(store_sql(&s, "CREATE TABLE jobs(id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL,"
+				   " regen INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+				   " created INTEGER NOT NULL);", NULL, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(store_sql(&s, "INSERT INTO jobs(relpath, created) VALUES('p/1K/old.txt', 1);",
+				   NULL, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(journal_init(&s), 0);
+	struct writer w = { .set = true, .uid = 65534, .gid = 65533, .ngroups = 1, .groups = { 10 } };
+	assert_true(journal_add(&s, "p/1K/new.txt", 0, &w) > 0);
+	assert_int_equal(journal_pending(&s, collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.path[0], "p/1K/old.txt");
+	assert_false(seen.w[0].set);
+	assert_true(seen.w[1].set);
+	assert_int_equal(seen.w[1].uid, 65534);
+
+	/* A statement that must succeed and fails keeps nothing of the others. */
+	const char *const must[] = { "CREATE TABLE kept_not(x INTEGER);", "CREATE TABLE jobs(x INTEGER);" };
+	assert_int_equal(store_schema(&s, must, 2, NULL, 0), -1);
+	assert_int_equal(store_sql(&s, "SELECT x FROM kept_not;", NULL, 0, NULL, NULL, NULL), -1);
+	store_close(&s);
+}
+
 static void test_outcomes_survive_reopen(void **state)
 {
 	struct store s;
@@ -237,6 +269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outcomes_survive_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_older_schema, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
