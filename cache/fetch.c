@@ -450,7 +450,6 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 	if (res->model_served[0] && strcmp(res->model_served, rq->model) != 0)
 		snprintf(out->model_used, sizeof(out->model_used), "%s", res->model_served);
 	/* unknown_usd: earlier attempts of this walk that may have been billed (ledgered "unknown") */
-	budget_settle(&f->budget, w->owner, ((ok || billed) ? settled : 0) + unknown_usd);
 	out->cost_usd = ((ok || billed) ? settled : 0) + unknown_usd;
 
 	rec_init(w, &r, ok ? "ok" : "failed");
@@ -471,6 +470,8 @@ static bool settle_answer(struct walk *w, double est, struct fetch_outcome *out,
 	r.cost_basis = !r.billed ? NULL : cost.from_usage ? "usage" : "per-image";
 	r.reason = w->end_reason;
 	ledger_append(&f->ledger, &r);
+	/* After the line: a team budget counts the line's row, and the reservation until then. */
+	budget_settle(&f->budget, w->owner, out->cost_usd);
 	return ok;
 }
 

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,11 +117,38 @@ static double usd_round(double v)
 	return (double)(long long)(v * 1e9 + (v < 0 ? -0.5 : 0.5)) / 1e9;
 }
 
-static char *render(const struct ledger *l, const struct ledger_rec *r)
+/*
+ * A new event id: 96 random bits in hex.  Without randomness (getrandom
+ * failing is not expected) the boot clock, the pid and a counter still
+ * make it unique on this machine.
+ */
+static void event_id_new(char out[LEDGER_EVENT_LEN])
+{
+	static atomic_uint counter;
+	unsigned char b[12];
+	struct timespec ts;
+
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+		unsigned int n = atomic_fetch_add(&counter, 1);
+		unsigned long long v;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+		memcpy(b, &v, 8);
+		b[8] = (unsigned char)(getpid() ^ (int)n);
+		b[9] = (unsigned char)(getpid() >> 8);
+		b[10] = (unsigned char)n;
+		b[11] = (unsigned char)(n >> 8);
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static char *render(const struct ledger_rec *r)
 {
 	char when[32];
 	struct tm tm;
-	time_t t = r->time ? r->time : (time_t)l->clk->wall(l->clk->ctx);
+	time_t t = r->time;
 	cJSON *o = cJSON_CreateObject();
 	char *line = NULL;
 	int bad = 0;
@@ -129,6 +158,7 @@ static char *render(const struct ledger *l, const struct ledger_rec *r)
 	if (!gmtime_r(&t, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		goto out_delete;
 	bad |= add_str(o, "time", when);
+	bad |= add_str(o, "event_id", r->event_id);
 	bad |= add_str(o, "job", r->job);
 	bad |= add_str(o, "path", r->path);
 	bad |= add_str(o, "key", r->key);
@@ -177,16 +207,23 @@ out_delete:
 	return line;
 }
 
-int ledger_append(struct ledger *l, const struct ledger_rec *r)
+int ledger_append(struct ledger *l, const struct ledger_rec *r_in)
 {
-	char *json, *line;
+	struct ledger_rec rec = *r_in, *r = &rec;
+	char *json, *line, event[LEDGER_EVENT_LEN];
 	size_t len;
 	ssize_t n;
 	int rc = -1;
 
 	if (!l->path || l->fd < 0)
 		return -1;
-	json = render(l, r);
+	if (!rec.time)
+		rec.time = (time_t)l->clk->wall(l->clk->ctx);
+	if (!rec.event_id) {
+		event_id_new(event);
+		rec.event_id = event;
+	}
+	json = render(r);
 	if (!json)
 		return -1;
 	len = strlen(json);
@@ -302,12 +339,19 @@ static bool same_req(const cJSON *a, const cJSON *b)
 	return ka && kb && strcmp(ka, kb) == 0 && (ja ? jb && strcmp(ja, jb) == 0 : !jb);
 }
 
-/* The "unknown" line for an open "sent" line. */
+/*
+ * The "unknown" line for an open "sent" line.  Its event id is derived from
+ * the "sent" line's, so a team mount that took the request over and wrote
+ * its own "unknown" row (cache/team_db.c, reserve) wrote the same row.
+ */
 static int write_unknown(struct ledger *l, const cJSON *sent)
 {
 	const cJSON *cost = cJSON_GetObjectItemCaseSensitive(sent, "cost_usd");
 	const cJSON *att = cJSON_GetObjectItemCaseSensitive(sent, "attempt");
+	const char *sent_id = jstr(sent, "event_id");
+	char event[LEDGER_EVENT_LEN] = "";
 	struct ledger_rec r = {
+		.event_id = event, .path = jstr(sent, "path"),
 		.job = jstr(sent, "job"), .key = jstr(sent, "key"), .model = jstr(sent, "model"),
 		.route = jstr(sent, "route"), .size = jstr(sent, "size"), .aspect = jstr(sent, "aspect"),
 		.prompt_hash = jstr(sent, "prompt_hash"), .outcome = "unknown",
@@ -319,6 +363,9 @@ static int write_unknown(struct ledger *l, const cJSON *sent)
 		.cost_basis = "per-image",	/* no answer, no usage: the estimate reserved */
 	};
 
+	/* a "sent" line from before lines had ids: none, as the team's row for it has none */
+	if (sent_id && strlen(sent_id) + sizeof(LEDGER_UNKNOWN_SUFFIX) <= sizeof(event))
+		snprintf(event, sizeof(event), "%s" LEDGER_UNKNOWN_SUFFIX, sent_id);
 	return ledger_append(l, &r);
 }
 
@@ -403,7 +450,9 @@ int ledger_set_mirror(struct ledger *l, void (*mirror)(void *arg, const struct l
 		cJSON *o = cJSON_ParseWithLength(buf, (size_t)n);
 		const cJSON *cost = cJSON_GetObjectItemCaseSensitive(o, "cost_usd");
 		const cJSON *att = cJSON_GetObjectItemCaseSensitive(o, "attempt");
+		const char *when = jstr(o, "time");
 		struct ledger_rec r = {
+			.event_id = jstr(o, "event_id") ? jstr(o, "event_id") : "",
 			.job = jstr(o, "job"), .path = jstr(o, "path"), .key = jstr(o, "key"),
 			.model = jstr(o, "model"), .route = jstr(o, "route"), .size = jstr(o, "size"),
 			.aspect = jstr(o, "aspect"), .outcome = jstr(o, "outcome"), .reason = jstr(o, "reason"),
@@ -411,8 +460,12 @@ int ledger_set_mirror(struct ledger *l, void (*mirror)(void *arg, const struct l
 			.billed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "billed")),
 			.cost_usd = cJSON_IsNumber(cost) ? cost->valuedouble : -1,
 			.attempt = cJSON_IsNumber(att) ? (int)att->valuedouble : 0,
+			.cost_basis = jstr(o, "cost_basis"),
 		};
 
+		r.time = when ? parse_time(when) : (time_t)-1;
+		if (r.time == (time_t)-1)
+			r.time = (time_t)l->clk->wall(l->clk->ctx);
 		if (o && r.outcome) {
 			buf[strcspn(buf, "\n")] = '\0';
 			mirror(arg, &r, buf);

@@ -26,9 +26,17 @@ struct ledger {
 	off_t opened_at;		/* the file's size at ledger_open */
 };
 
+/* An event id: 24 hex digits, or a "sent" line's id with LEDGER_UNKNOWN_SUFFIX. */
+#define LEDGER_EVENT_LEN 48
+#define LEDGER_UNKNOWN_SUFFIX "-unknown"
+
 /* One line.  NULL strings and negative numbers are left out of the JSON. */
 struct ledger_rec {
 	time_t time;			/* filled with the ledger clock's wall time when 0 */
+	const char *event_id;		/* this line's own identity: ledger_append makes a new one when
+					   NULL; "" = none (an "unknown" line for a "sent" line written
+					   before lines had one).  A line mirrored twice is one team row,
+					   two lines that look alike are two */
 	const char *job;		/* job id */
 	const char *path;		/* the prompt, relative to the mount root; NULL = none.  Lets the
 					   mount show each user only the lines of prompts they may read */
@@ -60,7 +68,11 @@ struct ledger_rec {
 /* Opens (creating 0600) for appending; clk NULL: clock_real.  0 or -1 with err. */
 int ledger_open(struct ledger *l, const char *path, const struct clock_ops *clk, char *err, size_t errlen);
 void ledger_close(struct ledger *l);
-/* Appends one line and fdatasyncs.  0, or -1 (the caller must not send the request). */
+/*
+ * Appends one line and fdatasyncs; the mirror is told the line as written
+ * (its time and event id filled in).  0, or -1 (the caller must not send
+ * the request).
+ */
 int ledger_append(struct ledger *l, const struct ledger_rec *r);
 
 /*
@@ -76,7 +88,9 @@ int ledger_set_mirror(struct ledger *l, void (*mirror)(void *arg, const struct l
  * "sent" line has no outcome line after it (the daemon died while it was
  * on the wire) gets an "unknown" line, billed, with the estimate of the
  * "sent" line: the server may have made and billed the image, so `bananactl
- * cost` and the budget count it until a later line shows otherwise.  Batch
+ * cost` and the budget count it until a later line shows otherwise.  Its
+ * event id is the "sent" line's with LEDGER_UNKNOWN_SUFFIX: the row another
+ * team mount writes when it takes the request over is the same row.  Batch
  * items are left alone (the batch is polled again).  pending(job, key, arg),
  * when not NULL, names requests whose outcome will still be learnt (a
  * journaled background interaction): they are left alone too.

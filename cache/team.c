@@ -93,6 +93,24 @@ release_earlier_runs(struct team_db *db)
 			     "AND mount <> $2", 2, p, err, sizeof(err)));
 }
 
+/*
+ * The reservations of the store's earlier runs (dead) end now, after the
+ * rows of the lines fetch_open wrote (in order): what those runs may have
+ * spent is in their ledger lines ("unknown" for a request a crash hid),
+ * and the team counts rows, so the reservation would count it twice until
+ * its lease ended.  A journaled request is polled under a new reservation.
+ * Batch items keep theirs: the batch is polled again under the same id.
+ */
+static void
+release_earlier_reservations(struct team_db *db)
+{
+	const char *p[2] = { db->store_id, db->owner };
+
+	team_db_exec_in_order(db, "UPDATE bananafs.reservations SET settled = true, actual_usd = 0 "
+			      "WHERE split_part(id, '/', 1) = $1 AND mount <> $2 AND NOT settled "
+			      "AND split_part(id, '/', 2) NOT LIKE 'batch.%'", 2, p);
+}
+
 int
 team_attach(struct fetch_ctx *f, struct team_db *db, char *err, size_t errlen)
 {
@@ -132,5 +150,6 @@ team_attach(struct fetch_ctx *f, struct team_db *db, char *err, size_t errlen)
 	/* The "unknown" lines fetch_open wrote for requests a crash hid become rows too. */
 	if (ledger_set_mirror(&f->ledger, team_ledger_mirror, db) < 0)
 		log_warnx("team: the ledger lines written at mount could not all be read for the team");
+	release_earlier_reservations(db);
 	return 0;
 }

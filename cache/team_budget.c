@@ -6,6 +6,11 @@
  * under an advisory lock it checks spent + live reservations + this one
  * against each limit and inserts the row keyed by the reservation id.  A
  * retried statement finds its row and succeeds without counting twice.
+ * Spent is the team's billed ledger rows (bananafs.spent()), each line's
+ * own row, what `bananactl cost --team` sums: an "unknown" charge counts
+ * once whichever mount recorded it.  A settlement ends the reservation;
+ * it runs after the outcome's ledger row (team_db_exec_in_order), so the
+ * money counts as reserved until it counts as spent.
  * Reservation ids are the pipeline's walk ids prefixed with this store's
  * id (team_db_id), so two machines' names never meet.  Leases: the row lives
  * team_lease_s and the background thread of team_db.c renews every row of
@@ -111,6 +116,7 @@ tb_renew(void *st, const char *id, double ttl_s)
 	return rc;
 }
 
+/* actual_usd is what the walk paid, for reading; the spending is the ledger rows. */
 static const char settle_sql[] =
 	"UPDATE bananafs.reservations SET settled = true, actual_usd = $2::float8 WHERE id = $1";
 
@@ -118,16 +124,12 @@ static void
 tb_settle(void *st, const char *id, double actual)
 {
 	struct team_budget *b = st;
-	char gid[TEAM_ID_LEN], usd[32], err[256];
+	char gid[TEAM_ID_LEN], usd[32];
 	const char *p[2] = { gid, usd };
-	PGresult *r;
 
 	team_db_id(b->db, id, gid);
 	snprintf(usd, sizeof(usd), "%.6f", actual > 0 ? actual : 0);
-	r = team_db_exec(b->db, settle_sql, 2, p, err, sizeof(err));
-	if (r == NULL)
-		team_db_defer(b->db, settle_sql, 2, p);
-	PQclear(r);
+	team_db_exec_in_order(b->db, settle_sql, 2, p);
 }
 
 static void
@@ -142,10 +144,9 @@ tb_snapshot(void *st, double *spent_today, double *spent_total, double *reserved
 
 	localtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-	r = team_db_exec(b->db, "SELECT coalesce(sum(actual_usd) FILTER (WHERE settled AND day = $1::date), 0),"
-			 " coalesce(sum(actual_usd) FILTER (WHERE settled), 0),"
-			 " coalesce(sum(usd) FILTER (WHERE NOT settled AND expires > now()), 0)"
-			 " FROM bananafs.reservations", 1, p, err, sizeof(err));
+	r = team_db_exec(b->db, "SELECT sp.today, sp.total, (SELECT coalesce(sum(usd), 0) FROM "
+			 "bananafs.reservations WHERE NOT settled AND expires > now()) "
+			 "FROM bananafs.spent($1::date) sp", 1, p, err, sizeof(err));
 	pthread_mutex_lock(&b->mu);
 	if (r != NULL) {
 		b->last_today = atof(PQgetvalue(r, 0, 0));

@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/errbuf.h"
+#include "cache/ledger.h"
 #include "cache/log.h"
 #include "cache/store.h"
 
@@ -79,11 +80,32 @@ static const char upgrade_v2[] =
 	"INSERT INTO bananafs.schema_version VALUES (2);";
 
 /*
- * The functions of version 2, replaced at every mount (under the schema
+ * Version 3: every ledger line is its own event (cache/team_ledger.c), so
+ * a row is unique by (request_id, outcome, attempt, event_id): two runs of
+ * one store that repeat a line are two rows, one line written twice is
+ * one.  Rows from before have event_id ''.  day is the local day of the
+ * line at the mount that wrote it: the team's spending is the sum of the
+ * billed rows (bananafs.spent()), what `bananactl cost --team` sums too.
+ * Run on a version 1 or 2 database too (after upgrade_v2).
+ */
+static const char upgrade_v3[] =
+	"ALTER TABLE bananafs.ledger ADD COLUMN IF NOT EXISTS event_id text NOT NULL DEFAULT '';"
+	"ALTER TABLE bananafs.ledger ADD COLUMN IF NOT EXISTS day date;"
+	"UPDATE bananafs.ledger SET day = time::date WHERE day IS NULL;"
+	"ALTER TABLE bananafs.ledger ALTER COLUMN day SET NOT NULL;"
+	"ALTER TABLE bananafs.ledger DROP CONSTRAINT IF EXISTS ledger_pkey;"
+	"ALTER TABLE bananafs.ledger ADD PRIMARY KEY (request_id, outcome, attempt, event_id);"
+	"CREATE INDEX IF NOT EXISTS ledger_billed_day ON bananafs.ledger (day) INCLUDE (cost_usd) "
+	"  WHERE billed;"
+	"DELETE FROM bananafs.schema_version;"
+	"INSERT INTO bananafs.schema_version VALUES (3);";
+
+/*
+ * The functions of version 3, replaced at every mount (under the schema
  * lock), so a fix to one reaches a database made by an earlier build of
  * the same schema version.
  */
-static const char functions_v2[] =
+static const char functions_v3[] =
 	/*
 	 * claim: one statement.  A new claim, or a takeover of a claim whose
 	 * lease ended (its owner's mount stopped renewing), or of a claim of an
@@ -126,12 +148,24 @@ static const char functions_v2[] =
 	"END $$;"
 
 	/*
+	 * spent: the team's spending, today (p_day, the caller's local day) and
+	 * in all: the billed ledger rows, each counted once (its row is unique),
+	 * the sum `bananactl cost --team` shows.
+	 */
+	"CREATE OR REPLACE FUNCTION bananafs.spent(p_day date, OUT today float8, OUT total float8)"
+	" LANGUAGE sql STABLE AS $$\n"
+	"  SELECT coalesce(sum(cost_usd) FILTER (WHERE day = p_day), 0), coalesce(sum(cost_usd), 0)\n"
+	"    FROM bananafs.ledger WHERE billed\n"
+	"$$;"
+
+	/*
 	 * reserve: one statement, atomic and idempotent.  The advisory lock
 	 * serialises the team's reservations; an id already held is a no-op
 	 * success (now renewed by the caller's mount); reservations whose lease
 	 * ended no longer count.  An id settled earlier (a batch key asked for
 	 * again) is kept under another id and reserved afresh.  Returns '' when
-	 * allowed, else why not.
+	 * allowed, else why not.  What counts: bananafs.spent() plus the live
+	 * reservations (a settled reservation is counted by its ledger row).
 	 *
 	 * When the caller's claim was taken over from a dead owner whose
 	 * reservation was never settled, that reservation is settled now:
@@ -139,15 +173,16 @@ static const char functions_v2[] =
 	 *     caller polls it and pays its price under its own reservation, so
 	 *     the dead one is released (0);
 	 *   - else, when the dead owner's mount has a "sent" row for the key with
-	 *     no outcome after it, the request may have reached Google: counted
-	 *     as spent, with an "unknown" ledger row under that "sent" row's
-	 *     request id and attempt (the row the dead store's own next run
-	 *     writes from its local ledger is then the same row);
-	 *   - else nothing was sent: released (0).
+	 *     no row of that request after it (an outcome, or the "unknown" the
+	 *     dead store's next run writes), the request may have reached Google:
+	 *     an "unknown" ledger row, billed, counted by spent().  Its event id
+	 *     is the "sent" row's with "-unknown", as the dead store's own next
+	 *     run writes it from its local ledger: one row, counted once;
+	 *   - else nothing was sent, or it is counted already: released.
 	 */
 	"CREATE OR REPLACE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
 	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
-	"DECLARE today float8; total float8; prev text; k text; ia text; r record; s record;\n"
+	"DECLARE today float8; total float8; prev text; k text; ia text; ev text; r record; s record;\n"
 	"  paid boolean := false;\n"
 	"  grace interval := greatest(pg_postmaster_start_time() + make_interval(secs => p_lease)\n"
 	"    - now(), '0'::interval);\n"
@@ -167,26 +202,30 @@ static const char functions_v2[] =
 	"        SELECT * INTO s FROM bananafs.ledger WHERE mount = r.mount AND key = k\n"
 	"          AND outcome = 'sent' ORDER BY time DESC LIMIT 1;\n"
 	"        paid := FOUND AND NOT EXISTS (SELECT 1 FROM bananafs.ledger t\n"
-	"          WHERE t.request_id = s.request_id AND t.outcome IN ('ok', 'failed')\n"
-	"          AND t.time >= s.time);\n"
+	"          WHERE t.request_id = s.request_id AND t.outcome <> 'sent' AND t.time >= s.time);\n"
 	"      END IF;\n"
 	"      UPDATE bananafs.reservations SET settled = true,\n"
 	"        actual_usd = CASE WHEN paid THEN usd ELSE 0 END WHERE id = prev;\n"
 	"      IF paid THEN\n"
-	"        INSERT INTO bananafs.ledger VALUES (s.request_id, 'unknown', s.attempt, now(), s.mount,\n"
-	"          k, s.model, s.route, s.size, r.usd, true, jsonb_build_object('outcome', 'unknown',\n"
-	"          'job', s.line->'job', 'key', k, 'attempt', s.attempt,\n"
-	"          'reason', 'the mount holding this request stopped renewing its claim; '\n"
-	"          || 'it may have been billed', 'cost_usd', r.usd, 'billed', true))\n"
-	"          ON CONFLICT DO NOTHING;\n"
+	"        ev := CASE WHEN s.event_id = '' THEN '' ELSE s.event_id || '" LEDGER_UNKNOWN_SUFFIX "' END;\n"
+	"        INSERT INTO bananafs.ledger (request_id, outcome, attempt, event_id, day, time, mount,\n"
+	"          key, model, route, size, cost_usd, billed, line)\n"
+	"        VALUES (s.request_id, 'unknown', s.attempt, ev, p_day, now(), s.mount, k, s.model,\n"
+	"          s.route, s.size, r.usd, true, (s.line - 'reason' - 'latency_s' - 'event_id')\n"
+	"          || jsonb_build_object('time', to_char(now() AT TIME ZONE 'UTC',\n"
+	"            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'outcome', 'unknown',\n"
+	"            'reason', 'the mount holding this request stopped renewing its claim; '\n"
+	"            || 'it may have been billed', 'cost_usd', r.usd, 'billed', true,\n"
+	"            'cost_basis', 'per-image')\n"
+	"          || CASE WHEN ev = '' THEN '{}'::jsonb ELSE jsonb_build_object('event_id', ev) END)\n"
+	"        ON CONFLICT DO NOTHING;\n"
 	"      END IF;\n"
 	"    END IF;\n"
 	"  END IF;\n"
-	"  SELECT coalesce(sum(CASE WHEN settled THEN actual_usd WHEN expires > now() - grace\n"
-	"           THEN usd ELSE 0 END), 0),\n"
-	"         coalesce(sum(CASE WHEN day <> p_day THEN 0 WHEN settled THEN actual_usd\n"
-	"           WHEN expires > now() - grace THEN usd ELSE 0 END), 0)\n"
-	"    INTO total, today FROM bananafs.reservations;\n"
+	"  SELECT sp.today, sp.total INTO today, total FROM bananafs.spent(p_day) sp;\n"
+	"  SELECT today + coalesce(sum(usd) FILTER (WHERE day = p_day), 0), total + coalesce(sum(usd), 0)\n"
+	"    INTO today, total FROM bananafs.reservations\n"
+	"    WHERE NOT settled AND expires > now() - grace;\n"
 	"  IF p_daily >= 0 AND today + p_usd > p_daily + 1e-9 THEN\n"
 	"    RETURN format('the team spent and reserved $%s today + this $%s > daily limit $%s',\n"
 	"      round(today::numeric, 3), round(p_usd::numeric, 3), round(p_daily::numeric, 2));\n"
@@ -336,6 +375,11 @@ schema_version(PGconn *c, char *err, size_t errlen)
 	if (!PQgetisnull(r, 0, 0))
 		v = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if (v < 1) {
+		errbuf_set(err, errlen, "team_db: the team database's bananafs.schema_version holds no "
+			   "version bananafs made (%d): restore it, or drop the schema bananafs", v);
+		return -1;
+	}
 	return v;
 }
 
@@ -347,8 +391,9 @@ version_error(int v, char *err, size_t errlen)
 			   "this bananafs knows (%d): upgrade bananafs on this machine", v,
 			   TEAM_SCHEMA_VERSION);
 	else
-		errbuf_set(err, errlen, "team_db: the team database has schema version %d, which this "
-			   "bananafs (schema %d) cannot use", v, TEAM_SCHEMA_VERSION);
+		errbuf_set(err, errlen, "team_db: the team database has schema version %d, older than "
+			   "this bananafs's (%d): mount it once with this bananafs, which upgrades it", v,
+			   TEAM_SCHEMA_VERSION);
 	return -1;
 }
 
@@ -373,7 +418,8 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 				err, errlen) < 0 ||
 		    exec_simple(c, schema_v1, err, errlen) < 0 ||
 		    exec_simple(c, upgrade_v2, err, errlen) < 0 ||
-		    exec_simple(c, functions_v2, err, errlen) < 0) {
+		    exec_simple(c, upgrade_v3, err, errlen) < 0 ||
+		    exec_simple(c, functions_v3, err, errlen) < 0) {
 			char m[400];
 
 			snprintf(m, sizeof(m), "%s", err);
@@ -381,24 +427,26 @@ schema_ensure(PGconn *c, char *err, size_t errlen)
 				   "CREATE on the database)", m);
 			goto out_rollback;
 		}
-	} else if (v == 1) {
+	} else if (v < TEAM_SCHEMA_VERSION) {
 		/* Made by an earlier bananafs: upgraded in place; that bananafs then asks for an upgrade. */
-		if (exec_simple(c, upgrade_v2, err, errlen) < 0 ||
-		    exec_simple(c, functions_v2, err, errlen) < 0) {
+		if ((v < 2 && exec_simple(c, upgrade_v2, err, errlen) < 0) ||
+		    exec_simple(c, upgrade_v3, err, errlen) < 0 ||
+		    exec_simple(c, functions_v3, err, errlen) < 0) {
 			char m[400];
 
 			snprintf(m, sizeof(m), "%s", err);
-			errbuf_set(err, errlen, "%s (while upgrading the team schema from version 1 to 2: "
-				   "the user who created it must mount once with this bananafs)", m);
+			errbuf_set(err, errlen, "%s (while upgrading the team schema from version %d to %d: "
+				   "the user who created it must mount once with this bananafs)", m, v,
+				   TEAM_SCHEMA_VERSION);
 			goto out_rollback;
 		}
-		log_info("team_db: the team schema was upgraded from version 1 to 2");
+		log_info("team_db: the team schema was upgraded from version %d to %d", v, TEAM_SCHEMA_VERSION);
 	} else if (v != TEAM_SCHEMA_VERSION) {
 		version_error(v, err, errlen);
 		goto out_rollback;
 	} else if (exec_simple(c, "SAVEPOINT functions", err, errlen) < 0) {
 		goto out_rollback;
-	} else if (exec_simple(c, functions_v2, err, errlen) < 0) {
+	} else if (exec_simple(c, functions_v3, err, errlen) < 0) {
 		/* Another team member's role owns them: theirs are as good as ours. */
 		log_debug("%s", err);
 		if (exec_simple(c, "ROLLBACK TO SAVEPOINT functions", err, errlen) < 0)
@@ -632,6 +680,19 @@ team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const
 	if (!kept)
 		log_warnx("team_db: a statement for the team database could not be kept for later and "
 			  "is lost (the local ledger has the line)");
+}
+
+void
+team_db_exec_in_order(struct team_db *t, const char *sql, int nparams, const char *const *params)
+{
+	char err[256];
+	PGresult *r = NULL;
+
+	if (team_db_deferred(t) == 0)
+		r = team_db_exec(t, sql, nparams, params, err, sizeof(err));
+	if (r == NULL)
+		team_db_defer(t, sql, nparams, params);
+	PQclear(r);
 }
 
 int

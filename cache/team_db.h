@@ -33,7 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TEAM_SCHEMA_VERSION 2
+#define TEAM_SCHEMA_VERSION 3
 #define TEAM_OWNER_LEN 64
 #define TEAM_ID_LEN 256
 
@@ -124,6 +124,15 @@ PGresult *team_db_execb(struct team_db *t, const char *sql, int nparams, const c
 void team_db_defer(struct team_db *t, const char *sql, int nparams, const char *const *params);
 /* Statements still queued. */
 int team_db_deferred(struct team_db *t);
+/*
+ * Runs an idempotent statement that records money (a ledger row, a
+ * settlement) after every queued one: it is queued too while the queue is
+ * not empty, else run, and queued when it cannot reach the server.  So a
+ * settlement never reaches the server before the ledger row it follows
+ * (the team budget counts the rows; a reservation settled first would stop
+ * counting before its row did).
+ */
+void team_db_exec_in_order(struct team_db *t, const char *sql, int nparams, const char *const *params);
 
 /*
  * Owners whose claim could not reach the server: the pipeline then owns

@@ -65,6 +65,11 @@ def test_cost_and_ledger(mount, emulator):
     assert lines == ledger(mount.store)
     r = ctl("-m", mount.mnt, "ledger")
     assert r.returncode == 0 and "ok" in r.stdout
+    # the table shows how each cost was settled, as the lines say it
+    table = [l.split() for l in r.stdout.splitlines()]
+    assert "BASIS" in table[0]
+    basis = [row[table[0].index("BASIS")] for row in table[1:]]
+    assert basis == [l.get("cost_basis", "-") for l in lines] and basis.count("usage") == 2
     assert ctl("-m", mount.mnt, "cost", "--by", "colour").returncode == 1
 
 

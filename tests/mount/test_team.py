@@ -84,22 +84,62 @@ def start_fails(workdir, emulator, config_text, env):
     return r.stderr
 
 
+SCHEMA = "3"
+
+
 def test_schema_is_created_and_versioned_on_first_mount(machines, pg):
     machines("a")
-    assert pg.psql("SELECT version FROM bananafs.schema_version") == "2"
+    assert pg.psql("SELECT version FROM bananafs.schema_version") == SCHEMA
     machines("b")		# the second machine finds it and agrees
     assert pg.psql("SELECT count(*) FROM bananafs.schema_version") == "1"
+
+
+def as_version_2(pg):
+    """Turns the schema back into what bananafs made at version 2: ledger rows unique by
+    (request_id, outcome, attempt), without event_id or day."""
+    pg.psql("ALTER TABLE bananafs.ledger DROP CONSTRAINT ledger_pkey; "
+            "ALTER TABLE bananafs.ledger DROP COLUMN event_id, DROP COLUMN day; "
+            "ALTER TABLE bananafs.ledger ADD PRIMARY KEY (request_id, outcome, attempt); "
+            "UPDATE bananafs.schema_version SET version = 2")
+
+
+def column_exists(pg, table, column):
+    return pg.psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'bananafs' "
+                   f"AND table_name = '{table}' AND column_name = '{column}'") == "1"
 
 
 def test_schema_version_1_is_upgraded(machines, pg):
     a = machines("a")
     a.unmount()
+    as_version_2(pg)
     pg.psql("ALTER TABLE bananafs.claims DROP COLUMN interaction; UPDATE bananafs.schema_version "
             "SET version = 1")
     machines("b")
-    assert pg.psql("SELECT version FROM bananafs.schema_version") == "2"
-    assert pg.psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'bananafs' "
-                   "AND table_name = 'claims' AND column_name = 'interaction'") == "1"
+    assert pg.psql("SELECT version FROM bananafs.schema_version") == SCHEMA
+    assert column_exists(pg, "claims", "interaction") and column_exists(pg, "ledger", "event_id")
+
+
+def test_schema_version_2_is_upgraded_keeping_its_rows(machines, emulator, pg):
+    """A team database of version 2 with rows in it: bananactl says what to do, the next
+    mount upgrades it, and the rows written before count as they did."""
+    a, b = machines("a"), machines("b")
+    pa = a.path(*PRO2K, "old.txt")
+    write(pa, "made while the schema was version 2")
+    assert wait_done(pa) == "done"
+    a.unmount()
+    as_version_2(pg)
+    r = ctl("-m", b.mnt, "cost", "--team", env=pg.env())
+    assert r.returncode == 1 and "schema version 2, older than this bananafs's (3)" in r.stderr \
+        and "mount it once" in r.stderr
+    r = ctl("-m", b.mnt, "doctor", env=pg.env())
+    assert "schema version 2: the next mount of this bananafs upgrades it to 3" in r.stdout
+    a = machines("a")
+    assert pg.psql("SELECT version FROM bananafs.schema_version") == SCHEMA
+    assert pg.psql("SELECT count(*) FROM bananafs.ledger WHERE event_id = '' AND day IS NOT NULL") \
+        == pg.psql("SELECT count(*) FROM bananafs.ledger") == "2"	# its sent and ok rows
+    total, rows = team_cost_total(a, pg)
+    assert rows == 1 and total == pytest.approx(emulator.stats()["billed_usd"], abs=5e-5)
+    assert team_spent(a, pg) == total
 
 
 def test_unreachable_database_at_mount_is_a_clear_error(workdir, emulator, pg, tmp_path):
@@ -148,13 +188,19 @@ def ctl(*args, env=None):
 def test_doctor_checks_the_team_database(machines, pg, tmp_path):
     a = machines("a")
     r = ctl("-m", a.mnt, "doctor", env=pg.env())
-    assert "ok   team database reachable, password accepted, schema version 2" in r.stdout
+    assert "ok   team database reachable, password accepted, schema version " + SCHEMA in r.stdout
     bad = tmp_path / "pgpass"
     bad.write_text("*:*:*:team:not-the-password\n")
     bad.chmod(0o600)
     r = ctl("-m", a.mnt, "doctor", env={"PGPASSFILE": str(bad)})
     assert r.returncode == 1
     assert "FAIL team_db: the server refused the password" in r.stdout
+    # a schema this bananafs does not know: what it is, and what to do
+    pg.psql("UPDATE bananafs.schema_version SET version = 99")
+    r = ctl("-m", a.mnt, "doctor", env=pg.env())
+    assert r.returncode == 1
+    assert f"FAIL team database has schema version 99, newer than this bananafs knows ({SCHEMA})" \
+        in r.stdout and "next: upgrade bananafs on this machine" in r.stdout
 
 
 def test_same_prompt_on_two_machines_is_paid_once(machines, emulator, pg):
@@ -271,8 +317,93 @@ def test_dead_machine_plain_request_is_taken_over_and_recorded_unknown(machines,
     assert pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'unknown' AND billed") == "1"
     # It was (the emulator bills a request whose caller died): the team's rows say as much.
     wait_for(lambda: emulator.stats()["generations"] == 2, 15, "the dead machine's request billed")
-    # the unknown row holds the per-image estimate (its answer's usage was never seen)
+    # the unknown row holds the per-image estimate (its answer's usage was never seen), and
+    # says so as a local unknown line does; it is its own event, derived from the "sent" row's
+    assert pg.psql("SELECT u.line->>'cost_basis', u.line->>'event_id' = s.event_id || '-unknown' "
+                   "FROM bananafs.ledger u JOIN bananafs.ledger s USING (request_id, attempt) "
+                   "WHERE u.outcome = 'unknown' AND s.outcome = 'sent'") == "per-image|t"
     assert team_cost_total(b, pg) == (pytest.approx(emulator.stats()["billed_usd"], abs=0.05 * 0.134), 2)
+    # The dead machine mounted again writes the same "unknown" from its own ledger: still one
+    # row, counted once by cost --team and by the team's budget alike.
+    a = machines("a", "durable_requests = no\n")
+    assert [r["outcome"] for r in ledger(a.store)].count("unknown") == 1
+    assert unknown_rows(pg) == 1
+    assert team_cost_total(a, pg) == (pytest.approx(emulator.stats()["billed_usd"], abs=0.05 * 0.134), 2)
+    assert team_spent(a, pg) == team_cost_total(a, pg)[0]
+
+
+def team_spent(m, pg):
+    """The team's spending today as `bananactl status` shows it (what its budget counts)."""
+    r = ctl("-m", m.mnt, "status", env=pg.env())
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.startswith("team: ")][0]
+    return float(line.split("spent $")[1].split()[0])
+
+
+def live_reservations(pg):
+    return int(pg.psql("SELECT count(*) FROM bananafs.reservations WHERE NOT settled AND expires > now()"))
+
+
+def test_an_unknown_charge_nobody_takes_over_counts_in_the_team_budget(machines, emulator, pg):
+    """A plain request is on the wire when its machine dies, and its prompt is gone when the
+    machine mounts again, so no machine ever takes its claim over.  The "unknown" line the
+    next run writes from its local ledger is counted by the team's budget exactly as
+    `cost --team` counts it: once, after the dead run's reservation has ended."""
+    cfg = "durable_requests = no\nbudget_daily_usd = 0.30\n"
+    a = machines("a", cfg)
+    emulator.fault("slow", 1, delay_ms=4000)
+    pa = a.path(*PRO2K, "gone.txt")
+    write(pa, "a prompt removed while its machine was down")
+    wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request")
+    a.kill9()
+    os.unlink(os.path.join(a.store, "tree", *PRO2K, "gone.txt"))
+    a = machines("a", cfg)
+    wait_for(lambda: unknown_rows(pg) == 1, 10, "the restart's unknown row")
+    # the dead run's reservation no longer counts (released, or its lease ended)
+    wait_for(lambda: live_reservations(pg) == 0, 10, "the dead run's reservation to end")
+    total, rows = team_cost_total(a, pg)
+    assert rows == 1 and total == pytest.approx(0.134, abs=1e-4)
+    assert team_spent(a, pg) == total
+    # $0.30 - $0.134 leaves room for one more Pro 2K prompt, not two.
+    ps = [a.path(*PRO2K, f"next{i}.txt") for i in range(2)]
+    write(ps[0], "after the crash 0")
+    assert wait_done(ps[0], 30) == "done"
+    write(ps[1], "after the crash 1")
+    assert wait_done(ps[1], 30) == "failed"
+    with open(ps[1][:-4] + ".error") as f:
+        assert "daily limit" in f.read()
+    assert emulator.stats()["requests"] == 2
+    total, rows = team_cost_total(a, pg)
+    assert rows == 2 and team_spent(a, pg) == total
+
+
+def test_two_runs_of_one_store_repeating_an_event_are_two_rows(machines, emulator, pg):
+    """A job resumed after a crash repeats its attempts, under the same request id and attempt
+    numbers: run 1's attempt 1 timed out (an "unknown" line, billed) and its attempt 2 was on
+    the wire when the machine died; run 2 sends attempt 1 again, which times out again, and
+    attempt 2 succeeds.  Each line of the local ledger is its own event and its own row, so
+    the team's rows, `cost --team` and the team's spending hold every billed line."""
+    cfg = ("durable_requests = no\ntimeout_s = 3\nretries = 3\nbackoff_base_s = 0.05\n"
+           "backoff_cap_s = 0.2\n")
+    a = machines("a", cfg)
+    emulator.fault("slow", 3, delay_ms=9000)
+    pa = a.path(*PRO2K, "twice.txt")
+    write(pa, "a job that runs in two lives of its machine")
+    wait_for(lambda: emulator.stats()["requests"] == 2, 20, "a's second attempt")
+    a.kill9()
+    a = machines("a", cfg)
+    assert wait_done(pa, 40) == "done"
+    lines = ledger(a.store)
+    outcomes = [(r["outcome"], r.get("attempt")) for r in lines]
+    assert outcomes.count(("unknown", 1)) == 2 and outcomes.count(("sent", 1)) == 2, outcomes
+    assert len({r["event_id"] for r in lines}) == len(lines)
+    wait_for(lambda: int(pg.psql("SELECT count(*) FROM bananafs.ledger")) == len(lines), 10,
+             "a row for every line")
+    local = round(sum(r["cost_usd"] for r in lines if r["billed"]), 9)
+    assert team_billed(pg) == local
+    total, rows = team_cost_total(a, pg)
+    assert rows == sum(1 for r in lines if r["billed"]) == 4
+    assert total == pytest.approx(local, abs=5e-5) and team_spent(a, pg) == total
 
 
 def test_dead_machine_interaction_is_polled_by_the_next_owner(machines, emulator, pg):

@@ -268,6 +268,98 @@ static void test_settle_hidden(void **state)
 	ledger_close(&l);
 }
 
+/* The mirror's view of each line: its event id and time, as written. */
+struct seen {
+	int n;
+	char event[8][LEDGER_EVENT_LEN];
+	time_t time[8];
+};
+
+static void remember(void *arg, const struct ledger_rec *r, const char *json_line)
+{
+	struct seen *s = arg;
+
+	(void)json_line;
+	if (s->n < 8) {
+		snprintf(s->event[s->n], LEDGER_EVENT_LEN, "%s", r->event_id ? r->event_id : "(null)");
+		s->time[s->n++] = r->time;
+	}
+}
+
+static const char *event_at(int n, char buf[LEDGER_EVENT_LEN])
+{
+	cJSON *o = line_at(n);
+	const cJSON *e = cJSON_GetObjectItem(o, "event_id");
+
+	snprintf(buf, LEDGER_EVENT_LEN, "%s", cJSON_IsString(e) ? e->valuestring : "");
+	cJSON_Delete(o);
+	return buf;
+}
+
+/*
+ * Every line is its own event: two lines alike have two ids; the "unknown"
+ * line for a "sent" line a crash left open has that line's id with
+ * "-unknown" (a team mount taking the request over derives the same); an
+ * old "sent" line without an id gives an "unknown" without one.  The
+ * mirror is told each line with its id and time, and the lines of the
+ * mount's start again with the same ids.
+ */
+static void test_event_ids(void **state)
+{
+	struct ledger l;
+	struct ledger_rec r;
+	struct seen seen = { 0 };
+	char err[256], a[LEDGER_EVENT_LEN], b[LEDGER_EVENT_LEN], want[LEDGER_EVENT_LEN + 16];
+	time_t now = time(NULL);
+	FILE *fp;
+	cJSON *o;
+
+	(void)state;
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
+	rec(&r, "sent", 0.134, false, now), r.job = "A", r.attempt = 1;
+	assert_int_equal(ledger_append(&l, &r), 0);
+	assert_int_equal(ledger_append(&l, &r), 0);	/* the same attempt again (a resumed job) */
+	ledger_close(&l);
+	event_at(0, a);
+	event_at(1, b);
+	assert_int_equal(strlen(a), 24);
+	assert_string_not_equal(a, b);
+
+	/* an old line, written before lines had ids: job B, open */
+	fp = fopen(path, "a");
+	assert_non_null(fp);
+	fprintf(fp, "{\"time\":\"2026-11-30T10:00:00Z\",\"job\":\"B\",\"key\":\"ab\","
+		"\"route\":\"standard\",\"outcome\":\"sent\",\"attempt\":1,\"cost_usd\":0.134,"
+		"\"billed\":false}\n");
+	fclose(fp);
+
+	assert_int_equal(ledger_open(&l, path, NULL, err, sizeof(err)), 0);
+	assert_int_equal(ledger_settle_hidden(&l, NULL, NULL), 2);
+	snprintf(want, sizeof(want), "%s" LEDGER_UNKNOWN_SUFFIX, b);
+	o = line_at(3);
+	assert_string_equal(cJSON_GetObjectItem(o, "job")->valuestring, "A");
+	assert_string_equal(cJSON_GetObjectItem(o, "outcome")->valuestring, "unknown");
+	assert_string_equal(cJSON_GetObjectItem(o, "event_id")->valuestring, want);
+	assert_string_equal(cJSON_GetObjectItem(o, "cost_basis")->valuestring, "per-image");
+	cJSON_Delete(o);
+	o = line_at(4);
+	assert_string_equal(cJSON_GetObjectItem(o, "job")->valuestring, "B");
+	assert_null(cJSON_GetObjectItem(o, "event_id"));
+	cJSON_Delete(o);
+
+	/* the mirror: first the lines of the start, with their ids, then each new line */
+	assert_int_equal(ledger_set_mirror(&l, remember, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.event[0], want);
+	assert_string_equal(seen.event[1], "");
+	rec(&r, "ok", 0.134, true, 0), r.job = "A";
+	assert_int_equal(ledger_append(&l, &r), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.event[2], event_at(5, a));
+	assert_true(seen.time[2] > 0 && seen.time[0] > 0);
+	ledger_close(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +369,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file_is_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_dir_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle_hidden, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_ids, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -266,7 +266,7 @@ out:
 
 /* ---- ledger -------------------------------------------------------------- */
 
-#define LCOLS 8
+#define LCOLS 9
 
 struct ltable {
 	bool json;
@@ -299,8 +299,10 @@ ledger_line(const cJSON *rec, const char *raw, void *arg)
 	row[4] = xstrdup(jstr(rec, "route", "-"));
 	/* "~" marks an estimate that was not (or not yet) money spent. */
 	row[5] = cJSON_IsNumber(cost) ? xasprintf("%s%.4f", billed, cost->valuedouble) : xstrdup("-");
-	row[6] = cJSON_IsNumber(http) ? xasprintf("%d", http->valueint) : xstrdup("-");
-	row[7] = xasprintf("%.8s", jstr(rec, "key", "-"));
+	/* how the cost was settled: "usage" (the answer's tokens) or "per-image" */
+	row[6] = xstrdup(jstr(rec, "cost_basis", "-"));
+	row[7] = cJSON_IsNumber(http) ? xasprintf("%d", http->valueint) : xstrdup("-");
+	row[8] = xasprintf("%.8s", jstr(rec, "key", "-"));
 }
 
 int
@@ -310,7 +312,8 @@ cmd_ledger(struct ctl *c, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const char *const head[LCOLS] = { "TIME", "OUTCOME", "MODEL", "SIZE", "ROUTE", "COST", "HTTP", "KEY" };
+	static const char *const head[LCOLS] = { "TIME", "OUTCOME", "MODEL", "SIZE", "ROUTE", "COST", "BASIS", "HTTP",
+						   "KEY" };
 	struct ltable t = { 0 };
 	int ch, w[LCOLS], rc = 1;
 
@@ -336,7 +339,7 @@ cmd_ledger(struct ctl *c, int argc, char **argv)
 				/* Numbers right-aligned, words left; no trailing blanks. */
 				if (j == LCOLS - 1)
 					printf("%s\n", s);
-				else if (j == 5 || j == 6)
+				else if (j == 5 || j == 7)
 					printf("%*s  ", w[j], s);
 				else
 					printf("%-*s  ", w[j], s);

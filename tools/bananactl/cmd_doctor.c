@@ -223,10 +223,14 @@ check_team(struct doctor *d, const char *conninfo)
 		     "PGPASSFILE", "%s", errbuf);
 	else if (version == 0)
 		ok(d, "team database reachable (schema not created yet: the first mount creates it)");
-	else if (version != TEAM_SCHEMA_VERSION)
-		fail(d, "use the bananafs version the rest of the team runs",
-		     "team database has schema version %d; this bananafs uses %d", version,
+	else if (version > TEAM_SCHEMA_VERSION)
+		fail(d, "upgrade bananafs on this machine to the version the rest of the team runs",
+		     "team database has schema version %d, newer than this bananafs knows (%d)", version,
 		     TEAM_SCHEMA_VERSION);
+	else if (version < TEAM_SCHEMA_VERSION)
+		ok(d, "team database reachable, password accepted, schema version %d: the next mount "
+		   "of this bananafs upgrades it to %d, and mounts of an older bananafs are then refused",
+		   version, TEAM_SCHEMA_VERSION);
 	else
 		ok(d, "team database reachable, password accepted, schema version %d", version);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache/config.h"
 #include "cache/team_db.h"
@@ -35,24 +36,29 @@ ctl_team_db(struct ctl *c)
 	return db;
 }
 
+/* The team's line: spent is what its budget counts (bananafs.spent(), today = our local day). */
 void
 ctl_team_status(const char *conninfo)
 {
-	char err[512];
+	char err[512], day[16];
+	const char *p[1] = { day };
+	time_t now = time(NULL);
+	struct tm tm;
 	PGresult *r;
 
+	localtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
 	r = team_db_query_once(conninfo,
 			       "SELECT (SELECT count(*) FROM bananafs.claims WHERE expires > now()),"
 			       " (SELECT count(DISTINCT mount) FROM bananafs.claims WHERE expires > now()),"
-			       " (SELECT coalesce(sum(actual_usd), 0) FROM bananafs.reservations"
-			       "   WHERE settled AND day = current_date),"
-			       " (SELECT coalesce(sum(actual_usd), 0) FROM bananafs.reservations WHERE settled),"
+			       " sp.today, sp.total,"
 			       " (SELECT coalesce(sum(usd), 0) FROM bananafs.reservations"
 			       "   WHERE NOT settled AND expires > now()),"
 			       " (SELECT count(*) FROM bananafs.objects),"
 			       " (SELECT CASE WHEN until > now() THEN extract(epoch FROM until - now()) ELSE 0 END"
-			       "   FROM bananafs.pause)",
-			       0, NULL, err, sizeof(err));
+			       "   FROM bananafs.pause)"
+			       " FROM bananafs.spent($1::date) sp",
+			       1, p, err, sizeof(err));
 	if (r == NULL) {
 		printf("team: %s\n", err);
 		return;
