@@ -142,6 +142,29 @@ def test_schema_version_2_is_upgraded_keeping_its_rows(machines, emulator, pg):
     assert team_spent(a, pg) == total
 
 
+def readme_team_config():
+    """The README's settings for a team, as a user copies them."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        text = f.read()
+    section = text[text.index("## A team on one Google project"):]
+    start = section.index("```ini\n") + 7
+    return section[start:section.index("\n```", start)] + "\n"
+
+
+def test_the_readme_team_settings_mount(workdir, emulator, pg):
+    """The README's block, its example server replaced by the test's, mounts in team mode."""
+    text = readme_team_config()
+    assert "host=db.example.org dbname=bananafs user=alice" in text
+    text = text.replace("host=db.example.org dbname=bananafs user=alice", pg.conninfo)
+    d = os.path.join(workdir, "readme")
+    os.makedirs(os.path.join(d, "mnt"))
+    m = Mount(emulator.url, os.path.join(d, "store"), os.path.join(d, "mnt"), text, env=pg.env())
+    try:
+        assert pg.psql("SELECT version FROM bananafs.schema_version") == SCHEMA
+    finally:
+        m.unmount()
+
+
 def test_unreachable_database_at_mount_is_a_clear_error(workdir, emulator, pg, tmp_path):
     cfg = f"[bananafs]\nteam_db = host={tmp_path} dbname=nothing user=team\n"
     err = start_fails(workdir, emulator, cfg, pg.env())
@@ -226,6 +249,16 @@ def test_same_prompt_on_two_machines_is_paid_once(machines, emulator, pg):
     assert r.returncode == 0, r.stderr
     total = [l for l in r.stdout.splitlines() if l.startswith("total")][0].split()
     assert float(total[1]) == pytest.approx(emulator.stats()["billed_usd"], abs=5e-5) and total[2] == "1"
+    assert "simulated: %s of it (1 rows)" % total[1] in r.stdout	# the emulator's spend, as locally
+    # cost without --team: c's own lines (a cache hit, nothing billed), and the team's beside them
+    r = ctl("-m", c.mnt, "cost", env=pg.env())
+    assert r.returncode == 0, r.stderr
+    assert [l for l in r.stdout.splitlines() if l.startswith("total")][0].split()[1:] == ["0.0000", "0"]
+    assert "team: %s billed by every mount of the team (1 row)" % total[1] in r.stdout
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    for since, rows in ((today, "1"), ("2099-01-01", "0")):
+        r = ctl("-m", c.mnt, "cost", "--team", "--since", since, env=pg.env())
+        assert [l for l in r.stdout.splitlines() if l.startswith("total")][0].split()[2] == rows
     r = ctl("-m", c.mnt, "status", env=pg.env())
     assert r.returncode == 0, r.stderr
     assert "team budget" in r.stdout

@@ -149,17 +149,22 @@ dry_run_total(struct ctl *c)
 }
 
 /*
- * --team: the same table from the team's rows (bananafs.ledger), every
- * mount's billed lines; "unknown" rows (a dead machine's request that may
- * have been billed) count, as the local ledger counts them.
+ * The team's billed rows (bananafs.ledger) since the UTC day $1 (NULL: all),
+ * as the local table takes the ledger's billed lines: "unknown" rows (a
+ * dead machine's request that may have been billed) count.
  */
+#define TEAM_BILLED_ROWS " FROM bananafs.ledger WHERE billed AND cost_usd IS NOT NULL AND ($1::date IS NULL" \
+	" OR time >= $1::date::timestamp AT TIME ZONE 'UTC')"
+#define TEAM_SIMULATED " (line->>'simulated')::boolean IS TRUE"
+
+/* --team: the same table from the team's rows, every mount's billed lines. */
 static int
 team_cost(struct ctl *c, const char *by, const char *since)
 {
-	const char *p[2] = { by, since };
+	const char *p[2] = { since, by };
 	char *db = ctl_team_db(c), err[512];
-	double total = 0;
-	long lines = 0;
+	double total = 0, simulated = 0;
+	long lines = 0, simulated_rows = 0;
 	PGresult *r;
 	int i, n, w = 5;
 
@@ -168,11 +173,11 @@ team_cost(struct ctl *c, const char *by, const char *since)
 		return 1;
 	}
 	r = team_db_query_once(db,
-			       "SELECT CASE $1 WHEN 'day' THEN to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+			       "SELECT CASE $2 WHEN 'day' THEN to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 			       " WHEN 'model' THEN coalesce(model, '?') ELSE coalesce(route, '?') END,"
-			       " sum(cost_usd), count(*) FROM bananafs.ledger"
-			       " WHERE billed AND cost_usd IS NOT NULL"
-			       " AND ($2::date IS NULL OR time >= $2::date) GROUP BY 1 ORDER BY 1",
+			       " sum(cost_usd), count(*), coalesce(sum(cost_usd) FILTER (WHERE" TEAM_SIMULATED
+			       "), 0), count(*) FILTER (WHERE" TEAM_SIMULATED ")" TEAM_BILLED_ROWS
+			       " GROUP BY 1 ORDER BY 1",
 			       2, p, err, sizeof(err));
 	free(db);
 	if (r == NULL) {
@@ -189,12 +194,40 @@ team_cost(struct ctl *c, const char *by, const char *since)
 		       PQgetvalue(r, i, 2));
 		total += atof(PQgetvalue(r, i, 1));
 		lines += atol(PQgetvalue(r, i, 2));
+		simulated += atof(PQgetvalue(r, i, 3));
+		simulated_rows += atol(PQgetvalue(r, i, 4));
 	}
 	printf("%-*s  %12.4f  %6ld\n", w, "total", total, lines);
 	printf("(the team's billed rows, every mount%s%s%s)\n", since ? ", since " : "",
 	       since ? since : "", since ? " UTC" : "");
+	if (simulated_rows > 0)
+		printf("simulated: %.4f of it (%ld rows) was answered by the bundled emulator: "
+		       "simulated spend, nobody bills it\n", simulated, simulated_rows);
 	PQclear(r);
 	return 0;
+}
+
+/* In team mode, the team's total beside the mount's own table. */
+static void
+team_total_line(struct ctl *c, const char *since)
+{
+	const char *p[1] = { since };
+	char *db = ctl_team_db(c), err[512];
+	PGresult *r;
+
+	if (db == NULL)
+		return;
+	r = team_db_query_once(db, "SELECT coalesce(sum(cost_usd), 0), count(*)" TEAM_BILLED_ROWS, 1, p,
+			       err, sizeof(err));
+	free(db);
+	if (r == NULL) {
+		printf("team: %s\n", err);
+		return;
+	}
+	printf("team: %.4f billed by every mount of the team (%s row%s%s%s); \"bananactl cost --team\" "
+	       "shows them\n", atof(PQgetvalue(r, 0, 0)), PQgetvalue(r, 0, 1),
+	       strcmp(PQgetvalue(r, 0, 1), "1") ? "s" : "", since ? " since " : "", since ? since : "");
+	PQclear(r);
 }
 
 int
@@ -255,6 +288,7 @@ cmd_cost(struct ctl *c, int argc, char **argv)
 	printf("note: costs are the ledger's estimates from the price table; gateway costs are "
 	       "the provider's prices as entered by you, not Google's%s\n",
 	       k.gateway ? " (gateway lines are included above)" : "");
+	team_total_line(c, k.since);
 	dry_run_total(c);
 	rc = 0;
 out:
