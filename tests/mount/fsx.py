@@ -1,7 +1,8 @@
 """fsx-style exerciser: random operations on one file, mirrored in memory.
 
 Each operation (read, write, truncate, mmap write, mmap read, fallocate,
-punch hole, zero range, close and reopen) is applied to the file and to a
+punch hole, zero range, close and reopen, a write through a second
+write-only open) is applied to the file and to a
 bytearray model.  The size is checked after every operation, reads are
 compared as they happen, and the whole file is compared every few
 operations and at the end.  On a mismatch the seed, the operation number
@@ -43,8 +44,8 @@ def seed_from_env():
 
 class Fsx:
     OPS = ("read", "write", "truncate", "mapwrite", "mapread", "fallocate", "punch", "zero",
-           "reopen", "stat")
-    WEIGHTS = (20, 20, 6, 10, 10, 6, 8, 6, 2, 4)
+           "reopen", "stat", "wronly_write")
+    WEIGHTS = (20, 20, 6, 10, 10, 6, 8, 6, 2, 4, 8)
 
     def __init__(self, path, seed, maxlen=256 * 1024, maxop=64 * 1024, check_every=50,
                  log_tail=40, out=None):
@@ -113,6 +114,22 @@ class Fsx:
         self.log.append(f"{self.n} write {off} {n}")
         if os.pwrite(self.fd, buf, off) != n:
             self.fail("short write")
+        if off + n > len(self.model):
+            self.resize_model(off + n)
+        self.model[off:off + n] = buf
+
+    def op_wronly_write(self):
+        """A write through a second, write-only open (bananafs writes those
+        past the page cache) while the first one keeps its cached pages."""
+        off, n = self.span()
+        buf = self.data(n)
+        self.log.append(f"{self.n} write-only open: write {off} {n}")
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            if os.pwrite(fd, buf, off) != n:
+                self.fail("short write")
+        finally:
+            os.close(fd)
         if off + n > len(self.model):
             self.resize_model(off + n)
         self.model[off:off + n] = buf

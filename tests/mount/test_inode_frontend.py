@@ -122,6 +122,30 @@ def test_o_direct_reads_and_writes(mount, tmp_path):
         assert f.read() == src.read_bytes()
 
 
+def test_write_only_open_leaves_no_stale_pages(mount):
+    """A write-only open writes past the page cache (fs/ll.c
+    write_only_uncached): pages another open cached before (kept across
+    opens) must not show the old bytes afterwards, neither through that
+    open nor through a new one."""
+    p = mount.path(*PRO1K, "pages.bin")
+    with open(p, "wb") as f:
+        f.write(b"a" * 65536)
+    with open(p, "rb") as r:
+        assert r.read() == b"a" * 65536       # the pages are cached now
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            assert os.pwrite(fd, b"b" * 4096, 8192) == 4096
+            os.lseek(fd, 0, os.SEEK_END)
+            assert os.write(fd, b"c" * 100) == 100
+        finally:
+            os.close(fd)
+        want = b"a" * 8192 + b"b" * 4096 + b"a" * (65536 - 12288) + b"c" * 100
+        assert os.pread(r.fileno(), len(want) + 10, 0) == want
+    with open(p, "rb") as f:
+        assert f.read() == want
+    assert os.stat(p).st_size == len(want)
+
+
 def test_path_longer_than_path_max_from_the_callers_folder(mount):
     """Each component is sent on its own: only the store's limits apply."""
     script = r"""
