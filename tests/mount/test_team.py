@@ -606,6 +606,22 @@ def test_cache_only_serves_hits_and_refuses_paid_requests(machines, emulator, pg
         m.unmount()
 
 
+def test_max_inflight_holds_for_the_team(machines, emulator, pg):
+    """max_inflight = 1 on two machines is one request on the wire for the team: the second
+    machine's prompt waits for a slot (and says so) while the first machine's runs."""
+    a, b = machines("a", "max_inflight = 1\n"), machines("b", "max_inflight = 1\n")
+    emulator.fault("slow", 1, delay_ms=3000)
+    pa, pb = a.path(*PRO2K, "first.txt"), b.path(*PRO2K, "second.txt")
+    write(pa, "holds the team's only slot")
+    wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request on the wire")
+    write(pb, "waits for the team's slot")
+    wait_for(lambda: status(pb) == "waiting-slot", 10, "b to wait for the team's slot")
+    assert emulator.stats()["requests"] == 1
+    assert wait_done(pa, 30) == "done" and wait_done(pb, 30) == "done"
+    assert emulator.stats()["requests"] == 2
+    assert pg.psql("SELECT count(*) FROM bananafs.slots") == "0"
+
+
 def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
     """A per-minute 429 for one model holds that model on every machine."""
     fast = "backoff_base_s = 0.05\nbackoff_cap_s = 0.2\nretries = 3\n"
