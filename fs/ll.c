@@ -387,8 +387,19 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (h && h->kind != FH_FILE)
 		return (void)fuse_reply_err(req, EROFS);
 	int fd = h ? h->fd : -1;
-	if (!h)
+	/*
+	 * chown(-1, -1) comes with nothing to set (the kernel keeps ctime for
+	 * the daemon to move); a local disk moves it, so the store does it
+	 * here.  Only ctime changes: nothing to copy first.
+	 */
+	if (!(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
+		       FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		if (fchownat(fd >= 0 ? fd : n->fd, "", (uid_t)-1, (gid_t)-1,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return (void)fuse_reply_err(req, errno);
+	} else if (!h) {
 		rc = lli_cow(n);	/* metadata changes must not reach the cache either */
+	}
 	lli_proc(n, proc, sizeof(proc));
 	if (!rc && (valid & FUSE_SET_ATTR_MODE)) {
 		struct stat st;

@@ -919,6 +919,26 @@ def c_chown_file(c):
     return out
 
 
+@case("chown", {"file": True, "dir": True, "link": True, "owner": [1000, 1001]}, root=True)
+def c_chown_minus_one_touches_ctime(c):
+    """chown(-1, -1) changes nothing but ctime: POSIX lets it leave ctime alone,
+    Linux's local disks move it (pjdfstest's chown/00 notes the difference), and
+    the mount gives what the store gives."""
+    put(c.p("f.dat"))
+    os.mkdir(c.p("d"))
+    os.symlink("f.dat", c.p("l"))
+    for name in ("f.dat", "d", "l"):
+        os.lchown(c.p(name), 1000, 1001)
+    before = {name: os.lstat(c.p(name)).st_ctime_ns for name in ("f.dat", "d", "l")}
+    tick()
+    os.chown(c.p("f.dat"), -1, -1)
+    os.chown(c.p("d"), -1, -1)
+    os.lchown(c.p("l"), -1, -1)
+    moved = {name: os.lstat(c.p(name)).st_ctime_ns > t for name, t in before.items()}
+    return {"file": moved["f.dat"], "dir": moved["d"], "link": moved["l"],
+            "owner": owner(c.p("f.dat"))}
+
+
 @case("chown", {"link": [1003, 1003], "target": [0, 0], "follow_target": [1004, 1004],
                 "link_after_follow": [1003, 1003], "fchown": [7, 8], "dir": [5, 6]}, root=True)
 def c_chown_symlink_fd_dir(c):
