@@ -377,16 +377,18 @@ def live_reservations(pg):
     return int(pg.psql("SELECT count(*) FROM bananafs.reservations WHERE NOT settled AND expires > now()"))
 
 
-def test_an_unknown_charge_nobody_takes_over_counts_in_the_team_budget(machines, emulator, pg):
+def test_an_unknown_charge_a_restart_records_counts_once_in_the_team_budget(machines, emulator, pg):
     """A plain request is on the wire when its machine dies, and its prompt is gone when the
-    machine mounts again, so no machine ever takes its claim over.  The "unknown" line the
-    next run writes from its local ledger is counted by the team's budget exactly as
-    `cost --team` counts it: once, after the dead run's reservation has ended."""
+    machine mounts again, so that machine does not take its claim back.  The "unknown" line
+    the next run writes from its local ledger is counted by the team's budget exactly as
+    `cost --team` counts it; a machine that takes the dead claim over later counts nothing
+    more."""
     cfg = "durable_requests = no\nbudget_daily_usd = 0.30\n"
-    a = machines("a", cfg)
+    a, b = machines("a", cfg), machines("b", cfg)
     emulator.fault("slow", 1, delay_ms=4000)
+    text = "a prompt removed while its machine was down"
     pa = a.path(*PRO2K, "gone.txt")
-    write(pa, "a prompt removed while its machine was down")
+    write(pa, text)
     wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request")
     a.kill9()
     os.unlink(os.path.join(a.store, "tree", *PRO2K, "gone.txt"))
@@ -397,17 +399,20 @@ def test_an_unknown_charge_nobody_takes_over_counts_in_the_team_budget(machines,
     total, rows = team_cost_total(a, pg)
     assert rows == 1 and total == pytest.approx(0.134, abs=1e-4)
     assert team_spent(a, pg) == total
-    # $0.30 - $0.134 leaves room for one more Pro 2K prompt, not two.
-    ps = [a.path(*PRO2K, f"next{i}.txt") for i in range(2)]
-    write(ps[0], "after the crash 0")
-    assert wait_done(ps[0], 30) == "done"
-    write(ps[1], "after the crash 1")
-    assert wait_done(ps[1], 30) == "failed"
-    with open(ps[1][:-4] + ".error") as f:
-        assert "daily limit" in f.read()
-    assert emulator.stats()["requests"] == 2
+    # b writes the same prompt: it takes the dead claim over and pays, recording nothing more.
+    pb = b.path(*PRO2K, "gone.txt")
+    write(pb, text)
+    assert wait_done(pb, 30) == "done"
+    assert emulator.stats()["requests"] == 2 and unknown_rows(pg) == 1
     total, rows = team_cost_total(a, pg)
     assert rows == 2 and team_spent(a, pg) == total
+    # $0.30 - the unknown $0.134 - b's $0.137 leaves no room for another Pro 2K prompt.
+    pn = a.path(*PRO2K, "next.txt")
+    write(pn, "after the crash")
+    assert wait_done(pn, 30) == "failed"
+    with open(pn[:-4] + ".error") as f:
+        assert "daily limit" in f.read()
+    assert emulator.stats()["requests"] == 2
 
 
 def test_two_runs_of_one_store_repeating_an_event_are_two_rows(machines, emulator, pg):
