@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A name was created in the folder dirfd (every create, via caller_take). */
+/* A name was created in the folder dirfd (every create of fs/ll.c). */
 void arrivals_note(int dirfd);
 /* The process pid (0: unknown) created name in dirfd with O_EXCL. */
 void arrivals_exclusive(int dirfd, const char *name, pid_t pid);

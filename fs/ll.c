@@ -7,8 +7,8 @@
  * accepts relative to the caller's folder works.
  *
  * The fixed tree refuses changes as fs/fixed.h says; copy-on-write, the
- * prompt trigger, xattrs and creating as the caller are the shared
- * helpers of fs/.  The jobs still work by relative path, read back from
+ * prompt trigger, xattrs and acting as the caller (fs/creds.h) are the
+ * shared helpers of fs/.  The jobs still work by relative path, read back from
  * the inode when a prompt is triggered.
  *
  * Caching: every change below the size folders comes through here, so the
@@ -35,7 +35,6 @@
 #include "cache/beneath.h"
 #include "cache/log.h"
 #include "fs/arrivals.h"
-#include "fs/caller.h"
 #include "fs/creds.h"
 #include "fs/ctlfiles.h"
 #include "fs/fixed.h"
@@ -86,14 +85,19 @@ struct dirh {
 	struct dirent *entry;		/* read but not yet sent */
 };
 
-/* Who made this request: the rights a prompt written by it is run with (fs/creds.h). */
-static void caller_writer(fuse_req_t req, struct writer *w)
+/*
+ * Who made this request: the rights a prompt written by it is run with
+ * (fs/creds.h).  False when the caller's groups could not all be read
+ * (more than WRITER_MAX_GROUPS, or /proc did not answer).
+ */
+static bool caller_writer(fuse_req_t req, struct writer *w)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	if (creds_writer_init(w, c->uid, c->gid)) {
-		int n = fuse_req_getgroups(req, WRITER_MAX_GROUPS, w->groups);
-		w->ngroups = n < 0 ? 0 : n > WRITER_MAX_GROUPS ? WRITER_MAX_GROUPS : n;
-	}
+	if (!creds_writer_init(w, c->uid, c->gid))
+		return true;
+	int n = fuse_req_getgroups(req, WRITER_MAX_GROUPS, w->groups);
+	w->ngroups = n < 0 ? 0 : n > WRITER_MAX_GROUPS ? WRITER_MAX_GROUPS : n;
+	return n >= 0 && n <= WRITER_MAX_GROUPS;
 }
 
 /*
@@ -152,13 +156,60 @@ static int may_change(struct ll_inode *parent, const char *name)
 	return k == NODE_USER ? 0 : fixed_change_errno(k);
 }
 
-/* After a name was created in a store folder: hand it over and answer with its entry. */
-static void reply_created(fuse_req_t req, struct ll_inode *parent, const char *name)
+/*
+ * Names are created with the caller's rights (fs/creds.h), as on a local
+ * disk: the store makes the new file the caller's, gives it a set-group-ID
+ * folder's group, and keeps the set-id bits a local disk keeps for that
+ * user (root creating and handing the file over would lose them: chown
+ * drops set-user-ID).  The kernel has already checked the caller against
+ * the folder (default_permissions), and the store's check on the same
+ * modes agrees, given all of the caller's groups.  Without them (*hand),
+ * the daemon creates and hands the name over (hand_over) rather than let
+ * the store refuse what the kernel allowed.  w must live until
+ * creds_leave().  0 or an errno.
+ */
+static int enter_caller(fuse_req_t req, struct writer *w, bool *hand)
+{
+	*hand = !caller_writer(req, w) && creds_can_switch();
+	if (*hand)
+		return 0;
+	return creds_enter(w) < 0 ? errno : 0;
+}
+
+/* The caller's groups were not all known: name, made by the daemon, becomes the caller's. */
+static void hand_over(fuse_req_t req, int dirfd, const char *name)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	caller_take(parent->fd, name, c->uid, c->gid);
+	struct stat st;
+	gid_t gid = fstat(dirfd, &st) == 0 && (st.st_mode & S_ISGID) ? (gid_t)-1 : c->gid;
+	if (fchownat(dirfd, name, c->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		log_warn("cannot give %s to uid %u", name, (unsigned)c->uid);
+}
+
+enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK };
+
+/* mknod, mkdir and symlink: name made in parent as the caller, answered with its entry. */
+static void make_name(fuse_req_t req, fuse_ino_t parent, const char *name, enum make_kind kind,
+		      mode_t mode, dev_t rdev, const char *target)
+{
+	struct ll_inode *p = lli_get(parent);
+	struct writer w;
+	bool hand = false;
+	int rc = may_create(p, name);
+	if (!rc && !(rc = enter_caller(req, &w, &hand))) {
+		int r = kind == MAKE_NODE ? mknodat(p->fd, name, mode, rdev)
+			: kind == MAKE_DIR ? mkdirat(p->fd, name, mode)
+			: symlinkat(target, p->fd, name);
+		rc = r < 0 ? errno : 0;
+		creds_leave();
+	}
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	if (hand)
+		hand_over(req, p->fd, name);
+	arrivals_note(p->fd);	/* a copy tool filling a folder is seen by its new names */
 	struct fuse_entry_param e;
-	reply_entry_or_err(req, lli_lookup_store(parent, name, &e), &e);
+	reply_entry_or_err(req, lli_lookup_store(p, name, &e), &e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -475,35 +526,17 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	struct ll_inode *p = lli_get(parent);
-	int rc = may_create(p, name);
-	if (!rc && mknodat(p->fd, name, mode, rdev) < 0)
-		rc = errno;
-	if (rc)
-		return (void)fuse_reply_err(req, rc);
-	reply_created(req, p, name);
+	make_name(req, parent, name, MAKE_NODE, mode, rdev, NULL);
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct ll_inode *p = lli_get(parent);
-	int rc = may_create(p, name);
-	if (!rc && mkdirat(p->fd, name, mode) < 0)
-		rc = errno;
-	if (rc)
-		return (void)fuse_reply_err(req, rc);
-	reply_created(req, p, name);
+	make_name(req, parent, name, MAKE_DIR, mode, 0, NULL);
 }
 
 static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-	struct ll_inode *p = lli_get(parent);
-	int rc = may_create(p, name);
-	if (!rc && symlinkat(target, p->fd, name) < 0)
-		rc = errno;
-	if (rc)
-		return (void)fuse_reply_err(req, rc);
-	reply_created(req, p, name);
+	make_name(req, parent, name, MAKE_SYMLINK, 0, 0, target);
 }
 
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
@@ -754,6 +787,22 @@ static int open_existing(fuse_req_t req, struct ll_inode *p, const char *name, s
 	return fd;
 }
 
+/* openat(O_CREAT) in parent as the caller (enter_caller): the fd, or -1 with errno. */
+static int create_as_caller(fuse_req_t req, struct writer *w, bool *hand, struct ll_inode *parent,
+			    const char *name, int flags, mode_t mode)
+{
+	int rc = enter_caller(req, w, hand);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	int fd = openat(parent->fd, name, flags, mode);
+	int e = errno;
+	creds_leave();
+	errno = e;
+	return fd;
+}
+
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -765,15 +814,15 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return (void)fuse_reply_err(req, rc);
 	/* Always exclusive here: a name that exists is never handed to the caller as if made. */
 	int flags = BACKING_FLAGS(fi->flags) | O_EXCL | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(p->fd, name, flags, mode);
+	struct writer w;
+	bool hand = false;
+	int fd = create_as_caller(req, &w, &hand, p, name, flags, mode);
 	struct fuse_entry_param e;
 	bool existed = false;
 	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL)) {
 		/* cp creates with O_EXCL: a file at the name of our own output takes its place. */
-		struct writer w;
-		caller_writer(req, &w);
 		if (publish_yield(p->fd, name, &w) == 0)
-			fd = openat(p->fd, name, flags, mode);
+			fd = create_as_caller(req, &w, &hand, p, name, flags, mode);
 		else
 			errno = EEXIST;
 	} else if (fd < 0 && errno == EEXIST) {
@@ -785,7 +834,9 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return (void)fuse_reply_err(req, errno);
 	if (!existed) {
 		const struct fuse_ctx *c = fuse_req_ctx(req);
-		caller_take(p->fd, name, c->uid, c->gid);
+		if (hand)
+			hand_over(req, p->fd, name);
+		arrivals_note(p->fd);
 		if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
 			arrivals_exclusive(p->fd, name, c->pid);
 		if ((rc = lli_lookup_store(p, name, &e)) != 0) {

@@ -1542,10 +1542,11 @@ def put(path, mode=0o666):
 """
 
 
-def other(c, body):
+def other(c, body, groups=()):
     import json
     import subprocess
-    r = subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
+    grp = ["--groups=" + ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    r = subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", *grp,
                         "/usr/bin/python3", "-c", OTHER_PRELUDE + body + "\nprint(json.dumps(out))",
                         c.d], capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
@@ -1578,6 +1579,40 @@ def o_setgid_folder_gives_its_group(c):
     other(c, "put(p('f')); os.mkdir(p('d')); put(p('x')); os.chmod(p('x'), 0o2755)")
     # chmod g+s by a user outside the file's group: the kernel drops the bit
     return {"f": attrs(c.p("f")), "d": attrs(c.p("d")), "chmod_sgid_not_member": attrs(c.p("x"))[2]}
+
+
+@other_case("other_uid", {"suid": "0o104755", "sgid": "0o102755", "fifo_suid": "0o14644",
+                          "in_sgid_folder_member": "0o102755", "in_sgid_folder_not_member": "0o100755",
+                          "in_sgid_folder_noexec": "0o102644"})
+def o_creates_with_the_setid_bits_it_asks_for(c):
+    """A user's own new file keeps the set-id bits its mode asks for, as on a
+    local disk; only S_ISGID with group execute in a set-group-ID folder of a
+    group the user is not in is dropped (the disk's rule for new files)."""
+    os.chmod(c.d, 0o1777)
+    for name, gid in (("member", OTHER), ("stranger", 100)):
+        os.mkdir(c.p(name))
+        os.chown(c.p(name), 0, gid)
+        os.chmod(c.p(name), 0o2777)
+    other(c, "os.umask(0)\n"
+             "put(p('suid'), 0o4755); put(p('sgid'), 0o2755); os.mknod(p('fifo'), 0o14644)\n"
+             "put(p('member', 'f'), 0o2755); put(p('stranger', 'f'), 0o2755)\n"
+             "put(p('stranger', 'n'), 0o2644)")
+    return {"suid": attrs(c.p("suid"))[2], "sgid": attrs(c.p("sgid"))[2],
+            "fifo_suid": attrs(c.p("fifo"))[2],
+            "in_sgid_folder_member": attrs(c.p("member", "f"))[2],
+            "in_sgid_folder_not_member": attrs(c.p("stranger", "f"))[2],
+            "in_sgid_folder_noexec": attrs(c.p("stranger", "n"))[2]}
+
+
+@other_case("other_uid", {"f": [OTHER, 140, "0o100644"], "d": [OTHER, 140, "0o42755"]})
+def o_creates_through_its_41st_group(c):
+    """A user in more groups than the daemon reads per request (32) still
+    creates where only a late group lets them: the kernel allowed it."""
+    os.mkdir(c.p("g"))
+    os.chown(c.p("g"), 0, 140)
+    os.chmod(c.p("g"), 0o2770)
+    other(c, "put(p('g', 'f'), 0o644); os.mkdir(p('g', 'd'), 0o755)", groups=range(100, 141))
+    return {"f": attrs(c.p("g", "f")), "d": attrs(c.p("g", "d"))}
 
 
 @other_case("other_uid", {"read_0600": "EACCES", "write_0644": "EACCES", "create_in_0755": "EACCES",
