@@ -92,7 +92,9 @@ static const char upgrade_v3[] =
 	"ALTER TABLE bananafs.ledger ADD COLUMN IF NOT EXISTS event_id text NOT NULL DEFAULT '';"
 	"ALTER TABLE bananafs.ledger ADD COLUMN IF NOT EXISTS day date;"
 	"UPDATE bananafs.ledger SET day = time::date WHERE day IS NULL;"
-	"ALTER TABLE bananafs.ledger ALTER COLUMN day SET NOT NULL;"
+	/* the defaults let a mount of version 2 that is still running write its rows */
+	"ALTER TABLE bananafs.ledger ALTER COLUMN day SET DEFAULT CURRENT_DATE,"
+	"  ALTER COLUMN day SET NOT NULL;"
 	"ALTER TABLE bananafs.ledger DROP CONSTRAINT IF EXISTS ledger_pkey;"
 	"ALTER TABLE bananafs.ledger ADD PRIMARY KEY (request_id, outcome, attempt, event_id);"
 	"CREATE INDEX IF NOT EXISTS ledger_billed_day ON bananafs.ledger (day) INCLUDE (cost_usd) "

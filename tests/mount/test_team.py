@@ -140,6 +140,12 @@ def test_schema_version_2_is_upgraded_keeping_its_rows(machines, emulator, pg):
     total, rows = team_cost_total(a, pg)
     assert rows == 1 and total == pytest.approx(emulator.stats()["billed_usd"], abs=5e-5)
     assert team_spent(a, pg) == total
+    # b, a mount that started at version 2 and still runs, writes its rows as it did, and
+    # they count (its later mounts are refused: see test_unknown_schema_version_is_refused)
+    pg.psql("INSERT INTO bananafs.ledger (request_id, outcome, attempt, time, mount, key, model, "
+            "route, size, cost_usd, billed, line) VALUES ('b-old/job/key', 'ok', 1, now(), 'b-old', "
+            "'key', 'gemini-3-pro-image', 'standard', '2K', 0.134, true, '{}') ON CONFLICT DO NOTHING")
+    assert team_cost_total(a, pg)[1] == 2 and team_spent(a, pg) == team_cost_total(a, pg)[0]
 
 
 def readme_team_config():
@@ -625,6 +631,22 @@ def test_max_inflight_holds_for_the_team(machines, emulator, pg):
     assert wait_done(pa, 30) == "done" and wait_done(pb, 30) == "done"
     assert emulator.stats()["requests"] == 2
     assert pg.psql("SELECT count(*) FROM bananafs.slots") == "0"
+
+
+def test_rpm_holds_for_the_team(machines, emulator, pg):
+    """rpm = 1 on two machines is one start a minute for the team: the second machine's
+    prompt, the first on its own limiter, waits for a slot until the team's minute has passed
+    (here: its window emptied, as a minute would)."""
+    a, b = machines("a", "rpm = 1\n"), machines("b", "rpm = 1\n")
+    pa, pb = a.path(*PRO2K, "first.txt"), b.path(*PRO2K, "second.txt")
+    write(pa, "the team's one start this minute")
+    assert wait_done(pa, 30) == "done"
+    write(pb, "waits for the team's next minute")
+    wait_for(lambda: status(pb) == "waiting-slot", 10, "b to wait for the team's rpm")
+    assert emulator.stats()["requests"] == 1
+    pg.psql("DELETE FROM bananafs.starts")
+    assert wait_done(pb, 30) == "done"
+    assert emulator.stats()["requests"] == 2
 
 
 def test_a_429_on_one_machine_pauses_the_team(machines, emulator, pg):
