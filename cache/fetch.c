@@ -524,13 +524,6 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 		}
 		waited = false;
 		limiter_acquire(&f->limiter, w->owner, &waited);
-		/* The quota wait may have been long: still the owner?  Then hold on for one more attempt. */
-		if (inflight_renew(&f->inflight, &out->key, w->owner, w->lease_s) != INFLIGHT_OWNER) {
-			limiter_release(&f->limiter, w->owner);
-			lost = abandoned = true;
-			break;
-		}
-		budget_renew(&f->budget, w->owner, w->lease_s);
 		if (status_say(w, PS_RUNNING) != 0) {
 			limiter_release(&f->limiter, w->owner);
 			gen_result_fail(res, ERR_NONE, "superseded by a newer version of the prompt; "
@@ -538,6 +531,14 @@ static enum sent send_and_store(struct walk *w, double est, struct fetch_outcome
 			abandoned = true;
 			break;
 		}
+		/* The quota wait and the caller's settle wait (in status_say) may have been long:
+		 * still the owner, last thing before sending?  Then hold on for one more attempt. */
+		if (inflight_renew(&f->inflight, &out->key, w->owner, w->lease_s) != INFLIGHT_OWNER) {
+			limiter_release(&f->limiter, w->owner);
+			lost = abandoned = true;
+			break;
+		}
+		budget_renew(&f->budget, w->owner, w->lease_s);
 
 		/* The intent is on disk before the request leaves, or it does not leave.
 		 * A journaled interaction (a crash hid its answer), or one a dead machine

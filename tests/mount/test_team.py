@@ -6,6 +6,7 @@ cluster (tests/mount/pg.py).  Leases are short (team_lease_s) so a dead
 machine's work is taken over quickly.
 """
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -499,6 +500,39 @@ def test_a_live_machine_that_lost_its_claim_leaves_the_interaction_to_the_new_ow
     assert png_size(pa[:-4] + ".png") == (2048, 2048) and png_size(pb[:-4] + ".png") == (2048, 2048)
 
 
+def test_a_claim_that_lapses_while_its_holder_waits_to_send_is_not_paid_again(machines, emulator, pg):
+    """A's job owns the key, then waits (here: the settle wait for a copy tool still running)
+    just before sending, and its claim lapses meanwhile (its renewals stopped reaching the
+    database); b takes the key over and pays for it.  When a's wait ends it looks again
+    before sending: the key is no longer its own, so it takes b's image and pays nothing."""
+    a, b = machines("a", "settle_s = 8\n"), machines("b")
+    pa, pb = a.path(*PRO2K, "late.txt"), b.path(*PRO2K, "late.txt")
+    text = "a claim that lapses while its holder waits to send"
+    # A copy tool creates the prompt with O_EXCL and is still running: a's job waits for it.
+    copier = subprocess.Popen(["/usr/bin/python3", "-c",
+                               "import os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)\n"
+                               "os.write(fd, sys.argv[2].encode())\nos.close(fd)\ntime.sleep(60)",
+                               pa, text])
+    try:
+        wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.slots") == "1", 10,
+                 "a's job to own the key and hold a slot, about to send")
+        time.sleep(0.5)
+        # As if a's renewals had stopped reaching the database: its lease ended.
+        pg.psql("UPDATE bananafs.claims SET expires = now() - interval '1 hour', owner = 'a-lapsed', "
+                "mount = 'a-lapsed'")
+        write(pb, text)
+        assert wait_done(pb, 20) == "done"
+        assert creates(emulator) == 1
+    finally:
+        copier.kill()
+        copier.wait()
+    assert wait_done(pa, 20) in ("done", "cached")
+    assert creates(emulator) == 1, "a sent the request b had paid for"
+    assert emulator.stats()["generations"] == 1
+    assert png_size(pa[:-4] + ".png") == (2048, 2048)
+
+
 def journaled(store):
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
@@ -690,6 +724,39 @@ def test_a_project_429_on_one_machine_pauses_every_model_of_the_team(machines, e
     assert emulator.stats()["requests"] == 3		# a's 429, a's resend, b's one request
 
 
+def print_stall(pg, ms, left):
+    """What the team looked like when prompts stalled: claims, slots, the pause, what each
+    database session waits for, each machine's unfinished jobs, the stalled machines' logs,
+    the server's errors and (with gdb) where the stalled machines' threads are."""
+    print(f"\n{len(left)} unfinished, e.g. {[(p, status(p)) for p in left[:5]]}")
+    print(pg.psql("SELECT key, owner, mount, expires > now(), taken_from, interaction "
+                  "FROM bananafs.claims"))
+    print(pg.psql("SELECT owner, mount, expires > now() FROM bananafs.slots"))
+    print(pg.psql("SELECT until > now() FROM bananafs.pause"))
+    print(pg.psql("SELECT pid, state, wait_event_type, wait_event, now() - query_start, left(query, 60) "
+                  "FROM pg_stat_activity WHERE datname = current_database()"))
+    for m in ms:
+        try:
+            with open(m.path(".bananafs", "jobs")) as f:
+                jobs = [j for j in f if '"done"' not in j and '"cached"' not in j]
+        except OSError as e:
+            jobs = [str(e)]
+        print(m.mnt, f"{len(jobs)} unfinished jobs", "".join(jobs[:3]))
+    stalled = [m for m in ms if any(p.startswith(m.mnt + "/") for p in left)]
+    for m in stalled:
+        print(m.mnt, m.log()[-1500:])
+    with open(pg.log, errors="replace") as f:
+        print("".join(line for line in f if "ERROR" in line)[-3000:])
+    if shutil.which("gdb"):
+        for m in stalled:
+            r = subprocess.run(["gdb", "-p", str(m.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                               capture_output=True, text=True, timeout=120)
+            print(m.mnt, "\n".join(l for l in r.stdout.splitlines()
+                                   if l.startswith(("Thread", "#0 ", "#1 ", "#2 ")) or " in team_" in l or " in ti_" in l
+                                   or " in tl_" in l or " in fetch" in l or " in walk_" in l
+                                   or " in send_" in l or " in PQ" in l or " in limiter" in l))
+
+
 def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
     """check-long: 8 machines, 400 prompts (half of them written on two machines), kills.
 
@@ -720,15 +787,8 @@ def test_scale_eight_machines_random_kills(request, machines, emulator, pg):
     while (left := [p for p in paths if status(p) not in ("done", "cached", "failed")]) \
             and time.time() < deadline:
         time.sleep(1)
-    if left:	# what the team looked like when it stalled
-        print(f"\n{len(left)} unfinished, e.g. {[(p, status(p)) for p in left[:5]]}")
-        print(pg.psql("SELECT key, owner, mount, expires > now(), taken_from, interaction "
-                      "FROM bananafs.claims"))
-        print(pg.psql("SELECT owner, mount, expires > now() FROM bananafs.slots"))
-        print(pg.psql("SELECT until > now() FROM bananafs.pause"))
-        for m in ms:
-            if any(p.startswith(m.mnt + "/") for p in left):
-                print(m.mnt, m.log()[-1500:])
+    if left:
+        print_stall(pg, ms, left)
     assert not left, f"{len(left)} prompts did not finish"
     states = [status(p) for p in paths]
     took = time.time() - t0
