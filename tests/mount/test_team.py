@@ -428,10 +428,11 @@ def test_two_runs_of_one_store_repeating_an_event_are_two_rows(machines, emulato
     the wire when the machine died; run 2 sends attempt 1 again, which times out again, and
     attempt 2 succeeds.  Each line of the local ledger is its own event and its own row, so
     the team's rows, `cost --team` and the team's spending hold every billed line."""
-    cfg = ("durable_requests = no\ntimeout_s = 3\nretries = 3\nbackoff_base_s = 0.05\n"
+    # attempt 2 is on the wire for timeout_s: the kill lands in it even on a loaded machine
+    cfg = ("durable_requests = no\ntimeout_s = 5\nretries = 3\nbackoff_base_s = 0.05\n"
            "backoff_cap_s = 0.2\n")
     a = machines("a", cfg)
-    emulator.fault("slow", 3, delay_ms=9000)
+    emulator.fault("slow", 3, delay_ms=15000)
     pa = a.path(*PRO2K, "twice.txt")
     write(pa, "a job that runs in two lives of its machine")
     wait_for(lambda: emulator.stats()["requests"] == 2, 20, "a's second attempt")
