@@ -834,6 +834,96 @@ team_db_take_unclaimed(struct team_db *t, const char *owner)
 	return found;
 }
 
+/* ---- rows this run holds ------------------------------------------------- */
+
+struct team_held {
+	struct team_held *next;
+	char id[];
+};
+
+void
+team_db_hold(struct team_db *t, enum team_rows which, const char *id)
+{
+	size_t n = strlen(id) + 1;
+	struct team_held *h;
+
+	pthread_mutex_lock(&t->held_mu);
+	for (h = t->held[which]; h != NULL; h = h->next)
+		if (strcmp(h->id, id) == 0)
+			break;
+	if (h == NULL && (h = malloc(sizeof(*h) + n)) != NULL) {
+		memcpy(h->id, id, n);
+		h->next = t->held[which];
+		t->held[which] = h;
+	}
+	pthread_mutex_unlock(&t->held_mu);
+	if (h == NULL)
+		log_warnx("team: out of memory: a row of this mount is not renewed and may lapse");
+}
+
+void
+team_db_unhold(struct team_db *t, enum team_rows which, const char *id)
+{
+	struct team_held **pp, *h;
+
+	pthread_mutex_lock(&t->held_mu);
+	for (pp = &t->held[which]; (h = *pp) != NULL; pp = &h->next)
+		if (strcmp(h->id, id) == 0) {
+			*pp = h->next;
+			free(h);
+			break;
+		}
+	pthread_mutex_unlock(&t->held_mu);
+}
+
+/*
+ * The ids held in which as one PostgreSQL array literal ("{"a","b"}"),
+ * malloc'd; NULL when none is held (or out of memory: this round renews
+ * nothing of which, the next tries again).
+ */
+static char *
+held_array(struct team_db *t, enum team_rows which)
+{
+	const struct team_held *h;
+	size_t len = 3;
+	char *a = NULL, *o;
+
+	pthread_mutex_lock(&t->held_mu);
+	for (h = t->held[which]; h != NULL; h = h->next)
+		len += 2 * strlen(h->id) + 3;
+	if (t->held[which] != NULL && (a = malloc(len)) != NULL) {
+		o = a;
+		*o++ = '{';
+		for (h = t->held[which]; h != NULL; h = h->next) {
+			if (h != t->held[which])
+				*o++ = ',';
+			*o++ = '"';
+			for (const char *c = h->id; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					*o++ = '\\';
+				*o++ = *c;
+			}
+			*o++ = '"';
+		}
+		*o++ = '}';
+		*o = '\0';
+	}
+	pthread_mutex_unlock(&t->held_mu);
+	return a;
+}
+
+static void
+held_free(struct team_db *t)
+{
+	for (int i = 0; i < TEAM_NROWS; i++)
+		while (t->held[i] != NULL) {
+			struct team_held *h = t->held[i];
+
+			t->held[i] = h->next;
+			free(h);
+		}
+}
+
 /* ---- waking waiters ----------------------------------------------------- */
 
 static void
@@ -875,23 +965,35 @@ team_db_wait(struct team_db *t, unsigned long gen, double timeout_s)
 
 /* ---- the background thread ---------------------------------------------- */
 
-/* Extends the lease of every row this mount owns.  Errors: the next round tries again. */
+/*
+ * Extends the lease of the rows this mount holds: the claims and slots its
+ * requests hold (team_db_hold), its unsettled reservations.  Errors: the
+ * next round tries again.
+ */
 static void
 renew_leases(struct team_db *t, PGconn *c)
 {
-	const char *p[2];
-	char lease[32];
+	static const char *const table[TEAM_NROWS] = { "claims", "slots" };
+	const char *p[3];
+	char lease[32], sql[200];
 
 	snprintf(lease, sizeof(lease), "%g", t->lease_s);
 	p[0] = t->owner;
 	p[1] = lease;
-	PQclear(PQexecParams(c, "UPDATE bananafs.claims SET expires = now() + make_interval(secs => "
-			     "$2::float8) WHERE mount = $1", 2, NULL, p, NULL, NULL, 0));
+	for (int i = 0; i < TEAM_NROWS; i++) {
+		char *ids = held_array(t, (enum team_rows)i);
+
+		if (ids == NULL)
+			continue;
+		p[2] = ids;
+		snprintf(sql, sizeof(sql), "UPDATE bananafs.%s SET expires = now() + make_interval(secs => "
+			 "$2::float8) WHERE mount = $1 AND owner = ANY ($3::text[])", table[i]);
+		PQclear(PQexecParams(c, sql, 3, NULL, p, NULL, NULL, 0));
+		free(ids);
+	}
 	PQclear(PQexecParams(c, "UPDATE bananafs.reservations SET expires = now() + make_interval("
 			     "secs => $2::float8) WHERE mount = $1 AND NOT settled", 2, NULL, p, NULL,
 			     NULL, 0));
-	PQclear(PQexecParams(c, "UPDATE bananafs.slots SET expires = now() + make_interval(secs => "
-			     "$2::float8) WHERE mount = $1", 2, NULL, p, NULL, NULL, 0));
 }
 
 static PGconn *
@@ -1008,6 +1110,7 @@ team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow
 	t->online = true;
 out_init:
 	pthread_mutex_init(&t->defer_mu, NULL);
+	pthread_mutex_init(&t->held_mu, NULL);
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->wake_mu, NULL);
 	pthread_cond_init(&t->wake_cv, NULL);
@@ -1063,6 +1166,8 @@ team_db_close(struct team_db *t)
 	pthread_cond_destroy(&t->wake_cv);
 	pthread_mutex_destroy(&t->wake_mu);
 	pthread_mutex_destroy(&t->mu);
+	held_free(t);
+	pthread_mutex_destroy(&t->held_mu);
 	pthread_mutex_destroy(&t->defer_mu);
 	PQfinish(t->conn);
 	t->conn = NULL;

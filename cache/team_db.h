@@ -11,9 +11,10 @@
  * A second connection belongs to a background thread: it LISTENs for
  * "a claim ended" notifications (team_db_wait wakes on them, with a
  * bounded poll because notifications sent while we were disconnected are
- * lost), and it renews, every lease/3 seconds, the leases of every row this
- * mount owns (claims, reservations, limiter slots): a mount that dies
- * stops renewing, and its rows expire after team_lease_s.
+ * lost), and it renews, every lease/3 seconds, the leases of the rows this
+ * mount holds (the claims and limiter slots its requests hold, see
+ * team_db_hold, and its unsettled reservations): a mount that dies stops
+ * renewing, and its rows expire after team_lease_s.
  *
  * The schema lives in the PostgreSQL schema "bananafs"; its version is the
  * single row of bananafs.schema_version.  team_db_open creates it on first
@@ -39,6 +40,10 @@
 
 struct store;
 struct team_unclaimed;
+struct team_held;
+
+/* The rows of this run that the background thread renews (team_db_hold). */
+enum team_rows { TEAM_CLAIMS, TEAM_SLOTS, TEAM_NROWS };
 
 struct team_db {
 	char *conninfo;			/* from the config; no password */
@@ -62,6 +67,9 @@ struct team_db {
 	int ndeferred;			/* rows in it */
 
 	struct team_unclaimed *unclaimed;	/* protected by defer_mu */
+
+	pthread_mutex_t held_mu;	/* protects held */
+	struct team_held *held[TEAM_NROWS];	/* team ids of the claims and slots requests hold */
 
 	int lock_fd;			/* STORE/team.lock, flock'd while mounted (cache/team.c); -1 */
 
@@ -133,6 +141,19 @@ int team_db_deferred(struct team_db *t);
  * counting before its row did).
  */
 void team_db_exec_in_order(struct team_db *t, const char *sql, int nparams, const char *const *params);
+
+/*
+ * The claims and limiter slots this run's requests hold, by team id
+ * (team_db_id): the background thread renews those rows only, not every
+ * row of the mount.  A row whose end could not be written (its statement
+ * failed on the server twice and was dropped, or could not be kept) then
+ * lapses after team_lease_s like a dead machine's, instead of holding its
+ * key, or a slot of the team's max_inflight, for as long as the mount
+ * lives.  hold when the row was taken (again: no-op); unhold when it
+ * ended, or was found taken over.
+ */
+void team_db_hold(struct team_db *t, enum team_rows which, const char *id);
+void team_db_unhold(struct team_db *t, enum team_rows which, const char *id);
 
 /*
  * Owners whose claim could not reach the server: the pipeline then owns

@@ -3,8 +3,9 @@
  * database: one live claim per cache key across every mount of the team.
  *
  * Leases.  A claim row lives team_lease_s (the caller's lease is replaced
- * by it) and team_db.c's background thread renews every row of this mount
- * each third of that time.  So a mount that dies (kill -9, power, network)
+ * by it) and team_db.c's background thread renews each claim this mount's
+ * requests hold (from claim() to done(), team_db_hold) each third of that
+ * time; a claim whose end was lost lapses as a dead mount's would.  So a mount that dies (kill -9, power, network)
  * loses its claims after at most team_lease_s, and the next claim() takes
  * the key over (the mount's own next run takes its earlier run's claims at
  * once: same store id, another run).  When the dead owner's request had
@@ -78,6 +79,8 @@ ti_claim(void *st, const struct cache_key *k, const char *owner, double lease_s)
 	}
 	rc = atoi(PQgetvalue(r, 0, 0)) == 1 ? INFLIGHT_OWNER : INFLIGHT_HELD;
 	PQclear(r);
+	if (rc == INFLIGHT_OWNER)
+		team_db_hold(f->db, TEAM_CLAIMS, gid);
 	return rc;
 }
 
@@ -100,6 +103,8 @@ ti_renew(void *st, const struct cache_key *k, const char *owner, double lease_s)
 		return INFLIGHT_OWNER;	/* unreachable: nobody can take it over meanwhile */
 	rc = atoi(PQcmdTuples(r)) > 0 ? INFLIGHT_OWNER : INFLIGHT_HELD;
 	PQclear(r);
+	if (rc == INFLIGHT_HELD)
+		team_db_unhold(f->db, TEAM_CLAIMS, gid);	/* taken over: not ours to renew */
 	return rc;
 }
 
@@ -154,6 +159,8 @@ ti_done(void *st, const struct cache_key *k, const char *owner, bool ok)
 
 	key_hex(k, hex);
 	team_db_id(f->db, owner, gid);
+	/* Ended: from now on the background thread leaves it alone, written or not. */
+	team_db_unhold(f->db, TEAM_CLAIMS, gid);
 	r = team_db_exec(f->db, done_sql, 3, p, err, sizeof(err));
 	if (r == NULL)
 		team_db_defer(f->db, done_sql, 3, p);

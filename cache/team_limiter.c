@@ -8,7 +8,8 @@
  * slot: bananafs.slot_take() checks the team's pause, its live slots and
  * its 60 s start window under one advisory lock and inserts the slot.
  * Slots carry the team lease and are renewed by team_db.c's background
- * thread, so a dead mount's slots free themselves.  When the database
+ * thread while a request holds them (team_db_hold), so a dead mount's
+ * slots, and one whose release was lost, free themselves.  When the database
  * cannot be reached the local limiter alone decides: no request is paid
  * without a budget reservation anyway (team_budget.c), so an outage can
  * at worst bend the team's rpm, never its money.
@@ -81,6 +82,8 @@ tl_acquire(void *st, const char *owner, bool *waited)
 	for (;;) {
 		gen = team_db_wake_gen(l->db);
 		w = slot_take(l, gid, true);
+		if (w == 0)
+			team_db_hold(l->db, TEAM_SLOTS, gid);
 		if (w == 0 || w == -2)
 			return;		/* taken, or the database is away: the local limiter decided */
 		*waited = true;
@@ -102,6 +105,7 @@ tl_release(void *st, const char *owner)
 	PGresult *r;
 
 	team_db_id(l->db, owner, gid);
+	team_db_unhold(l->db, TEAM_SLOTS, gid);
 	r = team_db_exec(l->db, release_sql, 1, p, err, sizeof(err));
 	if (r == NULL)
 		team_db_defer(l->db, release_sql, 1, p);

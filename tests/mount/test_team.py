@@ -534,6 +534,29 @@ def test_a_claim_that_lapses_while_its_holder_waits_to_send_is_not_paid_again(ma
     assert png_size(pa[:-4] + ".png") == (2048, 2048)
 
 
+def test_a_claim_whose_end_was_lost_lapses_though_its_machine_lives(machines, emulator, pg):
+    """The statement that ends a's claim fails on the server (here the function is gone, as
+    when a team member's other bananafs replaced it) and so does its deferred retry: it is
+    dropped.  a lives on and renews its rows, but only those its requests still hold, so
+    the orphaned claim lapses after the lease, as a dead machine's would, and b's prompt
+    for the same key is sent instead of waiting for ever."""
+    a, b = machines("a"), machines("b")
+    text = "a claim whose end never reached the database"
+    pg.psql("ALTER FUNCTION bananafs.claim_done(text, text, boolean) RENAME TO claim_done_gone")
+    emulator.fault("403", 1)		# a's request fails: nothing is stored under the key
+    pa, pb = a.path(*PRO2K, "orphan.txt"), b.path(*PRO2K, "orphan.txt")
+    write(pa, text)
+    assert wait_done(pa) == "failed"
+    wait_for(lambda: "deferred statement failed and is dropped" in a.log(), 10,
+             "a's claim end to be tried again and dropped")
+    pg.psql("ALTER FUNCTION bananafs.claim_done_gone(text, text, boolean) RENAME TO claim_done")
+    assert pg.psql("SELECT count(*) FROM bananafs.claims") == "1", "a's claim is not orphaned"
+    write(pb, text)
+    assert wait_done(pb, 6 * LEASE) == "done"
+    assert emulator.stats()["generations"] == 1
+    assert png_size(b.path(*PRO2K, "orphan.png")) == (2048, 2048)
+
+
 def journaled(store):
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
