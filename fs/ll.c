@@ -614,6 +614,7 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		struct fuse_entry_param e;
 		return reply_entry_or_err(req, lli_lookup_store(p, newname, &e), &e);
 	}
+	lli_seen_at(p, newname, n);	/* the name jobs find it by, also when it had none (O_TMPFILE) */
 	struct fuse_entry_param e = { .ino = ino };
 	if ((rc = lli_stat(n, &e.attr)) != 0)
 		return (void)fuse_reply_err(req, rc);
@@ -857,6 +858,51 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	write_only_uncached(fi, fh_of(fi));
 	fuse_reply_create(req, &e, fi);
 }
+
+#if FUSE_MAJOR_VERSION > 3 || FUSE_MINOR_VERSION >= 17
+/*
+ * O_TMPFILE (libfuse >= 3.17): a file no folder names, made in parent as
+ * the caller; linkat(2) through the mount names it later (ll_link).
+ */
+static void ll_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+	struct ll_inode *p = lli_get(parent);
+	if (!lli_is_store(p))
+		return (void)fuse_reply_err(req, fixed_create_errno(p->kind));
+	struct writer w;
+	bool hand = false;
+	int rc = enter_caller(req, &w, &hand);
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	int fd = openat(p->fd, ".", BACKING_FLAGS(fi->flags) | O_TMPFILE | O_CLOEXEC, mode);
+	rc = fd < 0 ? errno : 0;
+	creds_leave();
+	if (rc)
+		return (void)fuse_reply_err(req, rc);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (hand && fchown(fd, c->uid, (gid_t)-1) < 0)
+		log_warn("cannot give an O_TMPFILE file to uid %u", (unsigned)c->uid);
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int pfd = open(proc, O_PATH | O_CLOEXEC);
+	struct fuse_entry_param e;
+	if (pfd < 0 || (rc = lli_enter_unnamed(pfd, &e)) != 0) {
+		rc = pfd < 0 ? errno : rc;
+		close(fd);
+		return (void)fuse_reply_err(req, rc);
+	}
+	if ((rc = fh_new(req, fd, fi, true)) != 0) {
+		lli_forget(lli_get(e.ino), 1);
+		return (void)fuse_reply_err(req, rc);
+	}
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (passthrough)
+		passthrough_open(req, lli_get(e.ino), NULL, fd, fi, fh_of(fi));
+#endif
+	write_only_uncached(fi, fh_of(fi));
+	fuse_reply_create(req, &e, fi);
+}
+#endif
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -1392,6 +1438,9 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.fsync = ll_fsync,
 	.fallocate = ll_fallocate,
 	.lseek = ll_lseek,
+#if FUSE_MAJOR_VERSION > 3 || FUSE_MINOR_VERSION >= 17
+	.tmpfile = ll_tmpfile,
+#endif
 	.copy_file_range = ll_copy_file_range,
 	.statfs = ll_statfs,
 	.access = ll_access,

@@ -287,6 +287,11 @@ int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entr
 	return enter(fd, NODE_USER, NULL, parent, name, e);
 }
 
+int lli_enter_unnamed(int fd, struct fuse_entry_param *e)
+{
+	return enter(fd, NODE_USER, NULL, NULL, NULL, e);
+}
+
 void lli_mark_unnamed(struct ll_inode *n)
 {
 	pthread_mutex_lock(&tab_mu);

@@ -80,6 +80,8 @@ enum node_kind lli_child_kind(const struct ll_inode *parent, const char *name,
 int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
 /* The same for a store name that was just created by an fd-based call. */
 int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
+/* The same for an O_PATH fd (taken over) on a file no folder names yet (O_TMPFILE). */
+int lli_enter_unnamed(int fd, struct fuse_entry_param *e);
 /* Adds one kernel reference to a store inode (LINK). */
 void lli_ref(struct ll_inode *n);
 /* FORGET: drops n kernel references; the inode goes with the last one. */

@@ -11,7 +11,8 @@ in a folder inside the mount and once in a folder of the store itself
   - the mount's observation must equal the store's (the local disk's).
 
 The categories follow pjdfstest's.  A known difference would be a strict
-xfail on the mount side only, with the reason (there is none today).
+xfail on the mount side only, with the reason (the one today: O_TMPFILE when
+bananafs is built against libfuse 3.14, which has no tmpfile operation).
 """
 import collections
 import ctypes
@@ -357,6 +358,35 @@ def c_o_trunc(c):
             "ctime_changed": s1.st_ctime_ns > s0.st_ctime_ns,
             # POSIX: O_TRUNC marks the times for update even when the file was empty.
             "empty_mtime_changed": e1.st_mtime_ns > e0.st_mtime_ns}
+
+
+def fuse_built_with():
+    """(major, minor) of the libfuse bananafs was built against (--version)."""
+    import re
+    import subprocess
+    from conftest import binary
+    out = subprocess.run([binary("bananafs"), "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"\(FUSE (\d+)\.(\d+)\)", out)
+    return (int(m[1]), int(m[2])) if m else (0, 0)
+
+
+@case("o_tmpfile", {"unlisted": [], "named": b"unnamed", "mode": "0o600", "nlink": [0, 1],
+                    "listed": ["named.dat"], "backing": b"unnamed"},
+      xfail=None if fuse_built_with() >= (3, 17) else
+      "O_TMPFILE needs libfuse's tmpfile operation (3.17): EOPNOTSUPP, programs fall back")
+def c_o_tmpfile(c):
+    """An O_TMPFILE file lives unnamed until linkat(2) names it."""
+    fd = os.open(c.d, os.O_TMPFILE | os.O_RDWR, 0o600)
+    try:
+        os.write(fd, b"unnamed")
+        out = {"unlisted": listdir(c.d), "nlink": [os.fstat(fd).st_nlink]}
+        _check(libc.linkat(AT_FDCWD, f"/proc/self/fd/{fd}".encode(), AT_FDCWD,
+                           c.p("named.dat").encode(), AT_SYMLINK_FOLLOW))
+        out["nlink"].append(os.fstat(fd).st_nlink)
+    finally:
+        os.close(fd)
+    return {**out, "named": get(c.p("named.dat")), "mode": mode(c.p("named.dat")),
+            "listed": listdir(c.d), "backing": get(c.backing(c.p("named.dat")))}
 
 
 @case("o_append", {"content": b"startAAAB", "pos": 9, "backing": b"startAAAB"})
