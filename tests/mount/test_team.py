@@ -23,8 +23,8 @@ FLASH512 = ("gemini-3.1-flash-image", "512")
 
 @pytest.fixture
 def emulator():
-    """Answers take 1.5 s, so requests of two machines overlap."""
-    emu = Emulator(["--latency", "1500"])
+    """Answers take 1.5 s, so requests of two machines overlap; a batch takes 8 s, several leases."""
+    emu = Emulator(["--latency", "1500", "--batch-delay", "8"])
     yield emu
     emu.stop()
 
@@ -555,6 +555,25 @@ def test_a_claim_whose_end_was_lost_lapses_though_its_machine_lives(machines, em
     assert wait_done(pb, 6 * LEASE) == "done"
     assert emulator.stats()["generations"] == 1
     assert png_size(b.path(*PRO2K, "orphan.png")) == (2048, 2048)
+
+
+def test_a_batch_holds_its_keys_for_the_team_while_it_runs(machines, emulator, pg):
+    """A batch item's claim is renewed for as long as its batch runs (several leases): the
+    same prompt on another machine waits for the batch's image and pays nothing."""
+    a = machines("a", "route = batch\nbatch_window_s = 1\nbatch_poll_s = 0.5\n")
+    b = machines("b")
+    text = "a prompt that waits for another machine's batch"
+    pa, pb = a.path(*PRO2K, "batched.txt"), b.path(*PRO2K, "batched.txt")
+    write(pa, text)
+    wait_for(lambda: emulator.stats()["by_endpoint"].get("batchGenerateContent") == 1, 15,
+             "a's batch to be submitted")
+    write(pb, text)
+    time.sleep(3 * LEASE)		# past a lease not renewed
+    assert status(pb) not in ("done", "cached"), "b did not wait for the batch"
+    assert wait_done(pa, 30) == "done" and wait_done(pb, 30) in ("done", "cached")
+    st = emulator.stats()
+    assert st["generations"] == 1 and creates(emulator) == 0, "b paid for a key a's batch held"
+    assert png_size(pb[:-4] + ".png") == (2048, 2048)
 
 
 def journaled(store):
