@@ -15,7 +15,9 @@
  * id (team_db_id), so two machines' names never meet.  Leases: the row lives
  * team_lease_s and the background thread of team_db.c renews every row of
  * this mount; a mount that dies stops renewing and its reservations stop
- * counting (a takeover of its claim counts them as spent, see claim()).
+ * counting: what its requests may have cost becomes "unknown" rows, written
+ * by the mount that takes its claim over (reserve()), or by any live mount
+ * once the lease has ended (reap()), or by the dead store's next run.
  *
  * No paid request starts without a reservation: while the database cannot
  * be reached, reserve waits up to team_lease_s for it and then refuses with

@@ -161,19 +161,14 @@ static const char functions_v3[] =
 	"$$;"
 
 	/*
-	 * reserve: one statement, atomic and idempotent.  The advisory lock
-	 * serialises the team's reservations; an id already held is a no-op
-	 * success (now renewed by the caller's mount); reservations whose lease
-	 * ended no longer count.  An id settled earlier (a batch key asked for
-	 * again) is kept under another id and reserved afresh.  Returns '' when
-	 * allowed, else why not.  What counts: bananafs.spent() plus the live
-	 * reservations (a settled reservation is counted by its ledger row).
-	 *
-	 * When the caller's claim was taken over from a dead owner whose
-	 * reservation was never settled, that reservation is settled now:
-	 *   - the claim names the interaction the dead owner created: the
-	 *     caller polls it and pays its price under its own reservation, so
-	 *     the dead one is released (0);
+	 * settle_dead: ends the reservation p_res of a dead owner that held the
+	 * key p_key, under reserve()'s lock (7242001), which every caller holds;
+	 * true when it recorded an "unknown" row.  A reservation settled before
+	 * (by another mount, or by the dead store's next run) is left alone, so
+	 * any number of mounts may call it for one reservation:
+	 *   - the claim names the interaction the dead owner created (p_ia): the
+	 *     mount that took the claim over polls it and pays its price under
+	 *     its own reservation, so the dead one is released (0);
 	 *   - else, when the dead owner's mount has a "sent" row for the key with
 	 *     no row of that request after it (an outcome, or the "unknown" the
 	 *     dead store's next run writes), the request may have reached Google:
@@ -182,10 +177,50 @@ static const char functions_v3[] =
 	 *     run writes it from its local ledger: one row, counted once;
 	 *   - else nothing was sent, or it is counted already: released.
 	 */
+	"CREATE OR REPLACE FUNCTION bananafs.settle_dead(p_res text, p_key text, p_ia text, p_day date)"
+	"  RETURNS boolean LANGUAGE plpgsql AS $$\n"
+	"DECLARE r record; s record; ev text; paid boolean := false;\n"
+	"BEGIN\n"
+	"  SELECT * INTO r FROM bananafs.reservations WHERE id = p_res AND NOT settled;\n"
+	"  IF NOT FOUND THEN RETURN false; END IF;\n"
+	"  IF p_ia IS NULL THEN\n"
+	"    SELECT * INTO s FROM bananafs.ledger WHERE mount = r.mount AND key = p_key\n"
+	"      AND outcome = 'sent' ORDER BY time DESC LIMIT 1;\n"
+	"    paid := FOUND AND NOT EXISTS (SELECT 1 FROM bananafs.ledger t\n"
+	"      WHERE t.request_id = s.request_id AND t.outcome <> 'sent' AND t.time >= s.time);\n"
+	"  END IF;\n"
+	"  UPDATE bananafs.reservations SET settled = true,\n"
+	"    actual_usd = CASE WHEN paid THEN usd ELSE 0 END WHERE id = p_res;\n"
+	"  IF NOT paid THEN RETURN false; END IF;\n"
+	"  ev := CASE WHEN s.event_id = '' THEN '' ELSE s.event_id || '" LEDGER_UNKNOWN_SUFFIX "' END;\n"
+	"  INSERT INTO bananafs.ledger (request_id, outcome, attempt, event_id, day, time, mount,\n"
+	"    key, model, route, size, cost_usd, billed, line)\n"
+	"  VALUES (s.request_id, 'unknown', s.attempt, ev, p_day, now(), s.mount, p_key, s.model,\n"
+	"    s.route, s.size, r.usd, true, (s.line - 'reason' - 'latency_s' - 'event_id')\n"
+	"    || jsonb_build_object('time', to_char(now() AT TIME ZONE 'UTC',\n"
+	"      'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'outcome', 'unknown',\n"
+	"      'reason', 'the mount holding this request stopped renewing its claim; '\n"
+	"      || 'it may have been billed', 'cost_usd', r.usd, 'billed', true,\n"
+	"      'cost_basis', 'per-image')\n"
+	"    || CASE WHEN ev = '' THEN '{}'::jsonb ELSE jsonb_build_object('event_id', ev) END)\n"
+	"  ON CONFLICT DO NOTHING;\n"
+	"  RETURN true;\n"
+	"END $$;"
+
+	/*
+	 * reserve: one statement, atomic and idempotent.  The advisory lock
+	 * serialises the team's reservations; an id already held is a no-op
+	 * success (now renewed by the caller's mount); reservations whose lease
+	 * ended no longer count.  An id settled earlier (a batch key asked for
+	 * again) is kept under another id and reserved afresh.  Returns '' when
+	 * allowed, else why not.  What counts: bananafs.spent() plus the live
+	 * reservations (a settled reservation is counted by its ledger row).
+	 * When the caller's claim was taken over from a dead owner whose
+	 * reservation was never settled, settle_dead() settles it now.
+	 */
 	"CREATE OR REPLACE FUNCTION bananafs.reserve(p_id text, p_mount text, p_usd float8, p_day date,"
 	"  p_lease float8, p_daily float8, p_total float8) RETURNS text LANGUAGE plpgsql AS $$\n"
-	"DECLARE today float8; total float8; prev text; k text; ia text; ev text; r record; s record;\n"
-	"  paid boolean := false;\n"
+	"DECLARE today float8; total float8; prev text; k text; ia text;\n"
 	"  grace interval := greatest(pg_postmaster_start_time() + make_interval(secs => p_lease)\n"
 	"    - now(), '0'::interval);\n"
 	"BEGIN\n"
@@ -198,31 +233,7 @@ static const char functions_v3[] =
 	"  SELECT taken_from, key, interaction INTO prev, k, ia FROM bananafs.claims WHERE owner = p_id;\n"
 	"  IF prev IS NOT NULL THEN\n"
 	"    UPDATE bananafs.claims SET taken_from = NULL WHERE owner = p_id;\n"
-	"    SELECT * INTO r FROM bananafs.reservations WHERE id = prev AND NOT settled;\n"
-	"    IF FOUND THEN\n"
-	"      IF ia IS NULL THEN\n"
-	"        SELECT * INTO s FROM bananafs.ledger WHERE mount = r.mount AND key = k\n"
-	"          AND outcome = 'sent' ORDER BY time DESC LIMIT 1;\n"
-	"        paid := FOUND AND NOT EXISTS (SELECT 1 FROM bananafs.ledger t\n"
-	"          WHERE t.request_id = s.request_id AND t.outcome <> 'sent' AND t.time >= s.time);\n"
-	"      END IF;\n"
-	"      UPDATE bananafs.reservations SET settled = true,\n"
-	"        actual_usd = CASE WHEN paid THEN usd ELSE 0 END WHERE id = prev;\n"
-	"      IF paid THEN\n"
-	"        ev := CASE WHEN s.event_id = '' THEN '' ELSE s.event_id || '" LEDGER_UNKNOWN_SUFFIX "' END;\n"
-	"        INSERT INTO bananafs.ledger (request_id, outcome, attempt, event_id, day, time, mount,\n"
-	"          key, model, route, size, cost_usd, billed, line)\n"
-	"        VALUES (s.request_id, 'unknown', s.attempt, ev, p_day, now(), s.mount, k, s.model,\n"
-	"          s.route, s.size, r.usd, true, (s.line - 'reason' - 'latency_s' - 'event_id')\n"
-	"          || jsonb_build_object('time', to_char(now() AT TIME ZONE 'UTC',\n"
-	"            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'outcome', 'unknown',\n"
-	"            'reason', 'the mount holding this request stopped renewing its claim; '\n"
-	"            || 'it may have been billed', 'cost_usd', r.usd, 'billed', true,\n"
-	"            'cost_basis', 'per-image')\n"
-	"          || CASE WHEN ev = '' THEN '{}'::jsonb ELSE jsonb_build_object('event_id', ev) END)\n"
-	"        ON CONFLICT DO NOTHING;\n"
-	"      END IF;\n"
-	"    END IF;\n"
+	"    PERFORM bananafs.settle_dead(prev, k, ia, p_day);\n"
 	"  END IF;\n"
 	"  SELECT sp.today, sp.total INTO today, total FROM bananafs.spent(p_day) sp;\n"
 	"  SELECT today + coalesce(sum(usd) FILTER (WHERE day = p_day), 0), total + coalesce(sum(usd), 0)\n"
@@ -239,6 +250,37 @@ static const char functions_v3[] =
 	"  INSERT INTO bananafs.reservations (id, mount, usd, day, expires)\n"
 	"    VALUES (p_id, p_mount, p_usd, p_day, now() + make_interval(secs => p_lease));\n"
 	"  RETURN '';\n"
+	"END $$;"
+
+	/*
+	 * reap: what a dead mount's request may have cost, when nobody takes
+	 * its claim over (its prompt was removed, no other machine wants the
+	 * key).  Every live mount calls it every third of a lease; it finds the
+	 * reservations whose lease ended with their claim, the claim's too, or
+	 * whose claim was taken over by a mount that has not reserved yet, and
+	 * settles each with settle_dead(): an "unknown" row for a request that
+	 * was on the wire, the row the taker or the dead store's next run
+	 * would write.  A claim naming an interaction is left to the mount that
+	 * takes it over, which polls it; batch items to their batch.  The
+	 * lock is reserve()'s, so mounts reaping at once and a taker agree.
+	 * Returns the number of "unknown" rows recorded.
+	 */
+	"CREATE OR REPLACE FUNCTION bananafs.reap(p_lease float8, p_day date)"
+	"  RETURNS integer LANGUAGE plpgsql AS $$\n"
+	"DECLARE d record; n integer := 0;\n"
+	"  since timestamptz := pg_postmaster_start_time() + make_interval(secs => p_lease);\n"
+	"BEGIN\n"
+	/* claims is small (live claims and dead ones); reservations are found by id */
+	"  FOR d IN SELECT r.id, c.key FROM bananafs.claims c JOIN bananafs.reservations r\n"
+	"      ON r.id = ANY (ARRAY[c.owner, c.taken_from])\n"
+	"    WHERE (r.id = c.taken_from OR greatest(c.expires, since) < now())\n"
+	"      AND NOT r.settled AND greatest(r.expires, since) < now() AND c.interaction IS NULL\n"
+	"      AND split_part(r.id, '/', 2) NOT LIKE 'batch.%' LOOP\n"
+	/* settle_dead looks again under the lock: another mount may have been first */
+	"    PERFORM pg_advisory_xact_lock(7242001);\n"
+	"    IF bananafs.settle_dead(d.id, d.key, NULL, p_day) THEN n := n + 1; END IF;\n"
+	"  END LOOP;\n"
+"  RETURN n;\n"
 	"END $$;"
 
 	/*
@@ -996,6 +1038,33 @@ renew_leases(struct team_db *t, PGconn *c)
 			     NULL, 0));
 }
 
+/*
+ * Settles what dead mounts left (bananafs.reap()): a request a dead mount
+ * had on the wire becomes an "unknown" row even when nobody takes its claim
+ * over.  Every mount runs it; the function's lock makes that safe.  Errors
+ * (a database whose functions an older bananafs made) wait for the next round.
+ */
+static void
+reap_dead(struct team_db *t, PGconn *c)
+{
+	char lease[32], day[16];
+	const char *p[2] = { lease, day };
+	time_t now = time(NULL);
+	struct tm tm;
+	PGresult *r;
+
+	snprintf(lease, sizeof(lease), "%g", t->lease_s);
+	if (localtime_r(&now, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
+		return;
+	r = PQexecParams(c, "SELECT bananafs.reap($1::float8, $2::date)", 2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0)
+		log_info("team_db: %s request(s) of a dead mount recorded as unknown, counted as billed",
+			 PQgetvalue(r, 0, 0));
+	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		log_debug("team_db: reap: %s", PQerrorMessage(c));
+	PQclear(r);
+}
+
 static PGconn *
 bg_connect(struct team_db *t)
 {
@@ -1038,6 +1107,7 @@ bg_main(void *arg)
 		now = mono_now();
 		if (now >= next_renew) {
 			renew_leases(t, c);
+			reap_dead(t, c);
 			next_renew = now + renew_every;
 		}
 		run_deferred(t, c);

@@ -15,7 +15,9 @@
  * (renewals that did not arrive in time) sees it at its next poll and
  * leaves the interaction to the new owner.  Otherwise bananafs.reserve() records the dead
  * owner's request as an "unknown" ledger row and counts its reservation as
- * spent when it may have reached Google (a "sent" row with no outcome).
+ * spent when it may have reached Google (a "sent" row with no outcome);
+ * when nobody takes the claim over, every live mount's bananafs.reap()
+ * (team_db.c) records the same row once the lease has ended.
  * While the database is unreachable nobody renews, but nobody can take a
  * claim over either: the clock that decides is the database's.
  *

@@ -422,6 +422,49 @@ def test_an_unknown_charge_a_restart_records_counts_once_in_the_team_budget(mach
     assert emulator.stats()["requests"] == 2
 
 
+def test_a_dead_machine_nobody_takes_over_is_recorded_unknown_after_its_lease(machines, emulator, pg):
+    """A plain request is on the wire when its machine dies, and nobody writes that prompt
+    again: no machine takes its claim over.  When its lease ends, the other machine, doing
+    nothing else, records the possibly billed request as one "unknown" row, which `cost
+    --team` and the team budget both count.  The dead machine, mounted again later with its
+    prompt removed, writes the same "unknown" from its own ledger: still one row."""
+    cfg = "durable_requests = no\nbudget_daily_usd = 0.30\n"
+    a, b = machines("a", cfg), machines("b", cfg)
+    emulator.fault("slow", 1, delay_ms=4000)
+    pa = a.path(*PRO2K, "lost.txt")
+    write(pa, "a prompt its machine never finished")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'sent'") == "1",
+             10, "a's request on the wire, its sent row written")
+    a.kill9()
+    assert unknown_rows(pg) == 0
+    wait_for(lambda: unknown_rows(pg) == 1, 15, "b to record the dead machine's request")
+    assert pg.psql("SELECT u.billed, u.line->>'event_id' = s.event_id || '-unknown' FROM "
+                   "bananafs.ledger u JOIN bananafs.ledger s USING (request_id, attempt) "
+                   "WHERE u.outcome = 'unknown' AND s.outcome = 'sent'") == "t|t"
+    assert pg.psql("SELECT count(*) FROM bananafs.reservations WHERE NOT settled") == "0"
+    total, rows = team_cost_total(b, pg)
+    assert rows == 1 and total == pytest.approx(0.134, abs=1e-4)
+    assert team_spent(b, pg) == total
+    # The budget counts it: $0.30 - the unknown $0.134 leaves room for one Pro 2K prompt, not two.
+    p1, p2 = b.path(*PRO2K, "one.txt"), b.path(*PRO2K, "two.txt")
+    write(p1, "the first prompt after the crash")
+    assert wait_done(p1, 30) == "done"
+    write(p2, "the second prompt after the crash")
+    assert wait_done(p2, 30) == "failed"
+    with open(p2[:-4] + ".error") as f:
+        assert "daily limit" in f.read()
+    assert emulator.stats()["requests"] == 2
+    # The dead machine comes back: its own "unknown" line is the same row.
+    os.unlink(os.path.join(a.store, "tree", *PRO2K, "lost.txt"))
+    a = machines("a", cfg)
+    assert [r["outcome"] for r in ledger(a.store)].count("unknown") == 1
+    wait_for(lambda: deferred(a.store) == 0, 10, "a's rows written")
+    assert unknown_rows(pg) == 1
+    total, rows = team_cost_total(a, pg)
+    assert rows == 2 and team_spent(a, pg) == total
+    assert emulator.stats()["requests"] == 2
+
+
 def test_two_runs_of_one_store_repeating_an_event_are_two_rows(machines, emulator, pg):
     """A job resumed after a crash repeats its attempts, under the same request id and attempt
     numbers: run 1's attempt 1 timed out (an "unknown" line, billed) and its attempt 2 was on
