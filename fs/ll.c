@@ -163,27 +163,29 @@ static int may_change(struct ll_inode *parent, const char *name)
  * user (root creating and handing the file over would lose them: chown
  * drops set-user-ID).  The kernel has already checked the caller against
  * the folder (default_permissions), and the store's check on the same
- * modes agrees, given all of the caller's groups.  Without them (*hand),
- * the daemon creates and hands the name over (hand_over) rather than let
- * the store refuse what the kernel allowed.  w must live until
- * creds_leave().  0 or an errno.
+ * modes agrees, given all of the caller's groups.  Without them, or when
+ * the switch fails (logged), the daemon creates and hands the name over
+ * (*hand, hand_over) rather than let the store refuse what the kernel
+ * allowed.  w must live until creds_leave().
  */
-static int enter_caller(fuse_req_t req, struct writer *w, bool *hand)
+static void enter_caller(fuse_req_t req, struct writer *w, bool *hand)
 {
 	*hand = !caller_writer(req, w) && creds_can_switch();
-	if (*hand)
-		return 0;
-	return creds_enter(w) < 0 ? errno : 0;
+	if (!*hand && creds_enter(w) < 0)
+		*hand = true;
 }
 
-/* The caller's groups were not all known: name, made by the daemon, becomes the caller's. */
-static void hand_over(fuse_req_t req, int dirfd, const char *name)
+/*
+ * Not made as the caller (enter_caller): name in at ("" for at itself),
+ * made by the daemon in folder, becomes the caller's.
+ */
+static void hand_over(fuse_req_t req, int folder, int at, const char *name)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct stat st;
-	gid_t gid = fstat(dirfd, &st) == 0 && (st.st_mode & S_ISGID) ? (gid_t)-1 : c->gid;
-	if (fchownat(dirfd, name, c->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		log_warn("cannot give %s to uid %u", name, (unsigned)c->uid);
+	gid_t gid = fstat(folder, &st) == 0 && (st.st_mode & S_ISGID) ? (gid_t)-1 : c->gid;
+	if (fchownat(at, name, c->uid, gid, *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
+		log_warn("cannot give a new file to uid %u", (unsigned)c->uid);
 }
 
 enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK };
@@ -196,7 +198,8 @@ static void make_name(fuse_req_t req, fuse_ino_t parent, const char *name, enum 
 	struct writer w;
 	bool hand = false;
 	int rc = may_create(p, name);
-	if (!rc && !(rc = enter_caller(req, &w, &hand))) {
+	if (!rc) {
+		enter_caller(req, &w, &hand);
 		int r = kind == MAKE_NODE ? mknodat(p->fd, name, mode, rdev)
 			: kind == MAKE_DIR ? mkdirat(p->fd, name, mode)
 			: symlinkat(target, p->fd, name);
@@ -206,7 +209,7 @@ static void make_name(fuse_req_t req, fuse_ino_t parent, const char *name, enum 
 	if (rc)
 		return (void)fuse_reply_err(req, rc);
 	if (hand)
-		hand_over(req, p->fd, name);
+		hand_over(req, p->fd, p->fd, name);
 	arrivals_note(p->fd);	/* a copy tool filling a folder is seen by its new names */
 	struct fuse_entry_param e;
 	reply_entry_or_err(req, lli_lookup_store(p, name, &e), &e);
@@ -792,11 +795,7 @@ static int open_existing(fuse_req_t req, struct ll_inode *p, const char *name, s
 static int create_as_caller(fuse_req_t req, struct writer *w, bool *hand, struct ll_inode *parent,
 			    const char *name, int flags, mode_t mode)
 {
-	int rc = enter_caller(req, w, hand);
-	if (rc) {
-		errno = rc;
-		return -1;
-	}
+	enter_caller(req, w, hand);
 	int fd = openat(parent->fd, name, flags, mode);
 	int e = errno;
 	creds_leave();
@@ -836,7 +835,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (!existed) {
 		const struct fuse_ctx *c = fuse_req_ctx(req);
 		if (hand)
-			hand_over(req, p->fd, name);
+			hand_over(req, p->fd, p->fd, name);
 		arrivals_note(p->fd);
 		if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
 			arrivals_exclusive(p->fd, name, c->pid);
@@ -871,17 +870,14 @@ static void ll_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
 		return (void)fuse_reply_err(req, fixed_create_errno(p->kind));
 	struct writer w;
 	bool hand = false;
-	int rc = enter_caller(req, &w, &hand);
-	if (rc)
-		return (void)fuse_reply_err(req, rc);
+	enter_caller(req, &w, &hand);
 	int fd = openat(p->fd, ".", BACKING_FLAGS(fi->flags) | O_TMPFILE | O_CLOEXEC, mode);
-	rc = fd < 0 ? errno : 0;
+	int rc = fd < 0 ? errno : 0;
 	creds_leave();
 	if (rc)
 		return (void)fuse_reply_err(req, rc);
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	if (hand && fchown(fd, c->uid, (gid_t)-1) < 0)
-		log_warn("cannot give an O_TMPFILE file to uid %u", (unsigned)c->uid);
+	if (hand)
+		hand_over(req, p->fd, fd, "");
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	int pfd = open(proc, O_PATH | O_CLOEXEC);
