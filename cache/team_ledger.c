@@ -27,7 +27,19 @@
 #include "cache/team.h"
 #include "cache/team_db.h"
 
+/*
+ * The row, and the end of a presumption: an "unknown" row another mount
+ * wrote for a "sent" row of this run (it took this run for dead: its leases
+ * lapsed, see bananafs.settle_dead()) goes when this run writes another row
+ * of that request (the outcome, or the next attempt): this run was alive,
+ * and its own rows say what was spent.  One statement, so a deferred row
+ * does the same when it reaches the server.
+ */
 static const char row_sql[] =
+	"WITH presumed AS (DELETE FROM bananafs.ledger u USING bananafs.ledger s "
+	"WHERE u.request_id = $1 AND u.outcome = 'unknown' AND u.mount = $6 AND s.request_id = $1 "
+	"AND s.outcome = 'sent' AND s.attempt = u.attempt AND s.mount = $6 AND s.event_id <> '' "
+	"AND s.event_id <> $4 AND u.event_id = s.event_id || '" LEDGER_UNKNOWN_SUFFIX "') "
 	"INSERT INTO bananafs.ledger (request_id, outcome, attempt, event_id, day, time, mount, key, "
 	"model, route, size, cost_usd, billed, line) VALUES ($1, $2, $3::integer, $4, $5::date, now(), "
 	"$6, $7, $8, $9, $10, $11::float8, $12::boolean, $13::jsonb) ON CONFLICT DO NOTHING";

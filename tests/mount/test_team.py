@@ -465,6 +465,40 @@ def test_a_dead_machine_nobody_takes_over_is_recorded_unknown_after_its_lease(ma
     assert emulator.stats()["requests"] == 2
 
 
+def drop_renewals(pg, mount):
+    """As if the renewals of one mount stopped reaching the database (a network partition):
+    updates that extend the leases of its claims and reservations do nothing."""
+    pg.psql("CREATE FUNCTION public.drop_renewals() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.mount = '{mount}' AND NEW.expires > OLD.expires THEN RETURN NULL; END IF; "
+            "RETURN NEW; END $$; "
+            "CREATE TRIGGER drop_renewals BEFORE UPDATE ON bananafs.claims FOR EACH ROW "
+            "EXECUTE FUNCTION public.drop_renewals(); "
+            "CREATE TRIGGER drop_renewals BEFORE UPDATE ON bananafs.reservations FOR EACH ROW "
+            "EXECUTE FUNCTION public.drop_renewals()")
+
+
+def test_a_machine_taken_for_dead_that_answers_after_all_is_counted_once(machines, emulator, pg):
+    """A machine's renewals stop reaching the database while its plain request is on the wire:
+    after its lease the other machine takes it for dead and records its request as "unknown".
+    Then its answer comes and it writes its "ok": the presumed "unknown" row goes, so the team's
+    rows, `cost --team` and the team budget count the one paid request once."""
+    a, b = machines("a", "durable_requests = no\n"), machines("b")
+    emulator.fault("slow", 1, delay_ms=8000)
+    pa = a.path(*PRO2K, "alive.txt")
+    write(pa, "a prompt whose machine was only cut off")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM bananafs.ledger WHERE outcome = 'sent'") == "1",
+             10, "a's request on the wire, its sent row written")
+    drop_renewals(pg, pg.psql("SELECT mount FROM bananafs.ledger WHERE outcome = 'sent'"))
+    wait_for(lambda: unknown_rows(pg) == 1, 15, "b to take a for dead")
+    assert wait_done(pa, 30) == "done"
+    wait_for(lambda: unknown_rows(pg) == 0, 10, "a's ok to end the presumption")
+    st = emulator.stats()
+    assert st["requests"] == 1
+    wait_for(lambda: team_billed(pg) == st["billed_usd"], 10, "the team's rows == the bill")
+    total, rows = team_cost_total(b, pg)
+    assert rows == 1 and team_spent(b, pg) == total
+
+
 def test_two_runs_of_one_store_repeating_an_event_are_two_rows(machines, emulator, pg):
     """A job resumed after a crash repeats its attempts, under the same request id and attempt
     numbers: run 1's attempt 1 timed out (an "unknown" line, billed) and its attempt 2 was on
