@@ -13,8 +13,9 @@
  * money counts as reserved until it counts as spent.
  * Reservation ids are the pipeline's walk ids prefixed with this store's
  * id (team_db_id), so two machines' names never meet.  Leases: the row lives
- * team_lease_s and the background thread of team_db.c renews every row of
- * this mount; a mount that dies stops renewing and its reservations stop
+ * team_lease_s and the background thread of team_db.c renews it from
+ * reserve to settle (team_db_hold): a reservation whose settlement was
+ * dropped lapses like a dead mount's instead of holding budget; a mount that dies stops renewing and its reservations stop
  * counting: what its requests may have cost becomes "unknown" rows, written
  * by the mount that takes its claim over (reserve()), or by any live mount
  * once the lease has ended (reap()), or by the dead store's next run.
@@ -93,6 +94,8 @@ tb_reserve(void *st, const char *id, double usd, double ttl_s, char *why, size_t
 	rc = PQgetvalue(r, 0, 0)[0] == '\0' ? 0 : -1;
 	if (rc < 0)
 		errbuf_set(why, whylen, "%s", PQgetvalue(r, 0, 0));
+	else
+		team_db_hold(b->db, TEAM_RESERVATIONS, gid);
 	PQclear(r);
 	return rc;
 }
@@ -115,6 +118,10 @@ tb_renew(void *st, const char *id, double ttl_s)
 		return 0;	/* unreachable: the reservation stands until we can say more */
 	rc = atoi(PQcmdTuples(r)) > 0 ? 0 : -1;
 	PQclear(r);
+	if (rc == 0)
+		team_db_hold(b->db, TEAM_RESERVATIONS, gid);
+	else
+		team_db_unhold(b->db, TEAM_RESERVATIONS, gid);
 	return rc;
 }
 
@@ -130,6 +137,7 @@ tb_settle(void *st, const char *id, double actual)
 	const char *p[2] = { gid, usd };
 
 	team_db_id(b->db, id, gid);
+	team_db_unhold(b->db, TEAM_RESERVATIONS, gid);
 	snprintf(usd, sizeof(usd), "%.6f", actual > 0 ? actual : 0);
 	team_db_exec_in_order(b->db, settle_sql, 2, p);
 }

@@ -1008,14 +1008,15 @@ team_db_wait(struct team_db *t, unsigned long gen, double timeout_s)
 /* ---- the background thread ---------------------------------------------- */
 
 /*
- * Extends the lease of the rows this mount holds: the claims and slots its
- * requests hold (team_db_hold), its unsettled reservations.  Errors: the
- * next round tries again.
+ * Extends the lease of the rows this mount holds: the claims, slots and
+ * reservations its requests hold (team_db_hold).  Errors: the next round
+ * tries again.
  */
 static void
 renew_leases(struct team_db *t, PGconn *c)
 {
-	static const char *const table[TEAM_NROWS] = { "claims", "slots" };
+	static const char *const table[TEAM_NROWS] = { "claims", "slots", "reservations" };
+	static const char *const column[TEAM_NROWS] = { "owner", "owner", "id" };
 	const char *p[3];
 	char lease[32], sql[200];
 
@@ -1029,13 +1030,10 @@ renew_leases(struct team_db *t, PGconn *c)
 			continue;
 		p[2] = ids;
 		snprintf(sql, sizeof(sql), "UPDATE bananafs.%s SET expires = now() + make_interval(secs => "
-			 "$2::float8) WHERE mount = $1 AND owner = ANY ($3::text[])", table[i]);
+			 "$2::float8) WHERE mount = $1 AND %s = ANY ($3::text[])", table[i], column[i]);
 		PQclear(PQexecParams(c, sql, 3, NULL, p, NULL, NULL, 0));
 		free(ids);
 	}
-	PQclear(PQexecParams(c, "UPDATE bananafs.reservations SET expires = now() + make_interval("
-			     "secs => $2::float8) WHERE mount = $1 AND NOT settled", 2, NULL, p, NULL,
-			     NULL, 0));
 }
 
 /*

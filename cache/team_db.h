@@ -43,7 +43,7 @@ struct team_unclaimed;
 struct team_held;
 
 /* The rows of this run that the background thread renews (team_db_hold). */
-enum team_rows { TEAM_CLAIMS, TEAM_SLOTS, TEAM_NROWS };
+enum team_rows { TEAM_CLAIMS, TEAM_SLOTS, TEAM_RESERVATIONS, TEAM_NROWS };
 
 struct team_db {
 	char *conninfo;			/* from the config; no password */
@@ -143,13 +143,13 @@ int team_db_deferred(struct team_db *t);
 void team_db_exec_in_order(struct team_db *t, const char *sql, int nparams, const char *const *params);
 
 /*
- * The claims and limiter slots this run's requests hold, by team id
- * (team_db_id): the background thread renews those rows only, not every
- * row of the mount.  A row whose end could not be written (its statement
- * failed on the server twice and was dropped, or could not be kept) then
- * lapses after team_lease_s like a dead machine's, instead of holding its
- * key, or a slot of the team's max_inflight, for as long as the mount
- * lives.  hold when the row was taken (again: no-op); unhold when it
+ * The claims, limiter slots and reservations this run's requests hold, by
+ * team id (team_db_id): the background thread renews those rows only, not
+ * every row of the mount.  A row whose end could not be written (its
+ * statement failed on the server twice and was dropped, or could not be
+ * kept) then lapses after team_lease_s like a dead machine's, instead of
+ * holding its key, a slot of the team's max_inflight, or money of the
+ * team's budget for as long as the mount lives.  hold when the row was taken (again: no-op); unhold when it
  * ended, or was found taken over.
  */
 void team_db_hold(struct team_db *t, enum team_rows which, const char *id);

@@ -653,6 +653,30 @@ def test_a_batch_holds_its_keys_for_the_team_while_it_runs(machines, emulator, p
     assert png_size(pb[:-4] + ".png") == (2048, 2048)
 
 
+
+def test_a_reservation_whose_settlement_was_lost_lapses_though_its_machine_lives(machines, emulator,
+                                                                               pg):
+    """The settlement of a's reservation fails on the server (a trigger refuses it) and so
+    does its deferred retry: it is dropped.  a lives on and renews only the reservations
+    its requests still hold, so the orphaned one lapses after the lease and stops holding
+    the team's budget (it was renewed for as long as a ran before)."""
+    a = machines("a")
+    pg.psql("CREATE FUNCTION bananafs.no_settle() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'settlement refused by the test'; END $$")
+    pg.psql("CREATE TRIGGER no_settle BEFORE UPDATE ON bananafs.reservations FOR EACH ROW "
+            "WHEN (NEW.settled AND NOT OLD.settled) EXECUTE FUNCTION bananafs.no_settle()")
+    pa = a.path(*PRO2K, "unsettled.txt")
+    write(pa, "a reservation whose settlement never reached the database")
+    assert wait_done(pa) == "done"
+    wait_for(lambda: "deferred statement failed and is dropped" in a.log(), 10,
+             "a's settlement to be tried again and dropped")
+    pg.psql("DROP TRIGGER no_settle ON bananafs.reservations")
+    live = "SELECT count(*) FROM bananafs.reservations WHERE NOT settled AND expires > now()"
+    assert pg.psql("SELECT count(*) FROM bananafs.reservations WHERE NOT settled") == "1"
+    wait_for(lambda: pg.psql(live) == "0", 4 * LEASE, "the orphaned reservation to lapse")
+    assert a.proc.poll() is None, "a must still be running"
+
+
 def journaled(store):
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
