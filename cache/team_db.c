@@ -15,6 +15,7 @@
 #include "cache/team_db.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,11 +333,6 @@ pq_message(PGconn *c, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)strcspn(m, "\n"), m);
 }
 
-/*
- * Our defaults come first, so the user's conninfo overrides them: a
- * bounded connect time (libpq's own is unbounded) and a name in
- * pg_stat_activity.
- */
 /* Server notices (and the "terminating connection" of a restart) go to the debug log. */
 static void
 quiet_notice(void *arg, const char *message)
@@ -345,13 +341,51 @@ quiet_notice(void *arg, const char *message)
 	log_debug("team_db: server says: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-static PGconn *
-connect_db(const char *conninfo)
+/*
+ * Our defaults come first and the user's conninfo last (expand_dbname), so
+ * a keyword the user set overrides ours: a bounded connect time (libpq's
+ * own is unbounded), a name in pg_stat_activity, and TCP keepalives and
+ * tcp_user_timeout tied to the lease, so a remote server that went away
+ * without a word (a cut link, a dead host) fails the connection within
+ * about a lease instead of the kernel's many minutes, while a statement
+ * or the renewals wait on it.  libpq ignores them on a Unix socket.
+ */
+void
+team_db_conn_params(struct team_conn_params *p, const char *conninfo, double lease_s)
 {
-	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *const vals[] = { "5", "bananafs", conninfo, NULL };
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	static const char *const keys[] = { "connect_timeout", "application_name", "keepalives",
+					    "keepalives_idle", "keepalives_interval", "keepalives_count",
+					    "tcp_user_timeout", "dbname", NULL };
+	double lease = lease_s > 0 ? lease_s : 30;
+	int i;
 
+	/* silent for lease/3, then 3 probes lease/9 apart: dead by about 2/3 of a lease */
+	snprintf(p->buf[0], sizeof(p->buf[0]), "%d", (int)fmax(1, lease / 3));
+	snprintf(p->buf[1], sizeof(p->buf[1]), "%d", (int)fmax(1, lease / 9));
+	/* data unacknowledged for a lease: the link is dead (milliseconds) */
+	snprintf(p->buf[2], sizeof(p->buf[2]), "%ld", (long)(fmax(1, lease) * 1000));
+	for (i = 0; keys[i] != NULL; i++)
+		p->keys[i] = keys[i];
+	p->keys[i] = NULL;
+	p->vals[0] = "5";
+	p->vals[1] = "bananafs";
+	p->vals[2] = "1";
+	p->vals[3] = p->buf[0];
+	p->vals[4] = p->buf[1];
+	p->vals[5] = "3";
+	p->vals[6] = p->buf[2];
+	p->vals[7] = conninfo;
+	p->vals[8] = NULL;
+}
+
+static PGconn *
+connect_db(const char *conninfo, double lease_s)
+{
+	struct team_conn_params p;
+	PGconn *c;
+
+	team_db_conn_params(&p, conninfo, lease_s);
+	c = PQconnectdbParams(p.keys, p.vals, 1);
 	if (c != NULL)
 		PQsetNoticeProcessor(c, quiet_notice, NULL);
 	return c;
@@ -506,7 +540,7 @@ out_rollback:
 int
 team_db_probe(const char *conninfo, int *version, char *err, size_t errlen)
 {
-	PGconn *c = connect_db(conninfo);
+	PGconn *c = connect_db(conninfo, 0);
 	int v;
 
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
@@ -526,7 +560,7 @@ PGresult *
 team_db_query_once(const char *conninfo, const char *sql, int nparams, const char *const *params,
 		   char *err, size_t errlen)
 {
-	PGconn *c = connect_db(conninfo);
+	PGconn *c = connect_db(conninfo, 0);
 	PGresult *r = NULL;
 	ExecStatusType st;
 	char m[256];
@@ -572,7 +606,7 @@ ensure_conn(struct team_db *t)
 	if (t->conn != NULL)
 		PQreset(t->conn);
 	else
-		t->conn = connect_db(t->conninfo);
+		t->conn = connect_db(t->conninfo, t->lease_s);
 	if (t->conn != NULL && PQstatus(t->conn) == CONNECTION_OK) {
 		char err[512];
 
@@ -1066,7 +1100,7 @@ reap_dead(struct team_db *t, PGconn *c)
 static PGconn *
 bg_connect(struct team_db *t)
 {
-	PGconn *c = connect_db(t->conninfo);
+	PGconn *c = connect_db(t->conninfo, t->lease_s);
 	char err[256];
 
 	if (c == NULL || PQstatus(c) != CONNECTION_OK ||
@@ -1160,7 +1194,7 @@ team_db_open(struct team_db *t, const char *conninfo, double lease_s, bool allow
 		errbuf_set(err, errlen, "team_db: out of memory");
 		return -1;
 	}
-	t->conn = connect_db(conninfo);
+	t->conn = connect_db(conninfo, t->lease_s);
 	if (t->conn == NULL || PQstatus(t->conn) != CONNECTION_OK) {
 		connect_error(t->conn, err, errlen);
 		/* A refused password is a mistake to fix now, not an outage to ride out. */

@@ -180,6 +180,19 @@ int team_db_set_store(struct team_db *t, struct store *s, const char *store_id);
  */
 void team_db_id(const struct team_db *t, const char *name, char out[TEAM_ID_LEN]);
 
+/*
+ * The connection options of every team connection, for PQconnectdbParams
+ * with expand_dbname: bananafs's defaults (connect_timeout, keepalives and
+ * tcp_user_timeout tied to lease_s, 0 = 30 s) then conninfo, whose own
+ * keywords win.  p->vals point into p and conninfo.
+ */
+struct team_conn_params {
+	const char *keys[9];
+	const char *vals[9];
+	char buf[3][24];
+};
+void team_db_conn_params(struct team_conn_params *p, const char *conninfo, double lease_s);
+
 /* Whether the last statement reached the server. */
 bool team_db_online(struct team_db *t);
 
