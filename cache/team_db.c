@@ -804,11 +804,13 @@ oldest_row(const struct store_val *cols, int ncols, void *arg)
 
 /*
  * Runs the queue on c, oldest first, until one fails with the connection
- * lost.  One consumer at a time: the background thread, or team_db_close
- * after it stopped.
+ * lost or the monotonic time until has come (the background thread's next
+ * renewal: a long backlog after an outage must not let this mount's leases
+ * lapse while it replays).  One consumer at a time: the background thread,
+ * or team_db_close after it stopped.
  */
 static void
-run_deferred(struct team_db *t, PGconn *c)
+run_deferred(struct team_db *t, PGconn *c, double until)
 {
 	struct deferred_row d;
 	const char *p[TEAM_MAX_PARAMS];
@@ -820,6 +822,8 @@ run_deferred(struct team_db *t, PGconn *c)
 	int n;
 
 	for (;;) {
+		if (mono_now() >= until)
+			return;
 		pthread_mutex_lock(&t->defer_mu);
 		s = t->ndeferred > 0 ? t->store : NULL;
 		pthread_mutex_unlock(&t->defer_mu);
@@ -1142,7 +1146,7 @@ bg_main(void *arg)
 			reap_dead(t, c);
 			next_renew = now + renew_every;
 		}
-		run_deferred(t, c);
+		run_deferred(t, c, next_renew);
 		pfd.fd = PQsocket(c);
 		pfd.events = POLLIN;
 		pfd.revents = 0;
@@ -1252,7 +1256,7 @@ team_db_close(struct team_db *t)
 		/* One last try on the request connection; what is left waits in state.db. */
 		pthread_mutex_lock(&t->mu);
 		if (ensure_conn(t))
-			run_deferred(t, t->conn);
+			run_deferred(t, t->conn, INFINITY);
 		pthread_mutex_unlock(&t->mu);
 		if (t->ndeferred > 0)
 			log_warnx("team_db: %d statement(s) could not reach the team database before "

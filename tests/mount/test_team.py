@@ -677,6 +677,46 @@ def test_a_reservation_whose_settlement_was_lost_lapses_though_its_machine_lives
     assert a.proc.poll() is None, "a must still be running"
 
 
+
+def test_a_long_backlog_of_deferred_statements_does_not_let_live_claims_lapse(machines, emulator,
+                                                                            pg):
+    """a mounts again with a backlog of deferred statements that takes several leases to
+    replay (here slow ones put in its queue).  Its background thread renews the claims its
+    requests hold between them, so while it replays, its request keeps its claim: b, writing
+    the same prompt, waits for it and pays nothing (b took the claim over and paid again
+    when the whole backlog was replayed before the next renewal)."""
+    cfg = "durable_requests = no\n"
+    a = machines("a", cfg)
+    a.unmount()
+    import sqlite3
+    db = sqlite3.connect(os.path.join(a.store, "state.db"), timeout=5)
+    with db:
+        db.executemany("INSERT INTO team_deferred(sql, params) VALUES (?, '[]')",
+                       [("SELECT pg_sleep(0.5)",)] * 8 * LEASE)
+    db.close()
+    a, b = machines("a", cfg), machines("b", cfg)
+    assert deferred(a.store) > 0, "the backlog is replayed while a works"
+    emulator.fault("slow", 1, delay_ms=3 * LEASE * 1000)
+    text = "a request made while its machine replays a long backlog"
+    pa, pb = a.path(*PRO2K, "backlog.txt"), b.path(*PRO2K, "backlog.txt")
+    write(pa, text)
+    wait_for(lambda: emulator.stats()["requests"] == 1, 10, "a's request")
+    write(pb, text)
+    assert wait_done(pa, 30) == "done"
+    assert wait_done(pb, 30) == "cached"		# a's image: b paid nothing
+    assert emulator.stats()["generations"] == 1
+    wait_for(lambda: deferred(a.store) == 0, 20, "a's backlog to be replayed")
+
+
+def deferred(store):
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM team_deferred").fetchone()[0]
+    finally:
+        db.close()
+
+
 def journaled(store):
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
