@@ -11,10 +11,10 @@
  * A second connection belongs to a background thread: it LISTENs for
  * "a claim ended" notifications (team_db_wait wakes on them, with a
  * bounded poll because notifications sent while we were disconnected are
- * lost), and it renews, every lease/3 seconds, the leases of the rows this
- * mount holds (the claims and limiter slots its requests hold, see
- * team_db_hold, and its unsettled reservations): a mount that dies stops
- * renewing, and its rows expire after team_lease_s.
+ * lost), and it renews, every lease/3 seconds (between deferred
+ * statements too), the leases of the rows this mount holds (the claims,
+ * limiter slots and reservations its requests hold, see team_db_hold): a
+ * mount that dies stops renewing, and its rows expire after team_lease_s.
  *
  * The schema lives in the PostgreSQL schema "bananafs"; its version is the
  * single row of bananafs.schema_version.  team_db_open creates it on first
@@ -149,8 +149,8 @@ void team_db_exec_in_order(struct team_db *t, const char *sql, int nparams, cons
  * statement failed on the server twice and was dropped, or could not be
  * kept) then lapses after team_lease_s like a dead machine's, instead of
  * holding its key, a slot of the team's max_inflight, or money of the
- * team's budget for as long as the mount lives.  hold when the row was taken (again: no-op); unhold when it
- * ended, or was found taken over.
+ * team's budget for as long as the mount lives.  hold when the row was
+ * taken (again: no-op); unhold when it ended, or was found taken over.
  */
 void team_db_hold(struct team_db *t, enum team_rows which, const char *id);
 void team_db_unhold(struct team_db *t, enum team_rows which, const char *id);
