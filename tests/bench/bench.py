@@ -33,6 +33,7 @@ class Cfg:
             return int(os.environ.get("BENCH_" + name, quick if QUICK else full))
         self.file_mib = env("FILE_MIB", 64, 16)
         self.files = env("FILES", 10000, 1000)
+        self.small = env("SMALL", 2000, 200)
         self.reps = env("REPS", 3, 2)
         self.hits = env("HITS", 1000, 100)
         self.uncached = env("UNCACHED", 50, 10)

@@ -51,6 +51,26 @@ def stat_all(path):
     return now() - t0
 
 
+def small_files(path, n):
+    """Create (100 bytes each), lstat and unlink n small files: the work
+    of a folder of prompts and images, one round trip per step."""
+    os.makedirs(path, exist_ok=True)
+    names = [os.path.join(path, f"s{i:05d}.dat") for i in range(n)]
+    data = b"x" * 100
+    t0 = now()
+    for p in names:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+    for p in names:
+        os.lstat(p)
+    for p in names:
+        os.unlink(p)
+    t = now() - t0
+    os.rmdir(path)
+    return t
+
+
 def run(targets, native_dir, cfg, cold_ok):
     """targets: [(name, dir)] with the native folder first; those named
     "bananafs..." are measured, the others are baselines.  Returns rows
@@ -69,7 +89,7 @@ def run(targets, native_dir, cfg, cold_ok):
     empty = os.path.join(native_dir, "empty")
     os.makedirs(empty, exist_ok=True)
     spawn = spawn_cost(empty)
-    res = {name: {k: [] for k in ("write", "cold", "warm", "ls_cold", "ls_warm", "stat_cold", "stat")}
+    res = {name: {k: [] for k in ("write", "cold", "warm", "ls_cold", "ls_warm", "stat_cold", "stat", "small")}
            for name, _ in targets}
     for _ in range(reps):
         for i, (name, d) in enumerate(targets):
@@ -97,6 +117,8 @@ def run(targets, native_dir, cfg, cold_ok):
             ls_l(os.path.join(d, "many"))
             res[name]["ls_warm"].append(ls_l(os.path.join(d, "many")) - spawn)
             res[name]["stat"].append(stat_all(os.path.join(d, "many")))
+        for i, (name, d) in enumerate(targets):
+            res[name]["small"].append(small_files(os.path.join(d, f"small-{i}"), cfg.small))
     for i, (name, d) in enumerate(targets):
         os.unlink(os.path.join(d, f"w-{i}.bin"))
 
@@ -111,6 +133,7 @@ def run(targets, native_dir, cfg, cold_ok):
         ("ls_warm", f"ls -l {cfg.files} files, warm", "≤ 2× native", ls_note),
         ("stat_cold", f"lstat {cfg.files} files, cold", "", cold_note),
         ("stat", f"lstat {cfg.files} files, warm", "≤ 1.5× native", ""),
+        ("small", f"create+lstat+unlink {cfg.small} small files", "", ""),
     ]
     mine = [name for name, _ in targets if name.startswith("bananafs")]
     rows = []
