@@ -708,22 +708,22 @@ def test_a_long_backlog_of_deferred_statements_does_not_let_live_claims_lapse(ma
     wait_for(lambda: deferred(a.store) == 0, 20, "a's backlog to be replayed")
 
 
-def deferred(store):
+def state_rows(store, table):
+    """How many rows a table of the store's state.db holds (read-only)."""
     import sqlite3
     db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
     try:
-        return db.execute("SELECT count(*) FROM team_deferred").fetchone()[0]
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         db.close()
+
+
+def deferred(store):
+    return state_rows(store, "team_deferred")
 
 
 def journaled(store):
-    import sqlite3
-    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute("SELECT count(*) FROM interactions").fetchone()[0]
-    finally:
-        db.close()
+    return state_rows(store, "interactions")
 
 
 def test_kill9_and_remount_records_no_unknown_and_cost_equals_the_bill(machines, emulator, pg):
@@ -775,15 +775,6 @@ def test_database_restart_mid_run_pays_nothing_twice(machines, emulator, pg):
     wait_for(lambda: round(float(pg.psql("SELECT coalesce(sum(cost_usd), 0) FROM bananafs.ledger "
                                          "WHERE billed")), 9) == emulator.stats()["billed_usd"],
              20, "the ledger rows of the outage")
-
-
-def deferred(store):
-    import sqlite3
-    db = sqlite3.connect(f"file:{os.path.join(store, 'state.db')}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute("SELECT count(*) FROM team_deferred").fetchone()[0]
-    finally:
-        db.close()
 
 
 def test_rows_deferred_while_the_database_is_away_survive_kill9(machines, emulator, pg):
