@@ -675,10 +675,12 @@ static int fh_new(fuse_req_t req, int fd, struct fuse_file_info *fi, bool dirty)
  * bytes until then).
  * The set-id bits a write drops are dropped by ll_write_buf here.
  */
-static void write_only_uncached(struct fuse_file_info *fi, struct fh *h)
+static void write_only_uncached(struct fuse_file_info *fi, struct fh *h, struct ll_inode *n)
 {
-	if ((fi->flags & O_ACCMODE) != O_WRONLY || h->backing_id)
+	if ((fi->flags & O_ACCMODE) != O_WRONLY || h->backing_id) {
+		atomic_store(&n->page_cached, true);
 		return;
+	}
 	fi->direct_io = 1;
 	h->uncached_write = true;
 }
@@ -739,7 +741,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (h->backing_id && writing)
 		drop_setid_for(req, fd, false);
 #endif
-	write_only_uncached(fi, h);
+	write_only_uncached(fi, h, n);
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* the open was interrupted */
 #ifdef FUSE_CAP_PASSTHROUGH
 		passthrough_release(req, n, h);
@@ -854,7 +856,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		passthrough_open(req, lli_get(e.ino), lli_rel(p, name, rel, sizeof(rel)) == 0 ? rel : NULL,
 				 fd, fi, fh_of(fi));
 #endif
-	write_only_uncached(fi, fh_of(fi));
+	write_only_uncached(fi, fh_of(fi), lli_get(e.ino));
 	fuse_reply_create(req, &e, fi);
 }
 
@@ -895,7 +897,7 @@ static void ll_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
 	if (passthrough)
 		passthrough_open(req, lli_get(e.ino), NULL, fd, fi, fh_of(fi));
 #endif
-	write_only_uncached(fi, fh_of(fi));
+	write_only_uncached(fi, fh_of(fi), lli_get(e.ino));
 	fuse_reply_create(req, &e, fi);
 }
 #endif
@@ -992,10 +994,15 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
 	char rel[PATH_MAX];
-	/* The kernel holds no lock of the inode while it waits for FLUSH. */
+	/*
+	 * The kernel holds no lock of the inode while it waits for FLUSH.  Only
+	 * an inode opened through the page cache can have pages to drop: a file
+	 * only ever written write-only (a copy, a new prompt) skips the notice.
+	 */
 	if (h && h->wrote) {
 		h->wrote = false;
-		fuse_lowlevel_notify_inval_inode(ll_se, ino, 0, 0);
+		if (atomic_load(&lli_get(ino)->page_cached))
+			fuse_lowlevel_notify_inval_inode(ll_se, ino, 0, 0);
 	}
 	if (h && h->kind == FH_FILE && trigger_is_dirty(h->dev, h->ino) &&
 	    lli_rel(lli_get(ino), NULL, rel, sizeof(rel)) == 0)

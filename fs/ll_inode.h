@@ -23,6 +23,7 @@
 #define BANANAFS_FS_LL_INODE_H
 
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include "fs/bfs.h"
@@ -49,6 +50,7 @@ struct ll_inode {
 	char *up_name;			/* all three protected by the table lock */
 	bool unnamed;			/* USER: a prompt written where no path names it; the table lock */
 	bool per_name;			/* USER: a cache object's name, keyed by up_* too; the table lock */
+	atomic_bool page_cached;	/* USER: opened through the page cache since looked up (fs/ll.c ll_flush) */
 	struct ll_inode *next;		/* hash chain, protected by the table lock */
 };
 
