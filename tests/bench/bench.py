@@ -4,7 +4,7 @@ and the ratio, all measured in this run.  Exits non-zero only when a
 correctness check fails (a prompt paid twice, a wrong image), never on time.
 
 Sizes come from the environment (BENCH_QUICK=1 shrinks them all):
-BENCH_FILE_MIB, BENCH_FILES, BENCH_REPS, BENCH_HITS, BENCH_UNCACHED,
+BENCH_FILE_MIB, BENCH_FILES, BENCH_REPS, BENCH_COLD_REPS, BENCH_HITS, BENCH_UNCACHED,
 BENCH_CONCURRENT, BENCH_PROMPTS, BENCH_INFLIGHT, BENCH_LATENCY_MS,
 BENCH_STARTUPS; BENCH_ONLY=1,2,... runs some groups; BENCH_MD=FILE also
 writes the table as Markdown."""
@@ -35,6 +35,7 @@ class Cfg:
         self.files = env("FILES", 10000, 1000)
         self.small = env("SMALL", 2000, 200)
         self.reps = env("REPS", 3, 2)
+        self.cold_reps = env("COLD_REPS", 9, 4)
         self.hits = env("HITS", 1000, 100)
         self.uncached = env("UNCACHED", 50, 10)
         self.concurrent = env("CONCURRENT", 100, 20)

@@ -77,6 +77,7 @@ def run(targets, native_dir, cfg, cold_ok):
     comparing each bananafs frontend to each baseline."""
     size = cfg.file_mib << 20
     reps = cfg.reps
+    cold_rounds = max(1, -(-cfg.cold_reps // reps))	# per repetition
     src = os.path.join(native_dir, "seq.bin")
     write_file(src, size)
     with open(src, "rb+") as f:
@@ -101,12 +102,21 @@ def run(targets, native_dir, cfg, cold_ok):
             if cold_ok:
                 drop_caches()
             res[name]["write"].append(write_file(os.path.join(d, f"w-{i}.bin"), size))
-        for _, (name, d) in order:
-            if cold_ok:
-                drop_caches()
-            t, n = read_file(os.path.join(d, "seq.bin"))
-            assert n == size, f"{name}: read {n} of {size} bytes"
-            res[name]["cold"].append(t)
+        # Cold reads in rounds, each target once a round after its own cache
+        # drop, each round starting at the next target; the ratio is the
+        # median of the rounds' ratios.  A 64 MiB cold read here swings
+        # ±20 % and more from one read to the next with the disk and the
+        # other work on the machine, which three medians did not settle
+        # (0.87-1.08x one run to the next); reads in the same round meet
+        # the same moment.
+        for k in range(cold_rounds):
+            r = rep * cold_rounds + k
+            for _, (name, d) in indexed[r % len(indexed):] + indexed[:r % len(indexed)]:
+                if cold_ok:
+                    drop_caches()
+                t, n = read_file(os.path.join(d, "seq.bin"))
+                assert n == size, f"{name}: read {n} of {size} bytes"
+                res[name]["cold"].append(t)
         # Warm: each target alone after a cache drop, read twice first.  A
         # file's pages read faster once they are on the active list (its
         # second read, 15 % here), and pages filled first after a drop read
@@ -136,6 +146,7 @@ def run(targets, native_dir, cfg, cold_ok):
 
     mib = cfg.file_mib
     cold_note = "" if cold_ok else "not cold: no root to drop caches"
+    paired_note = f"ratio: median of {reps * cold_rounds} paired rounds"
     ls_note = f"ls start-up ({spawn * 1e3:.1f} ms) taken off"
     tests = [
         ("write", f"seq write {mib} MiB (to close)", "≤ libfuse passthrough", ""),
@@ -158,6 +169,11 @@ def run(targets, native_dir, cfg, cold_ok):
                     continue
                 goal_here = "≤ libfuse passthrough_ll" if name.startswith("libfuse passthrough_ll") \
                     else goal
+                paired, note_here = None, note
+                if key == "cold":
+                    paired = median([a / b for a, b in zip(res[bfs][key], res[name][key])])
+                    note_here = (paired_note + " " + note).strip()
                 rows.append(Row("1", f"{what} [{label} frontend]" if label else what, value, "s",
-                                name, median(res[name][key]), goal_here, note))
+                                name, median(res[name][key]), goal_here, note_here,
+                                paired_ratio=paired))
     return rows

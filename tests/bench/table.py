@@ -3,15 +3,20 @@
 
 class Row:
     def __init__(self, section, what, value, unit, base_name=None, base_value=None,
-                 goal="", note="", lower_is_better=True):
+                 goal="", note="", lower_is_better=True, paired_ratio=None):
         self.section, self.what = section, what
         self.value, self.unit = value, unit
         self.base_name, self.base_value = base_name, base_value
         self.goal, self.note = goal, note
         self.lower_is_better = lower_is_better
+        self.paired_ratio = paired_ratio
 
     @property
     def ratio(self):
+        """value / base_value, or the median of ratios taken pair by pair
+        when the row measured in pairs (its note says so)."""
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.value is None or not self.base_value:
             return None
         return self.value / self.base_value
