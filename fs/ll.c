@@ -697,6 +697,23 @@ static void write_only_uncached(struct fuse_file_info *fi, struct fh *h, struct 
 	h->uncached_write = true;
 }
 
+/*
+ * A file opened for reading is read ahead twice as far in the store
+ * (POSIX_FADV_SEQUENTIAL doubles the store's readahead window for fd).
+ * The kernel asks the daemon 128 KiB at a time, a round trip each, and a
+ * store window no larger than that leaves the disk idle between them:
+ * with the common 128 KiB window, a cold 64 MiB read through the mount
+ * took 114 ms, with this 61 ms (native 45; medians of 7 paired rounds).
+ * With this machine's 8 MiB window it changed nothing.  The window still
+ * grows only while reads stay sequential: reading a file's header costs
+ * what it did.
+ */
+static void read_ahead_further(int fd, const struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_WRONLY)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ll_inode *n = lli_get(ino);
@@ -734,6 +751,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, errno);
 	if (writing && (fi->flags & O_TRUNC))
 		drop_setid_for(req, fd, true);
+	read_ahead_further(fd, fi);
 	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
 		return (void)fuse_reply_err(req, rc);
 	/*
