@@ -72,11 +72,9 @@ static unsigned long long start_time(pid_t pid)
 	return t;
 }
 
-void arrivals_note(int dirfd)
+void arrivals_note(dev_t dev, ino_t ino)
 {
-	struct stat st;
-	if (fstat(dirfd, &st) < 0)
-		return;
+	struct stat st = { .st_dev = dev, .st_ino = ino };
 	double now = mono_now();
 	pthread_mutex_lock(&mu);
 	struct slot *s = &slots[slot_of(&st)];
@@ -86,17 +84,23 @@ void arrivals_note(int dirfd)
 	pthread_mutex_unlock(&mu);
 }
 
+/* A file's statx as a maker record's key. */
+static void statx_key(const struct statx *sx, struct maker *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+	k->ino = sx->stx_ino;
+	if (sx->stx_mask & STATX_BTIME)
+		k->born = sx->stx_btime;
+}
+
 /* The file name in dirfd as a maker record's key; false when it cannot be read. */
 static bool file_key(int dirfd, const char *name, struct maker *k)
 {
 	struct statx sx;
 	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &sx) < 0)
 		return false;
-	memset(k, 0, sizeof(*k));
-	k->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-	k->ino = sx.stx_ino;
-	if (sx.stx_mask & STATX_BTIME)
-		k->born = sx.stx_btime;
+	statx_key(&sx, k);
 	return true;
 }
 
@@ -106,11 +110,12 @@ static unsigned maker_slot(const struct maker *k)
 	return slot_of(&st);
 }
 
-void arrivals_exclusive(int dirfd, const char *name, pid_t pid)
+void arrivals_exclusive(const struct statx *sx, pid_t pid)
 {
 	struct maker k;
-	if (pid <= 0 || !file_key(dirfd, name, &k))
+	if (pid <= 0)
 		return;
+	statx_key(sx, &k);
 	pthread_mutex_lock(&mu);
 	bool known = pid == last_pid;
 	unsigned long long t = last_start;

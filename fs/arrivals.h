@@ -16,12 +16,16 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
-/* A name was created in the folder dirfd (every create of fs/ll.c). */
-void arrivals_note(int dirfd);
-/* The process pid (0: unknown) created name in dirfd with O_EXCL. */
-void arrivals_exclusive(int dirfd, const char *name, pid_t pid);
+/* A name was created in the folder (dev, ino) (every create of fs/ll.c). */
+void arrivals_note(dev_t dev, ino_t ino);
+/*
+ * The process pid (0: unknown) created a file with O_EXCL; sx is its
+ * statx (STATX_INO, and STATX_BTIME when the store keeps it).
+ */
+void arrivals_exclusive(const struct statx *sx, pid_t pid);
 
 struct arrivals {
 	uint64_t count;			/* names created so far */

@@ -31,9 +31,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cache/beneath.h"
 #include "cache/log.h"
+#include "cache/prompt.h"
 #include "fs/arrivals.h"
 #include "fs/creds.h"
 #include "fs/ctlfiles.h"
@@ -210,7 +212,7 @@ static void make_name(fuse_req_t req, fuse_ino_t parent, const char *name, enum 
 		return (void)fuse_reply_err(req, rc);
 	if (hand)
 		hand_over(req, p->fd, p->fd, name);
-	arrivals_note(p->fd);	/* a copy tool filling a folder is seen by its new names */
+	arrivals_note(p->dev, p->ino);	/* a copy tool filling a folder is seen by its new names */
 	struct fuse_entry_param e;
 	reply_entry_or_err(req, lli_lookup_store(p, name, &e), &e);
 }
@@ -552,7 +554,8 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	int rc = may_change(p, name);
 	if (rc)
 		return (void)fuse_reply_err(req, rc);
-	bool known = lli_rel(p, name, rel, sizeof(rel)) == 0;
+	/* Only a prompt's name has a status to forget (trigger_gone): others need no path. */
+	bool known = prompt_name_triggers(name) && lli_rel(p, name, rel, sizeof(rel)) == 0;
 	if (unlinkat(p->fd, name, flags) < 0)
 		return (void)fuse_reply_err(req, errno);
 	if (known)
@@ -632,21 +635,26 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 /* ------------------------------------------------------------------ */
 /* Files                                                               */
 
-/* Wraps an open backing fd in a handle and counts it for the trigger.  0 or an errno. */
-static int fh_new(fuse_req_t req, int fd, struct fuse_file_info *fi, bool dirty)
+/*
+ * Wraps an open backing fd in a handle and counts it for the trigger; st:
+ * fd's attributes when the caller has them, else NULL.  0 or an errno.
+ */
+static int fh_new(fuse_req_t req, int fd, struct fuse_file_info *fi, bool dirty, const struct stat *st)
 {
-	struct stat st;
+	struct stat own;
 	struct fh *h = calloc(1, sizeof(*h));
-	if (!h || fstat(fd, &st) < 0) {
+	if (!h || (!st && fstat(fd, &own) < 0)) {
 		int e = h ? errno : ENOMEM;
 		free(h);
 		close(fd);
 		return e;
 	}
+	if (!st)
+		st = &own;
 	h->kind = FH_FILE;
 	h->fd = fd;
-	h->dev = st.st_dev;
-	h->ino = st.st_ino;
+	h->dev = st->st_dev;
+	h->ino = st->st_ino;
 	fi->fh = (uintptr_t)h;
 	/*
 	 * Every change comes through us: the pages stay right, and a warm read
@@ -752,7 +760,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (writing && (fi->flags & O_TRUNC))
 		drop_setid_for(req, fd, true);
 	read_ahead_further(fd, fi);
-	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0)) != 0)
+	if ((rc = fh_new(req, fd, fi, (fi->flags & O_TRUNC) != 0, NULL)) != 0)
 		return (void)fuse_reply_err(req, rc);
 	/*
 	 * close() of a read-only open has nothing to tell the trigger (the
@@ -823,6 +831,50 @@ static int open_existing(fuse_req_t req, struct ll_inode *p, const char *name, s
 	return fd;
 }
 
+/* statx's answer as stat(2) gives it. */
+static void stat_from_statx(const struct statx *sx, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+	st->st_ino = sx->stx_ino;
+	st->st_mode = sx->stx_mode;
+	st->st_nlink = sx->stx_nlink;
+	st->st_uid = sx->stx_uid;
+	st->st_gid = sx->stx_gid;
+	st->st_rdev = makedev(sx->stx_rdev_major, sx->stx_rdev_minor);
+	st->st_size = (off_t)sx->stx_size;
+	st->st_blksize = (blksize_t)sx->stx_blksize;
+	st->st_blocks = (blkcnt_t)sx->stx_blocks;
+	st->st_atim = (struct timespec){ sx->stx_atime.tv_sec, sx->stx_atime.tv_nsec };
+	st->st_mtim = (struct timespec){ sx->stx_mtime.tv_sec, sx->stx_mtime.tv_nsec };
+	st->st_ctim = (struct timespec){ sx->stx_ctime.tv_sec, sx->stx_ctime.tv_nsec };
+}
+
+/*
+ * The file fd just created as name in p enters the inode table (one
+ * kernel reference, e filled, *st its attributes) and the folder's
+ * arrivals.  One statx answers the reply, the handle and the arrivals;
+ * the inode's O_PATH fd is opened from fd itself, so it is the created
+ * file even when another has taken the name since.  0 or an errno.
+ */
+static int enter_created(fuse_req_t req, struct ll_inode *p, const char *name, int fd,
+			 const struct fuse_file_info *fi, struct stat *st, struct fuse_entry_param *e)
+{
+	struct statx sx;
+	char proc[64];
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
+		return errno;
+	stat_from_statx(&sx, st);
+	arrivals_note(p->dev, p->ino);
+	if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
+		arrivals_exclusive(&sx, fuse_req_ctx(req)->pid);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int pfd = open(proc, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return errno;
+	return lli_enter_created(p, name, pfd, st, e);
+}
+
 /* openat(O_CREAT) in parent as the caller (enter_caller): the fd, or -1 with errno. */
 static int create_as_caller(fuse_req_t req, struct writer *w, bool *hand, struct ll_inode *parent,
 			    const char *name, int flags, mode_t mode)
@@ -864,19 +916,16 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
+	struct stat st;
 	if (!existed) {
-		const struct fuse_ctx *c = fuse_req_ctx(req);
 		if (hand)
 			hand_over(req, p->fd, p->fd, name);
-		arrivals_note(p->fd);
-		if (fi->flags & O_EXCL)		/* how copy tools create: fs/settle.h */
-			arrivals_exclusive(p->fd, name, c->pid);
-		if ((rc = lli_lookup_store(p, name, &e)) != 0) {
+		if ((rc = enter_created(req, p, name, fd, fi, &st, &e)) != 0) {
 			close(fd);
 			return (void)fuse_reply_err(req, rc);
 		}
 	}
-	if ((rc = fh_new(req, fd, fi, !existed || (fi->flags & O_TRUNC))) != 0) {
+	if ((rc = fh_new(req, fd, fi, !existed || (fi->flags & O_TRUNC), existed ? NULL : &st)) != 0) {
 		lli_forget(lli_get(e.ino), 1);
 		return (void)fuse_reply_err(req, rc);
 	}
@@ -919,7 +968,7 @@ static void ll_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
 		close(fd);
 		return (void)fuse_reply_err(req, rc);
 	}
-	if ((rc = fh_new(req, fd, fi, true)) != 0) {
+	if ((rc = fh_new(req, fd, fi, true, NULL)) != 0) {
 		lli_forget(lli_get(e.ino), 1);
 		return (void)fuse_reply_err(req, rc);
 	}
@@ -1026,6 +1075,7 @@ static void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
+	struct ll_inode *n = lli_get(ino);
 	char rel[PATH_MAX];
 	/*
 	 * The kernel holds no lock of the inode while it waits for FLUSH.  Only
@@ -1034,11 +1084,12 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 */
 	if (h && h->wrote) {
 		h->wrote = false;
-		if (atomic_load(&lli_get(ino)->page_cached))
+		if (atomic_load(&n->page_cached))
 			fuse_lowlevel_notify_inval_inode(ll_se, ino, 0, 0);
 	}
-	if (h && h->kind == FH_FILE && trigger_is_dirty(h->dev, h->ino) &&
-	    lli_rel(lli_get(ino), NULL, rel, sizeof(rel)) == 0)
+	/* A file no prompt's name ever reached (a copy, a small file) is not asked for its path. */
+	if (h && h->kind == FH_FILE && lli_may_be_prompt(n) && trigger_is_dirty(h->dev, h->ino) &&
+	    lli_rel(n, NULL, rel, sizeof(rel)) == 0)
 	{
 		struct writer w;
 		caller_writer(req, &w);
@@ -1059,7 +1110,7 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 #endif
 		close(h->fd);
 		struct writer w;
-		if (trigger_close(h->dev, h->ino, &w)) {
+		if (trigger_close(h->dev, h->ino, &w) && lli_may_be_prompt(lli_get(ino))) {
 			int rc = lli_rel(lli_get(ino), NULL, rel, sizeof(rel));
 			if (!rc)
 				trigger_written(ll_b, rel, &w);

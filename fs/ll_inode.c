@@ -224,13 +224,16 @@ static void seen_locked(struct ll_inode *n, const struct ll_inode *parent, const
 /*
  * Enters the store inode behind fd (O_PATH, owned), found as name in
  * parent (both NULL for a size folder), into the table with one more
- * kernel reference and fills e.  fd is closed when the inode is known.
+ * kernel reference and fills e, with st as its attributes when given.
+ * fd is closed when the inode is known.
  */
-static int enter(int fd, enum node_kind kind, const struct model_info *model,
+static int enter(int fd, const struct stat *st, enum node_kind kind, const struct model_info *model,
 		 const struct ll_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+	if (st) {
+		e->attr = *st;
+	} else if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		int err = errno;
 		close(fd);
 		return err;
@@ -258,6 +261,8 @@ static int enter(int fd, enum node_kind kind, const struct model_info *model,
 	}
 	if (parent)
 		seen_locked(n, parent, name);
+	if (e->attr.st_nlink > 1)	/* lli_rel may find it under another name (other_name) */
+		atomic_store(&n->maybe_prompt, true);
 	n->nlookup++;
 	pthread_mutex_unlock(&tab_mu);
 	e->ino = lli_id(n);
@@ -268,6 +273,8 @@ static int enter(int fd, enum node_kind kind, const struct model_info *model,
 /* Under tab_mu: n was seen as name in parent. */
 static void seen_locked(struct ll_inode *n, const struct ll_inode *parent, const char *name)
 {
+	if (prompt_name_triggers(name))
+		atomic_store(&n->maybe_prompt, true);
 	if (n->up_name && n->up_dev == parent->dev && n->up_ino == parent->ino && !strcmp(n->up_name, name))
 		return;
 	char *copy = strdup(name);
@@ -284,12 +291,23 @@ int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entr
 	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	return enter(fd, NODE_USER, NULL, parent, name, e);
+	return enter(fd, NULL, NODE_USER, NULL, parent, name, e);
+}
+
+int lli_enter_created(struct ll_inode *parent, const char *name, int fd, const struct stat *st,
+		      struct fuse_entry_param *e)
+{
+	return enter(fd, st, NODE_USER, NULL, parent, name, e);
 }
 
 int lli_enter_unnamed(int fd, struct fuse_entry_param *e)
 {
-	return enter(fd, NODE_USER, NULL, NULL, NULL, e);
+	return enter(fd, NULL, NODE_USER, NULL, NULL, NULL, e);
+}
+
+bool lli_may_be_prompt(const struct ll_inode *n)
+{
+	return atomic_load(&n->maybe_prompt);
 }
 
 void lli_mark_unnamed(struct ll_inode *n)
@@ -343,7 +361,7 @@ int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_para
 		int fd = openat(lb->tree_fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return errno;
-		return enter(fd, NODE_SIZE, parent->model, NULL, NULL, e);
+		return enter(fd, NULL, NODE_SIZE, parent->model, NULL, NULL, e);
 	}
 	if (!f)
 		return parent->kind == NODE_ALIAS || parent->kind == NODE_CTL_FILE ? ENOTDIR : ENOENT;

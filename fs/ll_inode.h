@@ -51,6 +51,7 @@ struct ll_inode {
 	bool unnamed;			/* USER: a prompt written where no path names it; the table lock */
 	bool per_name;			/* USER: a cache object's name, keyed by up_* too; the table lock */
 	atomic_bool page_cached;	/* USER: opened through the page cache since looked up (fs/ll.c ll_flush) */
+	atomic_bool maybe_prompt;	/* USER: lli_rel may name a prompt (lli_may_be_prompt); set under the table lock */
 	struct ll_inode *next;		/* hash chain, protected by the table lock */
 };
 
@@ -82,6 +83,12 @@ enum node_kind lli_child_kind(const struct ll_inode *parent, const char *name,
 int lli_lookup(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
 /* The same for a store name that was just created by an fd-based call. */
 int lli_lookup_store(struct ll_inode *parent, const char *name, struct fuse_entry_param *e);
+/*
+ * The same for the file just created as name in parent: fd is an O_PATH fd
+ * on it (taken over), st its attributes, so nothing is asked again.
+ */
+int lli_enter_created(struct ll_inode *parent, const char *name, int fd, const struct stat *st,
+		      struct fuse_entry_param *e);
 /* The same for an O_PATH fd (taken over) on a file no folder names yet (O_TMPFILE). */
 int lli_enter_unnamed(int fd, struct fuse_entry_param *e);
 /* Adds one kernel reference to a store inode (LINK). */
@@ -105,6 +112,16 @@ void lli_proc(const struct ll_inode *n, char *buf, size_t len);
  * name its folder holds it under).
  */
 int lli_rel(const struct ll_inode *n, const char *name, char *buf, size_t len);
+/*
+ * Whether lli_rel of n may name a prompt (trigger_is_prompt): false only
+ * when no name n was ever seen under (looked up, created, linked, renamed
+ * to) is a prompt's and it had no other link when looked up, so that
+ * /proc/self/fd and the names it was last seen under can show only such
+ * names.  Lets a close skip asking for the path of a file that cannot be
+ * a prompt; a rename or link to a prompt's name through the mount sets it
+ * before it replies.
+ */
+bool lli_may_be_prompt(const struct ll_inode *n);
 /*
  * The inode of a cache object's name (per_name) now at name in parent, or
  * NULL; asked before a rename, since the rename changes the name it is keyed by.

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import binary, ledger, wait_done, wait_for
+from conftest import binary, ledger, png_size, wait_done, wait_for
 
 PRO1K = ("gemini-3-pro-image", "1K")
 
@@ -291,6 +291,79 @@ def test_prompt_runs_when_a_reader_closes_last(mount):
                 if e["path"].endswith("/late.txt") and e["outcome"] == "sent"}
     wait_for(lambda: len(keys_sent()) == 2, 10, "the rewritten prompt sent")
     assert wait_done(p) == "done"
+
+
+def sent_prompts(emulator):
+    return [r["prompt"] for r in emulator.requests() if r.get("status") == 200]
+
+
+def test_file_renamed_to_a_prompt_while_open_runs_at_close(mount, emulator):
+    """A close asks for the file's path only when some name it had could
+    be a prompt's (fs/ll_inode.h lli_may_be_prompt): x.dat renamed to
+    fox.txt while still open and written again must run, at its close,
+    for the final text (the rename's own job is done by then)."""
+    d = mount.path(*PRO1K)
+    x, fox = os.path.join(d, "x.dat"), os.path.join(d, "fox.txt")
+    with open(x, "w") as f:
+        f.write("a red fox")
+        f.flush()
+        os.rename(x, fox)
+        assert wait_done(fox) == "done"
+        assert sent_prompts(emulator) == ["a red fox"]
+        f.write(" in the snow")
+    wait_for(lambda: "a red fox in the snow" in sent_prompts(emulator), 20,
+             "the final text sent")
+    assert wait_done(fox) == "done"
+    assert png_size(os.path.join(d, "fox.png"))
+
+
+def test_prompt_renamed_away_while_open_is_not_sent(mount, emulator):
+    """The reverse: fox.txt renamed to x.dat while open is no prompt at its close."""
+    d = mount.path(*PRO1K)
+    fox, x = os.path.join(d, "fox.txt"), os.path.join(d, "x.dat")
+    with open(fox, "w") as f:
+        f.write("a grey wolf")
+        f.flush()
+        os.rename(fox, x)
+        f.write(" at night")
+    # A prompt written the same way afterwards is sent: the one above, had it been, came first.
+    last = os.path.join(d, "last.txt")
+    with open(last, "w") as f:
+        f.write("a last owl")
+    assert wait_done(last) == "done"
+    assert sent_prompts(emulator) == ["a last owl"]
+    assert sorted(n for n in os.listdir(d) if n.endswith(".png")) == ["last.png"]
+
+
+def test_prompt_named_by_a_link_runs_when_its_first_name_is_gone(mount, emulator):
+    """x.dat hard-linked to fox.txt while open, then x.dat unlinked: the
+    close finds the file by the name it was last seen under, a prompt's."""
+    d = mount.path(*PRO1K)
+    x, fox = os.path.join(d, "x.dat"), os.path.join(d, "fox.txt")
+    with open(x, "w") as f:
+        f.write("a fox behind a link")
+        f.flush()
+        os.link(x, fox)
+        os.unlink(x)
+    wait_for(lambda: "a fox behind a link" in sent_prompts(emulator), 20, "the prompt sent")
+    assert wait_done(fox) == "done"
+
+
+def test_prompt_linked_before_the_mount_saw_it_runs(mount, emulator):
+    """a.dat and b.txt are one file in the store before the mount looked
+    either up: written through a.dat, which is then removed, it is the
+    prompt b.txt at its close (its folder is searched for its other name)."""
+    d = mount.path(*PRO1K)
+    store = os.path.join(mount.store, "tree", *PRO1K)
+    with open(os.path.join(store, "a.dat"), "w") as f:
+        f.write("old")
+    os.link(os.path.join(store, "a.dat"), os.path.join(store, "b.txt"))
+    with open(os.path.join(d, "a.dat"), "w") as f:
+        f.write("a whale under a linked name")
+        f.flush()
+        os.unlink(os.path.join(d, "a.dat"))
+    wait_for(lambda: "a whale under a linked name" in sent_prompts(emulator), 20, "the prompt sent")
+    assert wait_done(os.path.join(d, "b.txt")) == "done"
 
 
 def built_fuse_version():
