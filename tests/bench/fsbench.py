@@ -4,6 +4,7 @@ does the same sequential write/read and the same ls -l / lstat of every
 name in a folder, cold (caches dropped) and warm."""
 import os
 import subprocess
+import sys
 
 from procs import drop_caches, median, now
 from table import Row
@@ -144,6 +145,9 @@ def run(targets, native_dir, cfg, cold_ok):
     for i, (name, d) in enumerate(targets):
         os.unlink(os.path.join(d, f"w-{i}.bin"))
 
+    for name, _ in targets:	# the rounds behind the cold row's medians, in round order
+        print(f"bench: cold reads, ms, {name}: " + " ".join(f"{t * 1e3:.0f}" for t in res[name]["cold"]),
+              file=sys.stderr, flush=True)
     mib = cfg.file_mib
     cold_note = "" if cold_ok else "not cold: no root to drop caches"
     paired_note = f"ratio: median of {reps * cold_rounds} paired rounds"
