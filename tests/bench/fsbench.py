@@ -68,12 +68,13 @@ def small_files(dirs, n, start):
     repetitions cannot give every target every place.  Whole steps in turns
     would not do: a target's files would wait for the others' between their
     create and their lstat, longer than passthrough_ll's 1 s entry timeout.
-    Returns {name: seconds}."""
+    Returns {name: [seconds of each chunk]}, chunks in the same order for
+    every target, so that a chunk's times can be paired."""
     data = b"x" * 100
     spent = {}
     for name, d in dirs:
         os.makedirs(d, exist_ok=True)
-        spent[name] = 0.0
+        spent[name] = []
     for c, first in enumerate(range(0, n, SMALL_CHUNK)):
         k = (start + c) % len(dirs)
         for name, d in dirs[k:] + dirs[:k]:
@@ -88,7 +89,7 @@ def small_files(dirs, n, start):
                 os.lstat(p)
             for p in names:
                 os.unlink(p)
-            spent[name] += now() - t0
+            spent[name].append(now() - t0)
     for _, d in dirs:
         os.rmdir(d)
     return spent
@@ -115,6 +116,7 @@ def run(targets, native_dir, cfg, cold_ok):
     spawn = spawn_cost(empty)
     res = {name: {k: [] for k in ("write", "cold", "warm", "ls_cold", "ls_warm", "stat_cold", "stat", "small")}
            for name, _ in targets}
+    small_chunks = {name: [] for name, _ in targets}
     indexed = list(enumerate(targets))	# i names each target's own files: one backing folder
     for rep in range(reps):
         # Each repetition starts at another target: where a target's pages
@@ -164,13 +166,16 @@ def run(targets, native_dir, cfg, cold_ok):
             res[name]["stat"].append(stat_all(os.path.join(d, "many")))
         small = small_files([(name, os.path.join(d, f"small-{i}")) for i, (name, d) in indexed],
                             cfg.small, rep)
-        for name, t in small.items():
-            res[name]["small"].append(t)
+        for name, chunks in small.items():
+            res[name]["small"].append(sum(chunks))
+            small_chunks[name] += chunks
     for i, (name, d) in enumerate(targets):
         os.unlink(os.path.join(d, f"w-{i}.bin"))
 
     for name, _ in targets:	# the rounds behind the cold row's medians, in round order
         print(f"bench: cold reads, ms, {name}: " + " ".join(f"{t * 1e3:.0f}" for t in res[name]["cold"]),
+              file=sys.stderr, flush=True)
+        print(f"bench: small-file chunks, ms, {name}: " + " ".join(f"{t * 1e3:.0f}" for t in small_chunks[name]),
               file=sys.stderr, flush=True)
     mib = cfg.file_mib
     cold_note = "" if cold_ok else "not cold: no root to drop caches"
@@ -201,6 +206,9 @@ def run(targets, native_dir, cfg, cold_ok):
                 if key == "cold":
                     paired = median([a / b for a, b in zip(res[bfs][key], res[name][key])])
                     note_here = (paired_note + " " + note).strip()
+                elif key == "small":
+                    paired = median([a / b for a, b in zip(small_chunks[bfs], small_chunks[name])])
+                    note_here = f"ratio: median of {len(small_chunks[bfs])} paired chunks of {SMALL_CHUNK}"
                 rows.append(Row("1", f"{what} [{label} frontend]" if label else what, value, "s",
                                 name, median(res[name][key]), goal_here, note_here,
                                 paired_ratio=paired))
